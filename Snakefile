@@ -1,0 +1,20 @@
+# inputspace: gradient descent in the input-embedding space of language models.
+# `snakemake --cores all` rebuilds everything for the config (config.yaml by default).
+
+# A --configfile replaces the default instead of being merged into it, so a config
+# names exactly the models and experiments it runs.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/models.smk"
+include: "rules/vocab.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        expand("results/models/{model}", model=MODELS),
+        expand("results/{model}/vocab.parquet", model=MODELS),

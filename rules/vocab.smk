@@ -1,0 +1,17 @@
+rule extract_vocab:
+    """Every token's input embedding (as the model consumes it) and a table describing it."""
+    input:
+        model_folder,
+    output:
+        table="results/{model}/vocab.parquet",
+        matrix="results/{model}/vocab.safetensors",
+    params:
+        chunk_size=config["vocab"]["chunk_size"],
+    log:
+        "results/logs/extract_vocab/{model}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=20,
+    script:
+        "../scripts/extract_vocab.py"

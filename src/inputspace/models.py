@@ -1,0 +1,126 @@
+"""Model access, the same for masked and causal LMs.
+
+A `LanguageModel` wraps a prepared folder. It embeds token ids exactly as the model
+consumes them through `inputs_embeds` (through `get_input_embeddings()`, including any
+scaling inside that module), and returns logits only at each sequence's prediction
+site: the mask position of a masked LM, the last real position of a causal LM.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from inputspace.errors import InputspaceError
+from inputspace.sources import auto_class, read_manifest
+
+
+@dataclass
+class LanguageModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    manifest: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.manifest["kind"]
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.get_input_embeddings().num_embeddings
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.model.get_input_embeddings().embedding_dim
+
+    @property
+    def special_ids(self) -> list[int]:
+        return list(self.manifest["special_token_ids"]["all"])
+
+    @property
+    def mask_id(self) -> int | None:
+        return self.manifest["special_token_ids"]["named"]["mask"]
+
+    def embed(self, ids: Tensor) -> Tensor:
+        """Input embeddings of token ids, as `inputs_embeds` expects them."""
+        return self.model.get_input_embeddings()(ids.to(self.device))
+
+    @torch.no_grad()
+    def vocab_embeddings(self, chunk_size: int = 8192) -> Tensor:
+        """The [vocab_size, dim] matrix of every token's input embedding, on the CPU in fp32."""
+        chunks = [
+            self.embed(torch.arange(start, min(start + chunk_size, self.vocab_size))).float().cpu()
+            for start in range(0, self.vocab_size, chunk_size)
+        ]
+        return torch.cat(chunks)
+
+    def prediction_sites(self, ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Index of the prediction site of each row of a right-padded batch of ids."""
+        if self.kind == "causal":
+            return attention_mask.sum(dim=1) - 1
+        is_mask = (ids == self.mask_id) & attention_mask.bool()
+        counts = is_mask.sum(dim=1)
+        if not torch.all(counts == 1):
+            row = int(torch.nonzero(counts != 1)[0])
+            raise InputspaceError(
+                f"sequence {row} has {int(counts[row])} mask tokens; a masked LM needs exactly one "
+                "prediction site per sequence"
+            )
+        return is_mask.int().argmax(dim=1)
+
+    def logits_at(self, inputs_embeds: Tensor, attention_mask: Tensor, sites: Tensor) -> Tensor:
+        """[batch, vocab] logits at `sites` for a right-padded batch of input embeddings.
+
+        Runs the transformer body on every position but the LM head only at the sites.
+        """
+        extra = {"use_cache": False} if self.kind == "causal" else {}
+        hidden = self.model.base_model(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, **extra
+        ).last_hidden_state
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return self._head(hidden[rows, sites.to(hidden.device)])
+
+    @property
+    def _head(self) -> Callable[[Tensor], Tensor]:
+        return prediction_head(self.model, self.kind)
+
+
+def prediction_head(model: PreTrainedModel, kind: str) -> Callable[[Tensor], Tensor]:
+    """The map from the body's final hidden state to vocabulary logits."""
+    if model.config.model_type == "modernbert":
+        return lambda hidden: model.decoder(model.head(hidden))
+    head = model.get_output_embeddings()
+    if kind == "causal" and head is not None and not hasattr(model.config, "final_logit_softcapping"):
+        return head
+    raise InputspaceError(
+        f"no known prediction head for model type {model.config.model_type!r}; add it to "
+        "inputspace.models.prediction_head"
+    )
+
+
+def load(folder: Path, device: str | torch.device = "cpu") -> LanguageModel:
+    """Load a prepared model folder with frozen fp32 weights in eval mode."""
+    manifest = read_manifest(folder)
+    model = auto_class(manifest["kind"]).from_pretrained(folder, dtype=torch.float32)
+    model.requires_grad_(False).eval().to(device)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return LanguageModel(model=model, tokenizer=tokenizer, manifest=manifest)
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Right-pad id lists into (ids, attention_mask), both [batch, longest]."""
+    longest = max(len(seq) for seq in sequences)
+    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask

