@@ -11,6 +11,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/vocab.smk"
+include: "rules/geometry.smk"
 
 
 rule all:
@@ -18,3 +19,9 @@ rule all:
     input:
         expand("results/models/{model}", model=MODELS),
         expand("results/{model}/vocab.parquet", model=MODELS),
+        expand("results/figures/geometry/{model}_ellipse_spectrum.png", model=MODELS),
+        expand("results/{model}/vocab_distances.parquet", model=MODELS),
+        [
+            f"results/{model}/samples/{experiment}.safetensors"
+            for experiment, model in experiment_models("random")
+        ],

@@ -11,5 +11,7 @@ rule prepare_model:
     resources:
         mem_mb=8000,
         runtime=30,
+    conda:
+        ENV
     script:
         "../scripts/prepare_model.py"

@@ -13,5 +13,7 @@ rule extract_vocab:
     resources:
         mem_mb=8000,
         runtime=20,
+    conda:
+        ENV
     script:
         "../scripts/extract_vocab.py"

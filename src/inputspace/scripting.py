@@ -1,9 +1,8 @@
-"""What every Snakemake script needs: its log, one-line errors, all-or-nothing outputs."""
+"""What every Snakemake script needs: its log, its thread count, one-line errors."""
 
 import contextlib
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +32,3 @@ def _limit_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path; move it onto `path` only if the block succeeds."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    partial = final.with_name(final.name + ".partial")
-    try:
-        yield partial
-        os.replace(partial, final)
-    finally:
-        partial.unlink(missing_ok=True)

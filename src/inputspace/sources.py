@@ -11,10 +11,12 @@ Source kinds (the `kind` key of a model's `source` in config):
 import importlib.metadata
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub
 import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
@@ -53,6 +55,7 @@ def prepare(name: str, source: dict[str, Any], dest: Path, allow_downloads: bool
     Writes into a sibling `.partial` folder and renames it at the end, so a failure
     never leaves a half-prepared `dest` behind.
     """
+    hub_offline(not allow_downloads)
     dest = Path(dest)
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -67,6 +70,17 @@ def prepare(name: str, source: dict[str, Any], dest: Path, allow_downloads: bool
         return manifest
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def hub_offline(offline: bool) -> None:
+    """Switch the hub client's offline mode for this process and its children.
+
+    Offline, a cache miss fails at once instead of retrying the network for tens of
+    seconds.
+    """
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        huggingface_hub.constants.HF_HUB_OFFLINE = True
 
 
 def _load(name: str, source: dict[str, Any], allow_downloads: bool) -> Loaded:

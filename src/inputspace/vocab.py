@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from inputspace.models import LanguageModel
-from inputspace.scripting import atomic_output
+from inputspace.files import atomic_output, write_parquet
 
 MATRIX_KEY = "embeddings"
 
@@ -42,8 +42,7 @@ def vocabulary_table(lm: LanguageModel, matrix: Tensor) -> pd.DataFrame:
 def write(table: pd.DataFrame, matrix: Tensor, table_path: Path, matrix_path: Path) -> None:
     with atomic_output(matrix_path) as partial:
         save_file({MATRIX_KEY: matrix.contiguous()}, str(partial))
-    with atomic_output(table_path) as partial:
-        table.to_parquet(partial, index=False)
+    write_parquet(table, table_path)
 
 
 def read_matrix(path: Path) -> Tensor:

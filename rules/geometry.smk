@@ -1,0 +1,78 @@
+rule fit_ellipse:
+    """Mean and covariance (as principal axes) of the regular vocabulary embeddings."""
+    input:
+        table="results/{model}/vocab.parquet",
+        matrix="results/{model}/vocab.safetensors",
+    output:
+        ellipse="results/{model}/ellipse.safetensors",
+        spectrum="results/{model}/ellipse_spectrum.parquet",
+        figure=report(
+            "results/figures/geometry/{model}_ellipse_spectrum.png",
+            caption="../report/ellipse_spectrum.rst",
+            category="Geometry",
+            subcategory="{model}",
+        ),
+    log:
+        "results/logs/fit_ellipse/{model}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/fit_ellipse.py"
+
+
+rule sample_sequences:
+    """Random sentences whose tokens are drawn from the vocabulary's hyper-ellipse."""
+    input:
+        model=model_folder,
+        ellipse="results/{model}/ellipse.safetensors",
+        table="results/{model}/vocab.parquet",
+    output:
+        batch="results/{model}/samples/{experiment}.safetensors",
+        table="results/{model}/samples/{experiment}.parquet",
+        norms="results/{model}/samples/{experiment}_norms.json",
+        figure=report(
+            "results/figures/geometry/{model}_{experiment}_sample_norms.png",
+            caption="../report/sample_norms.rst",
+            category="Geometry",
+            subcategory="{model}",
+        ),
+    params:
+        spec=lambda wildcards: EXPERIMENTS[wildcards.experiment]["sequences"],
+        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
+    log:
+        "results/logs/sample_sequences/{model}_{experiment}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/sample_sequences.py"
+
+
+rule vocab_distances:
+    """The yardstick: distances between random vocabulary pairs and to nearest neighbours."""
+    input:
+        table="results/{model}/vocab.parquet",
+        matrix="results/{model}/vocab.safetensors",
+    output:
+        pairs="results/{model}/vocab_distances.parquet",
+        nearest="results/{model}/nearest_neighbours.parquet",
+    params:
+        pairs=config["geometry"]["distance_pairs"],
+        seed=config["geometry"]["seed"],
+    log:
+        "results/logs/vocab_distances/{model}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        ENV
+    script:
+        "../scripts/vocab_distances.py"

@@ -1,0 +1,25 @@
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
+
+from inputspace import files, geometry, models, plots, samples, scripting, vocab
+
+
+def main(snakemake):
+    lm = models.load(snakemake.input.model)
+    ellipse = geometry.load_ellipse(snakemake.input.ellipse)
+    batch = samples.sample_sentences(lm, ellipse, snakemake.params.spec, snakemake.params.seed)
+    batch.save(snakemake.output.batch)
+    files.write_parquet(batch.describe(), snakemake.output.table)
+
+    table = vocab.read_table(snakemake.input.table)
+    vocab_norms = table.norm[table.is_regular].to_numpy()
+    drawn = samples.sampled_norms(batch)
+    comparison = samples.compare_norms(drawn, vocab_norms)
+    files.write_json(comparison.as_dict(), snakemake.output.norms)
+    title = f"{snakemake.wildcards.model} / {snakemake.wildcards.experiment}\nsampled vs vocabulary norms"
+    plots.norm_comparison(drawn, vocab_norms, comparison.ks_statistic, title, snakemake.output.figure)
+    print(f"{len(batch)} sequences, {drawn.size} sampled points; KS {comparison.ks_statistic:.3f}")
+
+
+scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

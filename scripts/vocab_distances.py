@@ -1,0 +1,22 @@
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
+
+import torch
+
+from inputspace import files, geometry, scripting, vocab
+
+
+def main(snakemake):
+    table = vocab.read_table(snakemake.input.table)
+    matrix = vocab.read_matrix(snakemake.input.matrix)
+    generator = torch.Generator().manual_seed(snakemake.params.seed)
+    pairs = geometry.random_pair_table(matrix, table, snakemake.params.pairs, generator)
+    files.write_parquet(pairs, snakemake.output.pairs)
+    nearest = geometry.nearest_neighbour_table(matrix, table)
+    files.write_parquet(nearest, snakemake.output.nearest)
+    print(f"median random-pair distance {pairs.euclidean.median():.4g}, "
+          f"median nearest-neighbour distance {nearest.euclidean.median():.4g}")
+
+
+scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)
