@@ -98,14 +98,14 @@ def nearest_tokens(
     Scans in chunks of queries so memory stays at chunk_size x len(candidates).
     """
     vocab = matrix[candidates]
-    vocab_sq = (vocab * vocab).sum(dim=1)
-    vocab_unit = vocab / vocab.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    vocab_norm = vocab.norm(dim=1)
     results: list[tuple[Tensor, ...]] = []
     for start in range(0, queries.shape[0], chunk_size):
         q = queries[start : start + chunk_size]
-        dots = q @ vocab.T
-        squared = (q * q).sum(dim=1, keepdim=True) - 2 * dots + vocab_sq
-        cosines = (q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)) @ vocab_unit.T
+        q_norm = q.norm(dim=1, keepdim=True)
+        dots = q @ vocab.T  # one matmul serves both measures
+        squared = q_norm**2 - 2 * dots + vocab_norm**2
+        cosines = dots / (q_norm * vocab_norm).clamp_min(1e-12)
         if exclude is not None:
             banned = candidates.unsqueeze(0) == exclude[start : start + chunk_size].unsqueeze(1)
             squared = squared.masked_fill(banned, float("inf"))

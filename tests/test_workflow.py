@@ -1,0 +1,112 @@
+"""The workflow through the snakemake command line, on tiny random models."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1200)
+
+
+def write_config(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def tiny_config() -> dict:
+    return yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(REPO / "configs/tiny.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_tiny_workflow_builds_every_target(tiny_run):
+    results = tiny_run / "results"
+    for model, kind in (("tiny_modernbert", "masked"), ("tiny_llama", "causal")):
+        manifest = json.loads((results / "models" / model / "manifest.json").read_text())
+        assert manifest["kind"] == kind
+        vocab = pd.read_parquet(results / model / "vocab.parquet")
+        assert len(vocab) == manifest["vocab_size"]
+        assert (results / model / "ellipse.safetensors").is_file()
+        assert (results / "figures/geometry" / f"{model}_ellipse_spectrum.png").stat().st_size > 10_000
+        pairs = pd.read_parquet(results / model / "vocab_distances.parquet")
+        assert len(pairs) == 200  # configs/tiny.yaml: geometry.distance_pairs
+        samples = pd.read_parquet(results / model / "samples/random_sentences.parquet")
+        assert len(samples) == 8 and samples.n_optimised.between(3, 8).all()
+        norms = json.loads((results / model / "samples/random_sentences_norms.json").read_text())
+        assert 0.0 <= norms["ks_statistic"] <= 1.0
+    assert not list(results.rglob("*.partial"))
+
+
+def test_rerun_has_nothing_to_do(tiny_run):
+    result = snakemake(tiny_run, "-n", "--configfile", str(REPO / "configs/tiny.yaml"))
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_paper_config_dry_runs_offline(tmp_path):
+    result = snakemake(tmp_path, "-n", "--configfile", str(REPO / "configs/paper.yaml"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "prepare_model" in result.stdout
+
+
+def test_lint_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("inputspace")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_config_error_is_one_line(tmp_path):
+    config = tiny_config()
+    config["experiments"]["random_sentences"]["sequences"]["count"] = -3
+    result = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)))
+    line = one_line_error(result)
+    assert "experiments.random_sentences.sequences.count" in line and "minimum of 1" in line
+
+
+def test_bad_pairs_file_names_the_line(tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("source\ttarget\nA dog is a [MASK].\tA cat is a [MASK].\nNo site.\tA cat is a [MASK].\n")
+    config = tiny_config()
+    config["experiments"]["prompt_pairs"]["sequences"]["file"] = str(pairs)
+    result = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)))
+    assert "pairs.tsv:3" in one_line_error(result)
+
+
+def test_unavailable_hub_model_fails_cleanly(tmp_path):
+    config = {
+        "models": {"bert": {"source": {"kind": "hub", "id": "answerdotai/ModernBERT-large", "revision": "main"}}},
+        "experiments": {},
+    }
+    result = snakemake(
+        tmp_path, "results/models/bert", "--cores", "1",
+        "--configfile", str(write_config(tmp_path, config)),
+    )
+    line = one_line_error(result)
+    assert "answerdotai/ModernBERT-large" in line and "local" in line
+    assert not (tmp_path / "results/models/bert").exists()
+    assert not (tmp_path / "results/models/bert.partial").exists()
