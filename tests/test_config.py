@@ -121,12 +121,6 @@ def test_shipped_configs_validate(path):
     assert filled["vocab"]["chunk_size"] >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: propertyNames pattern '^[A-Za-z0-9_-]+$' uses '$', which Python's re lets match "
-    "before a trailing newline, so names like 'tiny\\n' validate (and later errors that name "
-    "them span two lines); the pattern should end in '\\Z' or exclude newlines otherwise",
-)
 @pytest.mark.parametrize("section", ["models", "experiments"])
 def test_names_with_a_trailing_newline_are_rejected(section):
     config = base_config()

@@ -157,12 +157,6 @@ def test_package_gguf_from_a_missing_package(tmp_path):
     assert "not installed" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ModuleNotFoundError,
-    reason="bug: sources.package_folder calls importlib.util.find_spec, which raises "
-    "ModuleNotFoundError (not ModelUnavailable) for a dotted package whose parent is missing",
-)
 def test_package_gguf_from_a_missing_dotted_package(tmp_path):
     source = {"kind": "package_gguf", "package": "no_such_package_xyz.models", "file": "m.gguf"}
     with pytest.raises(ModelUnavailable):

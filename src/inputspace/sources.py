@@ -120,7 +120,10 @@ def _load_package_gguf(name: str, source: dict[str, Any]) -> Loaded:
 
 def package_folder(name: str, package: str) -> Path:
     """The installed folder of a package, found without importing it."""
-    spec = importlib.util.find_spec(package)
+    try:
+        spec = importlib.util.find_spec(package)
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailable(
             f"model {name!r}: Python package {package!r} is not installed; run ./setup.sh "

@@ -1,0 +1,82 @@
+"""The Parquet schemas of an optimisation run, defined once for writers and readers.
+
+steps.parquet   one row per (sequence, step): KL, travel, top-1 prediction
+tokens.parquet  one row per (sequence, optimised position, logged step): travel,
+                back-projection, heading, and cosines toward the watch tokens
+topk.parquet    one row per (sequence, logged step, rank): top-k prediction
+"""
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from inputspace.files import atomic_output
+
+STEPS = pa.schema(
+    [
+        ("model", pa.string()),
+        ("experiment", pa.string()),
+        ("seq", pa.int32()),
+        ("step", pa.int32()),
+        ("kl", pa.float32()),
+        ("l2_total", pa.float32()),
+        ("l2_max", pa.float32()),
+        ("top1_id", pa.int32()),
+        ("top1_prob", pa.float32()),
+    ]
+)
+
+TOKENS = pa.schema(
+    [
+        ("model", pa.string()),
+        ("experiment", pa.string()),
+        ("seq", pa.int32()),
+        ("pos", pa.int32()),
+        ("step", pa.int32()),
+        ("token_id", pa.int32()),  # original token, -1 for a sampled point
+        ("l2", pa.float32()),
+        ("nearest_euclidean_id", pa.int32()),
+        ("nearest_euclidean", pa.float32()),
+        ("nearest_cosine_id", pa.int32()),
+        ("nearest_cosine", pa.float32()),
+        ("heading_id", pa.int32()),  # vocab token the displacement points at most
+        ("heading_cosine", pa.float32()),
+        ("watch_ids", pa.list_(pa.int32())),
+        ("watch_cosines", pa.list_(pa.float32())),
+        ("watch_ranks", pa.list_(pa.int32())),  # 1 = the best heading of all tokens
+    ]
+)
+
+TOPK = pa.schema(
+    [
+        ("model", pa.string()),
+        ("experiment", pa.string()),
+        ("seq", pa.int32()),
+        ("step", pa.int32()),
+        ("rank", pa.int32()),
+        ("token_id", pa.int32()),
+        ("prob", pa.float32()),
+    ]
+)
+
+
+def write(columns: dict[str, Any], schema: pa.Schema, path: str | Path) -> None:
+    """Write columns (lists or arrays, plus scalars broadcast to every row) with `schema`."""
+    lengths = {len(v) for v in columns.values() if not isinstance(v, str)}
+    if len(lengths) > 1:
+        raise ValueError(f"columns of different lengths: {lengths}")
+    n_rows = lengths.pop() if lengths else 0
+    full = {k: [v] * n_rows if isinstance(v, str) else v for k, v in columns.items()}
+    missing = set(schema.names) - set(full)
+    if missing:
+        raise ValueError(f"missing columns {sorted(missing)}")
+    table = pa.table({name: pa.array(full[name], type=schema.field(name).type) for name in schema.names})
+    with atomic_output(path) as partial:
+        pq.write_table(table, partial)
+
+
+def read(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
+    return pq.read_table(path, schema=schema).to_pandas()
