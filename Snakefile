@@ -12,6 +12,7 @@ include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/vocab.smk"
 include: "rules/geometry.smk"
+include: "rules/optimize.smk"
 
 
 rule all:
@@ -25,3 +26,4 @@ rule all:
             f"results/{model}/samples/{experiment}.safetensors"
             for experiment, model in experiment_models("random")
         ],
+        [run_files(experiment, model)["steps"] for experiment, model in experiment_models()],

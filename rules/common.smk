@@ -30,17 +30,39 @@ ENV = "../envs/inputspace.yaml"
 EXPERIMENTS = config["experiments"]
 
 
+def run_files(experiment, model):
+    folder = f"results/{model}/runs/{experiment}"
+    return {
+        "steps": f"{folder}/steps.parquet",
+        "tokens": f"{folder}/tokens.parquet",
+        "topk": f"{folder}/topk.parquet",
+        "embeddings": f"{folder}/embeddings.safetensors",
+    }
+
+
+def samples_input(wildcards):
+    """Random-sentence experiments start from the sampled batch; others from prompts."""
+    if EXPERIMENTS[wildcards.experiment]["sequences"]["kind"] == "random":
+        return f"results/{wildcards.model}/samples/{wildcards.experiment}.safetensors"
+    return []
+
+
+def prompt_inputs(wildcards):
+    sequences = EXPERIMENTS[wildcards.experiment]["sequences"]
+    return [workflow_path(sequences["file"])] if sequences["kind"] == "pairs" else []
+
+
 def workflow_path(path):
     """A config path, relative to the workflow folder unless absolute."""
     return str(Path(workflow.basedir) / path)
 
 
-def experiment_models(kind):
-    """(experiment, model) pairs of the experiments whose sequences are of `kind`."""
+def experiment_models(kind=None):
+    """(experiment, model) pairs, of the experiments whose sequences are of `kind` if given."""
     return [
         (name, model)
         for name, experiment in EXPERIMENTS.items()
-        if experiment["sequences"]["kind"] == kind
+        if kind is None or experiment["sequences"]["kind"] == kind
         for model in experiment["models"]
     ]
 
@@ -62,6 +84,11 @@ def _check_prompts():
             )
         if "target" in experiment:
             check_prompt(experiment["target"]["prompt"], f"{where}.target.prompt")
+        elif sequences["kind"] != "pairs":
+            raise ConfigError(
+                f"config error at {where}: {sequences['kind']} sequences need a target "
+                "(target: {prompt: ...})"
+            )
 
 
 try:

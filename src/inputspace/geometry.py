@@ -172,3 +172,61 @@ def nearest_neighbour_table(matrix: Tensor, vocab: pd.DataFrame, chunk_size: int
             "cosine_distance": (1 - nearest.cosine).numpy(),
         }
     )
+
+
+@dataclass(frozen=True)
+class Headings:
+    """Per displacement: the vocab token it points at most, and the watch tokens' cosines
+    and ranks (1 = the best heading among all candidates)."""
+
+    best_id: Tensor
+    best_cosine: Tensor
+    watch_cosines: Tensor  # [m, n_watch]
+    watch_ranks: Tensor  # [m, n_watch]
+
+
+def headings(
+    displacement: Tensor,
+    origin: Tensor,
+    matrix: Tensor,
+    candidates: Tensor,
+    watch_ids: Tensor,
+    exclude: Tensor,
+    chunk_size: int = 1024,
+) -> Headings:
+    """cos(displacement_i, v_j - origin_i) for every candidate j, reduced per row i.
+
+    `exclude[i]` (the row's own token, or -1) is left out: its heading is undefined.
+    Rows that have not moved get best_id -1 and NaN cosines.
+    """
+    vocab = matrix[candidates]
+    vocab_sq = (vocab * vocab).sum(dim=1)
+    watch = matrix[watch_ids]
+    parts: list[tuple[Tensor, ...]] = []
+    for start in range(0, displacement.shape[0], chunk_size):
+        d = displacement[start : start + chunk_size]
+        o = origin[start : start + chunk_size]
+        d_norm = d.norm(dim=1, keepdim=True)
+        d_dot_o = (d * o).sum(dim=1, keepdim=True)
+        o_sq = (o * o).sum(dim=1, keepdim=True)
+        gap = (vocab_sq - 2 * (o @ vocab.T) + o_sq).clamp_min(0).sqrt()
+        cosines = (d @ vocab.T - d_dot_o) / (d_norm * gap).clamp_min(1e-12)
+        banned = candidates.unsqueeze(0) == exclude[start : start + chunk_size].unsqueeze(1)
+        cosines = cosines.masked_fill(banned, -float("inf"))
+        best_cosine, best_index = cosines.max(dim=1)
+        watch_gap = watch.unsqueeze(0) - o.unsqueeze(1)  # [m, w, d]
+        watch_cos = torch.nn.functional.cosine_similarity(d.unsqueeze(1), watch_gap, dim=2)
+        ranks = 1 + (cosines.unsqueeze(2) > watch_cos.unsqueeze(1)).sum(dim=1)
+        still = d_norm.squeeze(1) == 0
+        best_id = torch.where(still, -1, candidates[best_index])
+        nan = torch.tensor(float("nan"))
+        parts.append(
+            (
+                best_id,
+                torch.where(still, nan, best_cosine),
+                torch.where(still.unsqueeze(1), nan, watch_cos),
+                torch.where(still.unsqueeze(1), 0, ranks),
+            )
+        )
+    best_id, best_cos, watch_cos, watch_rank = (torch.cat(p) for p in zip(*parts))
+    return Headings(best_id, best_cos, watch_cos, watch_rank)

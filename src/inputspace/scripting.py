@@ -2,6 +2,7 @@
 
 import contextlib
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
                 print(f"ERROR: {error}", file=log)
                 print(f"inputspace [{snakemake.rule}]: {error}", file=sys.__stderr__)
                 sys.exit(1)
+            except Exception:
+                traceback.print_exc(file=log)  # a bug: keep the whole story in the log
+                raise
 
 
 def _limit_threads(threads: int) -> None:

@@ -48,6 +48,7 @@ class TinySpec:
     num_heads: int = 4
     intermediate_size: int = 128
     max_positions: int = 256
+    init_std: float = 0.2  # peaked predictions, so there is a distribution to move toward
     seed: int = 0
 
 
@@ -92,6 +93,7 @@ def build_model(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> PreTraine
         num_hidden_layers=spec.num_layers,
         num_attention_heads=spec.num_heads,
         max_position_embeddings=spec.max_positions,
+        initializer_range=spec.init_std,
     )
     if spec.architecture == "modernbert":
         # The defaults' special-token ids exceed a small vocabulary: set them all.

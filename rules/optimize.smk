@@ -1,0 +1,27 @@
+rule optimize:
+    """Adam on the input embeddings of an experiment's sequences, toward its targets."""
+    input:
+        model=model_folder,
+        table="results/{model}/vocab.parquet",
+        matrix="results/{model}/vocab.safetensors",
+        samples=samples_input,
+        prompts=prompt_inputs,
+    output:
+        **run_files("{experiment}", "{model}"),
+    params:
+        experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
+        device=config["device"],
+        precision=config["precision"],
+        # Outside the outputs, so that it survives a killed job and the rerun resumes.
+        checkpoint="results/checkpoints/{model}/{experiment}.pt",
+        base=workflow.basedir,
+    log:
+        "results/logs/optimize/{model}_{experiment}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        ENV
+    script:
+        "../scripts/optimize.py"

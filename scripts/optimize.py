@@ -1,0 +1,31 @@
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
+
+from pathlib import Path
+
+from inputspace import engine, experiments, models, runs, scripting, vocab
+
+
+def main(snakemake):
+    model, experiment = snakemake.wildcards.model, snakemake.wildcards.experiment
+    spec = snakemake.params.experiment
+    lm = models.load(snakemake.input.model, device=engine.pick_device(snakemake.params.device))
+    table = vocab.read_table(snakemake.input.table)
+    matrix = vocab.read_matrix(snakemake.input.matrix)
+    samples = Path(snakemake.input.samples) if snakemake.input.samples else None
+    problem = experiments.build_problem(
+        lm, spec, matrix, vocab.regular_ids(table), samples, Path(snakemake.params.base)
+    )
+    settings = experiments.settings(spec["optimize"], snakemake.params.precision)
+    print(f"{model}/{experiment}: {len(problem.batch)} sequences, "
+          f"{int(problem.batch.trainable.sum())} optimised tokens, {settings} on {lm.device}")
+    fingerprint = runs.fingerprint(lm.manifest, spec, settings, samples)
+    result = engine.optimise(
+        lm, problem, settings, Path(snakemake.params.checkpoint), fingerprint, f"{model}/{experiment}"
+    )
+    runs.write(result, problem, model, experiment, snakemake.output)
+    print(runs.describe(result))
+
+
+scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

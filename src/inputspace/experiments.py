@@ -1,0 +1,86 @@
+"""From an experiment's config to the engine's Problem: source sequences, target
+distributions at their prediction sites, and watch tokens."""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from inputspace.engine import Problem, Settings
+from inputspace.errors import InputspaceError
+from inputspace.models import LanguageModel
+from inputspace.prompts import read_pairs
+from inputspace.sequences import SequenceBatch, from_prompts
+
+
+@torch.no_grad()
+def target_logprobs(lm: LanguageModel, prompts: list[str]) -> Tensor:
+    """Log-probabilities each target prompt predicts at its prediction site, [n, vocab]."""
+    batch = from_prompts(lm, prompts)
+    logits = lm.logits_at(
+        batch.embeddings.to(lm.device), batch.attention_mask.to(lm.device), batch.sites.to(lm.device)
+    )
+    return F.log_softmax(logits.float(), dim=-1).cpu()
+
+
+def sources_and_targets(
+    lm: LanguageModel, experiment: dict[str, Any], samples: Path | None, base: Path
+) -> tuple[SequenceBatch, list[str]]:
+    """The batch to optimise and one target prompt per sequence."""
+    spec = experiment["sequences"]
+    if spec["kind"] == "pairs":
+        pairs = read_pairs(base / spec["file"])[: spec.get("count")]
+        return from_prompts(lm, [p.source for p in pairs]), [p.target for p in pairs]
+    target = experiment["target"]["prompt"]
+    if spec["kind"] == "prompt":
+        return from_prompts(lm, [spec["prompt"]]), [target]
+    if samples is None:
+        raise InputspaceError("random sequences need the samples file from sample_sequences")
+    batch = SequenceBatch.load(samples)
+    return batch, [target] * len(batch)
+
+
+def watch_token_ids(lm: LanguageModel, words: list[str]) -> tuple[Tensor, list[str]]:
+    """Token ids of the watch words; a word of several tokens contributes each piece."""
+    ids: list[int] = []
+    for word in words:
+        pieces = lm.tokenizer(word, add_special_tokens=False).input_ids
+        if not pieces:
+            raise InputspaceError(f"watch word {word!r} has no tokens; remove it from watch")
+        ids.extend(pieces)
+    return torch.tensor(ids, dtype=torch.long), [lm.tokenizer.decode([i]) for i in ids]
+
+
+def build_problem(
+    lm: LanguageModel,
+    experiment: dict[str, Any],
+    vocab: Tensor,
+    candidates: Tensor,
+    samples: Path | None = None,
+    base: Path = Path("."),
+) -> Problem:
+    batch, targets = sources_and_targets(lm, experiment, samples, base)
+    watch_ids, _ = watch_token_ids(lm, experiment.get("watch", []))
+    return Problem(
+        batch=batch,
+        target_logprobs=target_logprobs(lm, targets),
+        vocab=vocab,
+        candidates=candidates,
+        watch_ids=watch_ids,
+    )
+
+
+def settings(optimize: dict[str, Any], precision: str = "fp32") -> Settings:
+    return Settings(
+        steps=optimize["steps"],
+        lr=optimize["lr"],
+        betas=tuple(optimize["betas"]),
+        log_points=optimize["log_points"],
+        top_k=optimize["top_k"],
+        checkpoint_every=optimize["checkpoint_every"],
+        save_logged_embeddings=optimize["save_logged_embeddings"],
+        precision=precision,
+        chunk_size=optimize.get("chunk_size"),
+    )

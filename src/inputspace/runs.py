@@ -1,0 +1,55 @@
+"""Writing a finished run: the trajectory tables and the start and end embeddings."""
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.torch import save_file
+
+from inputspace import trajectory
+from inputspace.engine import Problem, Result, Settings
+from inputspace.files import atomic_output
+from inputspace.hashing import sha256_file
+
+
+def fingerprint(manifest: dict, experiment: dict, settings: Settings, samples: Path | None) -> str:
+    """What a checkpoint must match to be resumed: weights, experiment, settings, samples."""
+    parts = {
+        "weights": manifest["weights_sha256"],
+        "experiment": experiment,
+        "settings": dataclasses.asdict(settings),
+        "samples": sha256_file(samples) if samples else None,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write(result: Result, problem: Problem, model: str, experiment: str, output: Any) -> None:
+    label = {"model": model, "experiment": experiment}
+    trajectory.write({**label, **result.steps}, trajectory.STEPS, output.steps)
+    trajectory.write({**label, **result.tokens}, trajectory.TOKENS, output.tokens)
+    trajectory.write({**label, **result.topk}, trajectory.TOPK, output.topk)
+    batch = problem.batch
+    tensors = {
+        "start": result.start,
+        "end": result.end,
+        "ids": batch.ids,
+        "attention_mask": batch.attention_mask,
+        "trainable": batch.trainable,
+        "sites": batch.sites,
+        **{f"step_{step}": embeddings for step, embeddings in result.logged.items()},
+    }
+    with atomic_output(output.embeddings) as partial:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(partial))
+
+
+def describe(result: Result) -> str:
+    kl = np.asarray(result.steps["kl"]).reshape(-1, result.start.shape[0])
+    l2 = np.asarray(result.steps["l2_max"]).reshape(kl.shape)
+    reached = (kl < 1e-2).any(axis=0)
+    return (
+        f"final KL mean {kl[-1].mean():.3g} (max {kl[-1].max():.3g}); "
+        f"{reached.sum()}/{kl.shape[1]} sequences reached KL < 1e-2; max L2 travelled {l2[-1].max():.3g}"
+    )
