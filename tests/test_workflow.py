@@ -53,6 +53,25 @@ def test_tiny_workflow_builds_every_target(tiny_run):
     assert not list(results.rglob("*.partial"))
 
 
+def test_tiny_workflow_optimises_every_experiment(tiny_run):
+    config = tiny_config()
+    for name, experiment in config["experiments"].items():
+        steps = experiment["optimize"]["steps"]
+        for model in experiment["models"]:
+            run = tiny_run / "results" / model / "runs" / name
+            table = pd.read_parquet(run / "steps.parquet")
+            assert table.step.max() == steps
+            assert len(table) == (steps + 1) * table.seq.nunique()
+            assert (table.model == model).all() and (table.experiment == name).all()
+            assert (run / "embeddings.safetensors").is_file()
+            assert len(pd.read_parquet(run / "tokens.parquet")) > 0
+    # prompt experiments converge on the tiny models (random sentences are harder)
+    for model in ("tiny_modernbert", "tiny_llama"):
+        final = pd.read_parquet(tiny_run / f"results/{model}/runs/prompt_pairs/steps.parquet")
+        assert final[final.step == final.step.max()].kl.max() < 1e-2
+    assert not list((tiny_run / "results").rglob("*.pt"))  # checkpoints go once runs finish
+
+
 def test_rerun_has_nothing_to_do(tiny_run):
     result = snakemake(tiny_run, "-n", "--configfile", str(REPO / "configs/tiny.yaml"))
     assert result.returncode == 0

@@ -216,7 +216,8 @@ def headings(
         best_cosine, best_index = cosines.max(dim=1)
         watch_gap = watch.unsqueeze(0) - o.unsqueeze(1)  # [m, w, d]
         watch_cos = torch.nn.functional.cosine_similarity(d.unsqueeze(1), watch_gap, dim=2)
-        ranks = 1 + (cosines.unsqueeze(2) > watch_cos.unsqueeze(1)).sum(dim=1)
+        # The scan's expanded cosines carry ~1e-6 of rounding: don't let it reorder ties.
+        ranks = 1 + (cosines.unsqueeze(2) > watch_cos.unsqueeze(1) + 1e-5).sum(dim=1)
         still = d_norm.squeeze(1) == 0
         best_id = torch.where(still, -1, candidates[best_index])
         nan = torch.tensor(float("nan"))
