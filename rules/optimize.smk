@@ -12,6 +12,7 @@ rule optimize:
         experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
         device=config["device"],
         precision=config["precision"],
+        attention=config["attention"],
         # Outside the outputs, so that it survives a killed job and the rerun resumes.
         checkpoint="results/checkpoints/{model}/{experiment}.pt",
         base=workflow.basedir,

@@ -10,7 +10,8 @@ from inputspace import engine, experiments, models, runs, scripting, vocab
 def main(snakemake):
     model, experiment = snakemake.wildcards.model, snakemake.wildcards.experiment
     spec = snakemake.params.experiment
-    lm = models.load(snakemake.input.model, device=engine.pick_device(snakemake.params.device))
+    device = engine.pick_device(snakemake.params.device)
+    lm = models.load(snakemake.input.model, device, snakemake.params.attention)
     table = vocab.read_table(snakemake.input.table)
     matrix = vocab.read_matrix(snakemake.input.matrix)
     samples = Path(snakemake.input.samples) if snakemake.input.samples else None

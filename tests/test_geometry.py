@@ -161,3 +161,16 @@ def test_distance_tables_use_regular_tokens_only():
     assert not set(nearest.euclidean_neighbour) & {0, 1}
     brute = torch.cdist(matrix[2:], matrix[2:]).fill_diagonal_(float("inf")).min(dim=1).values
     np.testing.assert_allclose(nearest.euclidean.to_numpy(), brute.numpy(), rtol=1e-5)
+
+
+def test_projection_without_watch_tokens_and_for_unmoved_rows():
+    matrix = torch.randn(20, 4, generator=torch.Generator().manual_seed(0))
+    index = geometry.VocabIndex(matrix, torch.arange(2, 20))
+    origin = matrix[[3, 4]]
+    current = origin.clone()
+    current[0] += 0.1
+    result = geometry.project(current, origin, torch.tensor([3, 4]), index, matrix[[]])
+    assert result.watch_cosines.shape == (2, 0) and result.watch_ranks.shape == (2, 0)
+    assert result.heading_id.tolist()[1] == -1 and torch.isnan(result.heading_cosine[1])
+    assert result.heading_id[0].item() not in (-1, 3)  # never heads toward its own token
+    assert result.nearest.euclidean_id.tolist() == [3, 4]

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from inputspace.errors import InputspaceError
 from inputspace.files import atomic_output
-from inputspace.geometry import headings, nearest_tokens
+from inputspace.geometry import VocabIndex, project
 from inputspace.models import LanguageModel
 from inputspace.sequences import SequenceBatch
 
@@ -138,9 +138,10 @@ class _Run:
         n = len(batch)
         size = settings.chunk_size or n
         self.chunks = [slice(i, min(i + size, n)) for i in range(0, n, size)]
-        self.vocab = problem.vocab.to(device)
-        self.candidates = problem.candidates.to(device)
+        vocab = problem.vocab.to(device)
+        self.index = VocabIndex(vocab, problem.candidates.to(device))
         self.watch_ids = problem.watch_ids.to(device)
+        self.watch_vectors = vocab[self.watch_ids]
 
     def autocast(self):
         if self.settings.precision == "fp32" or self.lm.device.type == "cpu":
@@ -196,8 +197,8 @@ class _Run:
         current = self.embeddings.detach()[seq, pos].float()
         origin = self.start[seq, pos]
         original_ids = self.problem.batch.ids.to(current.device)[seq, pos]
-        near = nearest_tokens(current, self.vocab, self.candidates)
-        heads = headings(current - origin, origin, self.vocab, self.candidates, self.watch_ids, original_ids)
+        where = project(current, origin, original_ids, self.index, self.watch_vectors)
+        near = where.nearest
         self.token_rows.append(
             {
                 "seq": seq.cpu().numpy(),
@@ -209,11 +210,11 @@ class _Run:
                 "nearest_euclidean": near.euclidean.cpu().numpy(),
                 "nearest_cosine_id": near.cosine_id.cpu().numpy(),
                 "nearest_cosine": near.cosine.cpu().numpy(),
-                "heading_id": heads.best_id.cpu().numpy(),
-                "heading_cosine": heads.best_cosine.cpu().numpy(),
+                "heading_id": where.heading_id.cpu().numpy(),
+                "heading_cosine": where.heading_cosine.cpu().numpy(),
                 "watch_ids": [self.watch_ids.tolist()] * seq.numel(),
-                "watch_cosines": heads.watch_cosines.cpu().tolist(),
-                "watch_ranks": heads.watch_ranks.cpu().tolist(),
+                "watch_cosines": where.watch_cosines.cpu().tolist(),
+                "watch_ranks": where.watch_ranks.cpu().tolist(),
             }
         )
         k = min(self.settings.top_k, probs.shape[1])

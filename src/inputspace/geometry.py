@@ -174,60 +174,99 @@ def nearest_neighbour_table(matrix: Tensor, vocab: pd.DataFrame, chunk_size: int
     )
 
 
+class VocabIndex:
+    """The candidate tokens' embeddings and norms, prepared once for repeated scans."""
+
+    def __init__(self, matrix: Tensor, candidates: Tensor):
+        self.ids = candidates
+        self.vectors = matrix[candidates].contiguous()
+        self.squared = (self.vectors * self.vectors).sum(dim=1)
+        self.norms = self.squared.sqrt().clamp_min(1e-12)
+        column = torch.full((matrix.shape[0],), -1, dtype=torch.long, device=matrix.device)
+        column[candidates] = torch.arange(len(candidates), device=matrix.device)
+        self.column_of = column  # token id -> column in the scan, -1 if not a candidate
+
+    def columns(self, token_ids: Tensor) -> Tensor:
+        inside = (token_ids >= 0) & (token_ids < len(self.column_of))
+        return torch.where(inside, self.column_of[token_ids.clamp(0, len(self.column_of) - 1)], -1)
+
+
 @dataclass(frozen=True)
-class Headings:
-    """Per displacement: the vocab token it points at most, and the watch tokens' cosines
-    and ranks (1 = the best heading among all candidates)."""
+class Projection:
+    """Where moved embeddings stand: nearest tokens, and where their displacement heads.
 
-    best_id: Tensor
-    best_cosine: Tensor
-    watch_cosines: Tensor  # [m, n_watch]
-    watch_ranks: Tensor  # [m, n_watch]
-
-
-def headings(
-    displacement: Tensor,
-    origin: Tensor,
-    matrix: Tensor,
-    candidates: Tensor,
-    watch_ids: Tensor,
-    exclude: Tensor,
-    chunk_size: int = 1024,
-) -> Headings:
-    """cos(displacement_i, v_j - origin_i) for every candidate j, reduced per row i.
-
-    `exclude[i]` (the row's own token, or -1) is left out: its heading is undefined.
-    Rows that have not moved get best_id -1 and NaN cosines.
+    Heading toward token j: cos(e - e0, v_j - e0). Rows that have not moved get
+    heading_id -1, NaN cosines and watch rank 0.
     """
-    vocab = matrix[candidates]
-    vocab_sq = (vocab * vocab).sum(dim=1)
-    watch = matrix[watch_ids]
-    parts: list[tuple[Tensor, ...]] = []
-    for start in range(0, displacement.shape[0], chunk_size):
-        d = displacement[start : start + chunk_size]
-        o = origin[start : start + chunk_size]
-        d_norm = d.norm(dim=1, keepdim=True)
-        d_dot_o = (d * o).sum(dim=1, keepdim=True)
-        o_sq = (o * o).sum(dim=1, keepdim=True)
-        gap = (vocab_sq - 2 * (o @ vocab.T) + o_sq).clamp_min(0).sqrt()
-        cosines = (d @ vocab.T - d_dot_o) / (d_norm * gap).clamp_min(1e-12)
-        banned = candidates.unsqueeze(0) == exclude[start : start + chunk_size].unsqueeze(1)
-        cosines = cosines.masked_fill(banned, -float("inf"))
-        best_cosine, best_index = cosines.max(dim=1)
-        watch_gap = watch.unsqueeze(0) - o.unsqueeze(1)  # [m, w, d]
-        watch_cos = torch.nn.functional.cosine_similarity(d.unsqueeze(1), watch_gap, dim=2)
-        # The scan's expanded cosines carry ~1e-6 of rounding: don't let it reorder ties.
-        ranks = 1 + (cosines.unsqueeze(2) > watch_cos.unsqueeze(1) + 1e-5).sum(dim=1)
-        still = d_norm.squeeze(1) == 0
-        best_id = torch.where(still, -1, candidates[best_index])
-        nan = torch.tensor(float("nan"))
-        parts.append(
-            (
-                best_id,
-                torch.where(still, nan, best_cosine),
-                torch.where(still.unsqueeze(1), nan, watch_cos),
-                torch.where(still.unsqueeze(1), 0, ranks),
-            )
-        )
-    best_id, best_cos, watch_cos, watch_rank = (torch.cat(p) for p in zip(*parts))
-    return Headings(best_id, best_cos, watch_cos, watch_rank)
+
+    nearest: Nearest
+    heading_id: Tensor
+    heading_cosine: Tensor
+    watch_cosines: Tensor  # [m, n_watch]
+    watch_ranks: Tensor  # [m, n_watch], 1 = the best heading among all candidates
+
+
+def project(
+    current: Tensor,
+    origin: Tensor,
+    exclude: Tensor,
+    index: VocabIndex,
+    watch_vectors: Tensor,
+    chunk_size: int = 256,
+) -> Projection:
+    """Back-projection and headings of `current` [m, d] moved from `origin` [m, d].
+
+    Two matmuls per chunk (current and origin against the vocabulary); everything else
+    is derived from them in place. `exclude[i]` (the row's own token id, or -1) is left
+    out of the headings, where it is undefined.
+    """
+    parts = []
+    for start in range(0, current.shape[0], chunk_size):
+        rows = slice(start, start + chunk_size)
+        parts.append(_project_chunk(current[rows], origin[rows], exclude[rows], index, watch_vectors))
+    fields = [torch.cat(column) for column in zip(*parts)]
+    nearest = Nearest(*fields[:4])
+    return Projection(nearest, *fields[4:])
+
+
+def _project_chunk(e: Tensor, o: Tensor, exclude: Tensor, index: VocabIndex, watch: Tensor):
+    vectors = index.vectors
+    dots = e @ vectors.T  # e.v_j
+    origin_dots = o @ vectors.T  # o.v_j
+    scores = dots / index.norms  # cos(e, v_j) times a per-row constant
+    cosine_col = scores.argmax(dim=1)
+    torch.mul(dots, 2, out=scores).sub_(index.squared)  # 2 e.v_j - |v_j|^2, largest = nearest
+    euclid_col = scores.argmax(dim=1)
+    del scores
+
+    d = e - o
+    d_norm = d.norm(dim=1)
+    # |d| cos(d, v_j - o) = (e.v_j - o.v_j - d.o) / |v_j - o|, built in place
+    heading = dots.sub_(origin_dots).sub_((d * o).sum(dim=1, keepdim=True))
+    gap_squared = origin_dots.mul_(-2).add_(index.squared).add_((o * o).sum(dim=1, keepdim=True))
+    heading.mul_(gap_squared.clamp_min_(1e-24).rsqrt_())
+    own = index.columns(exclude)
+    rows = torch.nonzero(own >= 0).squeeze(1)
+    heading[rows, own[rows]] = -float("inf")
+    best_scaled, best_col = heading.max(dim=1)
+
+    watch_cos = torch.nn.functional.cosine_similarity(
+        d.unsqueeze(1), watch.unsqueeze(0) - o.unsqueeze(1), dim=2
+    )
+    # the expanded form carries ~1e-6 of rounding: don't let it reorder near-ties
+    threshold = (watch_cos + 1e-5) * d_norm.unsqueeze(1)
+    ranks = torch.zeros(watch_cos.shape, dtype=torch.long, device=e.device)
+    for w in range(watch.shape[0]):
+        ranks[:, w] = 1 + (heading > threshold[:, [w]]).sum(dim=1)
+    still = d_norm == 0
+    nan = torch.tensor(float("nan"), device=e.device)
+    return (
+        index.ids[euclid_col],
+        (e - vectors[euclid_col]).norm(dim=1),
+        index.ids[cosine_col],
+        torch.nn.functional.cosine_similarity(e, vectors[cosine_col], dim=1),
+        torch.where(still, -1, index.ids[best_col]),
+        torch.where(still, nan, best_scaled / d_norm),
+        torch.where(still.unsqueeze(1), nan, watch_cos),
+        torch.where(still.unsqueeze(1), 0, ranks),
+    )

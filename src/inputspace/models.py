@@ -106,10 +106,20 @@ def prediction_head(model: PreTrainedModel, kind: str) -> Callable[[Tensor], Ten
     )
 
 
-def load(folder: Path, device: str | torch.device = "cpu") -> LanguageModel:
+def attention_for(device: torch.device, setting: str = "auto") -> str:
+    """Eager attention on the CPU: the study's sequences are short, where the fused kernel
+    costs more than it saves (and eager supports double backward); sdpa elsewhere."""
+    if setting != "auto":
+        return setting
+    return "eager" if torch.device(device).type == "cpu" else "sdpa"
+
+
+def load(folder: Path, device: str | torch.device = "cpu", attention: str = "auto") -> LanguageModel:
     """Load a prepared model folder with frozen fp32 weights in eval mode."""
     manifest = read_manifest(folder)
-    model = auto_class(manifest["kind"]).from_pretrained(folder, dtype=torch.float32)
+    model = auto_class(manifest["kind"]).from_pretrained(
+        folder, dtype=torch.float32, attn_implementation=attention_for(device, attention)
+    )
     model.requires_grad_(False).eval().to(device)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return LanguageModel(model=model, tokenizer=tokenizer, manifest=manifest)
