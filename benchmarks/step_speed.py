@@ -32,28 +32,10 @@ from inputspace.models import LanguageModel, load
 from inputspace.prompts import PLACEHOLDER, read_pairs
 from inputspace.sequences import SequenceBatch, from_prompts
 
+from timing import best_of, median_step  # benchmarks/timing.py
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"c/a": 1.8, "c/b": 1.15, "utilisation": 0.75}
-
-
-def best_of(repeats: int, work) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def median_step(steps: int, step) -> float:
-    """Median wall time of `step()` over `steps` calls, after one warm-up call."""
-    step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 # ---------------------------------------------------------------- the problem

@@ -7,20 +7,12 @@ same shapes on this machine (the scan's ceiling). Defaults are SmolLM2-135M's sh
 """
 
 import argparse
-import time
 
 import torch
 
 from inputspace.geometry import nearest_tokens
 
-
-def best_of(repeats: int, work) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of  # benchmarks/timing.py
 
 
 def main() -> None:

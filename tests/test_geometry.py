@@ -174,3 +174,23 @@ def test_projection_without_watch_tokens_and_for_unmoved_rows():
     assert result.heading_id.tolist()[1] == -1 and torch.isnan(result.heading_cosine[1])
     assert result.heading_id[0].item() not in (-1, 3)  # never heads toward its own token
     assert result.nearest.euclidean_id.tolist() == [3, 4]
+
+
+def test_cached_origin_terms_give_the_same_projection():
+    generator = torch.Generator().manual_seed(1)
+    matrix = torch.randn(50, 6, generator=generator)
+    index = geometry.VocabIndex(matrix, torch.arange(3, 50))
+    ids = torch.arange(5, 25)
+    origin = matrix[ids]
+    current = origin + 0.05 * torch.randn(20, 6, generator=generator)
+    watch = matrix[[7, 9]]
+    cached = geometry.OriginTerms(origin, index, chunk_size=6)
+    assert cached.chunks is not None and len(cached.chunks) == 4
+    too_big = geometry.OriginTerms(origin, index, max_bytes=0)
+    assert too_big.chunks is None  # over the memory cap: recomputed per scan instead
+    plain = geometry.project(current, origin, ids, index, watch, chunk_size=6)
+    for terms in (cached, too_big):
+        other = geometry.project(current, origin, ids, index, watch, chunk_size=6, origin_terms=terms)
+        assert torch.equal(other.heading_id, plain.heading_id)
+        torch.testing.assert_close(other.heading_cosine, plain.heading_cosine)
+        assert torch.equal(other.watch_ranks, plain.watch_ranks)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from inputspace.errors import InputspaceError
 from inputspace.files import atomic_output
-from inputspace.geometry import VocabIndex, project
+from inputspace.geometry import OriginTerms, VocabIndex, project
 from inputspace.models import LanguageModel
 from inputspace.sequences import SequenceBatch
 
@@ -142,6 +142,7 @@ class _Run:
         self.index = VocabIndex(vocab, problem.candidates.to(device))
         self.watch_ids = problem.watch_ids.to(device)
         self.watch_vectors = vocab[self.watch_ids]
+        self.origin_terms: OriginTerms | None = None  # built at the first logged step
 
     def autocast(self):
         if self.settings.precision == "fp32" or self.lm.device.type == "cpu":
@@ -197,7 +198,11 @@ class _Run:
         current = self.embeddings.detach()[seq, pos].float()
         origin = self.start[seq, pos]
         original_ids = self.problem.batch.ids.to(current.device)[seq, pos]
-        where = project(current, origin, original_ids, self.index, self.watch_vectors)
+        if self.origin_terms is None:
+            self.origin_terms = OriginTerms(origin, self.index)
+        where = project(
+            current, origin, original_ids, self.index, self.watch_vectors, origin_terms=self.origin_terms
+        )
         near = where.nearest
         self.token_rows.append(
             {

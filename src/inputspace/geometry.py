@@ -206,33 +206,64 @@ class Projection:
     watch_ranks: Tensor  # [m, n_watch], 1 = the best heading among all candidates
 
 
+SCAN_CHUNK = 256  # query rows per vocabulary scan: bounds memory at SCAN_CHUNK x vocab
+
+
+class OriginTerms:
+    """o.v_j and 1/|v_j - o| for fixed origins: constant through a run, so computed once
+    (when they fit in `max_bytes`) instead of at every logged step."""
+
+    def __init__(self, origin: Tensor, index: VocabIndex, chunk_size: int = SCAN_CHUNK, max_bytes: float = 2**30):
+        self.chunk_size = chunk_size
+        size = 2 * origin.shape[0] * len(index.ids) * origin.element_size()
+        self.chunks: list[tuple[Tensor, Tensor]] | None = None
+        if size <= max_bytes:
+            self.chunks = [
+                _origin_terms(origin[start : start + chunk_size], index)
+                for start in range(0, origin.shape[0], chunk_size)
+            ]
+
+
+def _origin_terms(o: Tensor, index: VocabIndex) -> tuple[Tensor, Tensor]:
+    origin_dots = o @ index.vectors.T
+    gap_squared = (-2 * origin_dots).add_(index.squared).add_((o * o).sum(dim=1, keepdim=True))
+    return origin_dots, gap_squared.clamp_min_(1e-24).rsqrt_()
+
+
 def project(
     current: Tensor,
     origin: Tensor,
     exclude: Tensor,
     index: VocabIndex,
     watch_vectors: Tensor,
-    chunk_size: int = 256,
+    chunk_size: int = SCAN_CHUNK,
+    origin_terms: OriginTerms | None = None,
 ) -> Projection:
     """Back-projection and headings of `current` [m, d] moved from `origin` [m, d].
 
-    Two matmuls per chunk (current and origin against the vocabulary); everything else
-    is derived from them in place. `exclude[i]` (the row's own token id, or -1) is left
-    out of the headings, where it is undefined.
+    One matmul per chunk against the vocabulary when `origin_terms` holds the origins'
+    terms (two otherwise); everything else is derived from them in place. `exclude[i]`
+    (the row's own token id, or -1) is left out of the headings, where it is undefined.
     """
+    cached = origin_terms.chunks if origin_terms is not None else None
+    if cached:
+        chunk_size = origin_terms.chunk_size
     parts = []
-    for start in range(0, current.shape[0], chunk_size):
+    for number, start in enumerate(range(0, current.shape[0], chunk_size)):
         rows = slice(start, start + chunk_size)
-        parts.append(_project_chunk(current[rows], origin[rows], exclude[rows], index, watch_vectors))
+        terms = cached[number] if cached else _origin_terms(origin[rows], index)
+        parts.append(_project_chunk(current[rows], origin[rows], exclude[rows], index, watch_vectors, terms))
     fields = [torch.cat(column) for column in zip(*parts)]
     nearest = Nearest(*fields[:4])
     return Projection(nearest, *fields[4:])
 
 
-def _project_chunk(e: Tensor, o: Tensor, exclude: Tensor, index: VocabIndex, watch: Tensor):
+def _project_chunk(
+    e: Tensor, o: Tensor, exclude: Tensor, index: VocabIndex, watch: Tensor, terms: tuple[Tensor, Tensor]
+):
     vectors = index.vectors
+    origin_dots, inverse_gap = terms  # o.v_j and 1/|v_j - o|, read only
     dots = e @ vectors.T  # e.v_j
-    origin_dots = o @ vectors.T  # o.v_j
     scores = dots / index.norms  # cos(e, v_j) times a per-row constant
     cosine_col = scores.argmax(dim=1)
     torch.mul(dots, 2, out=scores).sub_(index.squared)  # 2 e.v_j - |v_j|^2, largest = nearest
@@ -242,9 +273,7 @@ def _project_chunk(e: Tensor, o: Tensor, exclude: Tensor, index: VocabIndex, wat
     d = e - o
     d_norm = d.norm(dim=1)
     # |d| cos(d, v_j - o) = (e.v_j - o.v_j - d.o) / |v_j - o|, built in place
-    heading = dots.sub_(origin_dots).sub_((d * o).sum(dim=1, keepdim=True))
-    gap_squared = origin_dots.mul_(-2).add_(index.squared).add_((o * o).sum(dim=1, keepdim=True))
-    heading.mul_(gap_squared.clamp_min_(1e-24).rsqrt_())
+    heading = dots.sub_(origin_dots).sub_((d * o).sum(dim=1, keepdim=True)).mul_(inverse_gap)
     own = index.columns(exclude)
     rows = torch.nonzero(own >= 0).squeeze(1)
     heading[rows, own[rows]] = -float("inf")
