@@ -277,6 +277,7 @@ def main() -> None:
                         help="engine log_points; default: at least the logging density of the default "
                         "config (150 steps, log_points 20)")
     parser.add_argument("--repeats", type=int, default=3, help="best-of repeats of the reference matmul")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each variant keeps its best")
     parser.add_argument("--profile", action="store_true", help="also profile one engine step")
     args = parser.parse_args()
 
@@ -295,25 +296,39 @@ def main() -> None:
     print(f"{config.model_type}, threads {torch.get_num_threads()}, fp32 CPU, batch {args.batch} x "
           f"{args.length} tokens ({int(batch.trainable.sum())} optimised), {args.steps} timed steps after 1 warm-up")
 
-    attainable_before = attainable_flops(config, args.batch * args.length, args.repeats)
-    lm.model.requires_grad_(True)
-    time_a = median_step(args.steps, first_loop(lm, problem, args.lr, betas))
-    lm.model.requires_grad_(False)
-    lm.model.zero_grad(set_to_none=True)
-    time_b = median_step(args.steps, final_loop(lm, problem, args.lr, betas))
-
     def run_engine(steps: int, points: int) -> None:
         settings = Settings(steps=steps, lr=args.lr, betas=betas, log_points=points, checkpoint_every=10**9)
         engine.optimise(lm, problem, settings, progress=False)
 
-    run_engine(1, 1)  # warm-up
-    with timed_snapshots() as snapshots:
-        start = time.perf_counter()
-        run_engine(args.engine_steps, log_points)
-        time_c = (time.perf_counter() - start) / args.engine_steps
+    def time_engine() -> tuple[float, list[float]]:
+        with timed_snapshots() as snapshots:
+            start = time.perf_counter()
+            run_engine(args.engine_steps, log_points)
+            return (time.perf_counter() - start) / args.engine_steps, list(snapshots)
 
-    print(f"(a) study's first loop: {time_a:7.3f} s/step  {1 / time_a:6.3f} steps/s  (median)")
-    print(f"(b) study's final loop: {time_b:7.3f} s/step  {1 / time_b:6.3f} steps/s  (median)")
+    # The variants take turns, round after round, so this machine's drift in speed
+    # falls on all of them alike; each keeps its best round.
+    run_engine(1, 1)  # warm-up
+    times: dict[str, list[float]] = {"a": [], "b": [], "c": [], "matmul": []}
+    snapshots: list[float] = []
+    for round_number in range(args.rounds):
+        times["matmul"].append(attainable_flops(config, args.batch * args.length, args.repeats))
+        lm.model.requires_grad_(True)
+        times["a"].append(median_step(args.steps, first_loop(lm, problem, args.lr, betas)))
+        lm.model.requires_grad_(False)
+        lm.model.zero_grad(set_to_none=True)
+        times["b"].append(median_step(args.steps, final_loop(lm, problem, args.lr, betas)))
+        engine_time, engine_snapshots = time_engine()
+        times["c"].append(engine_time)
+        if engine_time == min(times["c"]):
+            snapshots = engine_snapshots
+        print(f"round {round_number + 1}: a {times['a'][-1]:.3f}  b {times['b'][-1]:.3f}  "
+              f"c {times['c'][-1]:.3f} s/step")
+    time_a, time_b, time_c = min(times["a"]), min(times["b"]), min(times["c"])
+    attainable = max(times["matmul"])  # the best this machine showed in any round
+
+    print(f"(a) study's first loop: {time_a:7.3f} s/step  {1 / time_a:6.3f} steps/s  (median, best round)")
+    print(f"(b) study's final loop: {time_b:7.3f} s/step  {1 / time_b:6.3f} steps/s  (median, best round)")
     print(f"(c) engine.optimise:    {time_c:7.3f} s/step  {1 / time_c:6.3f} steps/s  (total / {args.engine_steps}: "
           f"{args.engine_steps + 1} forwards, {args.engine_steps} backwards, log_points {log_points} -> "
           f"{len(logged)} logged steps {logged})")
@@ -329,8 +344,6 @@ def main() -> None:
     for name, flops in breakdown.items():
         print(f"  {name:38s} {flops / 1e9:8.2f} GFLOP")
     print(f"  {'total':38s} {total / 1e9:8.2f} GFLOP")
-    # This machine's matmul speed drifts between runs: take the best of before and after.
-    attainable = max(attainable_before, attainable_flops(config, args.batch * args.length, args.repeats))
     achieved = total / time_c
     utilisation = achieved / attainable
     print(f"achieved:   {achieved / 1e9:.1f} GFLOP/s (engine step)")
