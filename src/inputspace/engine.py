@@ -81,7 +81,10 @@ def log_schedule(steps: int, points: int) -> list[int]:
 
 def kl_divergence(logits: Tensor, target_logprobs: Tensor) -> Tensor:
     """KL(target || softmax(logits)) per row."""
-    logprobs = F.log_softmax(logits.float(), dim=-1)
+    return kl_from_logprobs(F.log_softmax(logits.float(), dim=-1), target_logprobs)
+
+
+def kl_from_logprobs(logprobs: Tensor, target_logprobs: Tensor) -> Tensor:
     return F.kl_div(logprobs, target_logprobs, log_target=True, reduction="none").sum(dim=-1)
 
 
@@ -117,13 +120,13 @@ class _Trace:
 
 class _Run:
     def __init__(self, lm: LanguageModel, problem: Problem, settings: Settings, label: str):
-        self.lm, self.problem, self.settings, self.label = lm, problem, settings, label
+        self.lm, self.settings, self.label = lm, settings, label
         device = lm.device
         batch = problem.batch
         self.start = batch.embeddings.to(device)
         self.embeddings = self.start.clone().requires_grad_(True)
-        self.frozen = ~batch.trainable.to(device).unsqueeze(-1)
         self.trainable = batch.trainable.to(device)
+        self.frozen = ~self.trainable.unsqueeze(-1)
         self.attention_mask = batch.attention_mask.to(device)
         self.sites = batch.sites.to(device)
         self.target = problem.target_logprobs.to(device)
@@ -142,7 +145,11 @@ class _Run:
         self.index = VocabIndex(vocab, problem.candidates.to(device))
         self.watch_ids = problem.watch_ids.to(device)
         self.watch_vectors = vocab[self.watch_ids]
-        self.origin_terms: OriginTerms | None = None  # built at the first logged step
+        # What the logged steps compare against: fixed for the whole run.
+        self.seq, self.pos = torch.nonzero(self.trainable, as_tuple=True)
+        self.origin = self.start[self.seq, self.pos]
+        self.original_ids = batch.ids.to(device)[self.seq, self.pos]
+        self.origin_terms = OriginTerms(self.origin, self.index)
 
     def autocast(self):
         if self.settings.precision == "fp32" or self.lm.device.type == "cpu":
@@ -161,14 +168,14 @@ class _Run:
                 logits = self.lm.logits_at(
                     self.embeddings[rows], self.attention_mask[rows], self.sites[rows]
                 )
-            kl = kl_divergence(logits, self.target[rows])
-            probs = F.softmax(logits.detach().float(), dim=-1)
-            top_prob, top_id = probs.max(dim=-1)
+            logprobs = F.log_softmax(logits.float(), dim=-1)
+            kl = kl_from_logprobs(logprobs, self.target[rows])
+            top_logprob, top_id = logprobs.detach().max(dim=-1)
             self.trace.kl[step, rows] = kl.detach()
             self.trace.top1_id[step, rows] = top_id
-            self.trace.top1_prob[step, rows] = top_prob
+            self.trace.top1_prob[step, rows] = top_logprob.exp()
             if keep:
-                kept.append(probs)
+                kept.append(logprobs.detach().exp())
             if with_grad:
                 loss = kl.sum()
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -193,23 +200,19 @@ class _Run:
     @torch.no_grad()
     def snapshot(self, probs: Tensor) -> None:
         """Tables at a logged step: travel, back-projection, headings, top-k."""
-        step = self.step
-        seq, pos = torch.nonzero(self.trainable, as_tuple=True)
-        current = self.embeddings.detach()[seq, pos].float()
-        origin = self.start[seq, pos]
-        original_ids = self.problem.batch.ids.to(current.device)[seq, pos]
-        if self.origin_terms is None:
-            self.origin_terms = OriginTerms(origin, self.index)
+        step, seq, origin = self.step, self.seq, self.origin
+        current = self.embeddings.detach()[seq, self.pos].float()
         where = project(
-            current, origin, original_ids, self.index, self.watch_vectors, origin_terms=self.origin_terms
+            current, origin, self.original_ids, self.index, self.watch_vectors,
+            origin_terms=self.origin_terms,
         )
         near = where.nearest
         self.token_rows.append(
             {
                 "seq": seq.cpu().numpy(),
-                "pos": pos.cpu().numpy(),
+                "pos": self.pos.cpu().numpy(),
                 "step": np.full(seq.numel(), step),
-                "token_id": original_ids.cpu().numpy(),
+                "token_id": self.original_ids.cpu().numpy(),
                 "l2": (current - origin).norm(dim=1).cpu().numpy(),
                 "nearest_euclidean_id": near.euclidean_id.cpu().numpy(),
                 "nearest_euclidean": near.euclidean.cpu().numpy(),

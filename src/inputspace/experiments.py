@@ -73,14 +73,5 @@ def build_problem(
 
 
 def settings(optimize: dict[str, Any], precision: str = "fp32") -> Settings:
-    return Settings(
-        steps=optimize["steps"],
-        lr=optimize["lr"],
-        betas=tuple(optimize["betas"]),
-        log_points=optimize["log_points"],
-        top_k=optimize["top_k"],
-        checkpoint_every=optimize["checkpoint_every"],
-        save_logged_embeddings=optimize["save_logged_embeddings"],
-        precision=precision,
-        chunk_size=optimize.get("chunk_size"),
-    )
+    """Engine settings from an experiment's validated `optimize` block (same names)."""
+    return Settings(**{**optimize, "betas": tuple(optimize["betas"])}, precision=precision)

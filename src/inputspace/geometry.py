@@ -84,6 +84,26 @@ class Nearest:
     cosine_id: Tensor
     cosine: Tensor  # cosine similarity (not distance) to `cosine_id`
 
+    def columns(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.euclidean_id, self.euclidean, self.cosine_id, self.cosine
+
+
+class VocabIndex:
+    """The candidate tokens' embeddings and norms, prepared once for repeated scans."""
+
+    def __init__(self, matrix: Tensor, candidates: Tensor):
+        self.ids = candidates
+        self.vectors = matrix[candidates].contiguous()
+        self.squared = (self.vectors * self.vectors).sum(dim=1)
+        self.norms = self.squared.sqrt().clamp_min(1e-12)
+        column = torch.full((matrix.shape[0],), -1, dtype=torch.long, device=matrix.device)
+        column[candidates] = torch.arange(len(candidates), device=matrix.device)
+        self.column_of = column  # token id -> column in the scan, -1 if not a candidate
+
+    def columns(self, token_ids: Tensor) -> Tensor:
+        inside = (token_ids >= 0) & (token_ids < len(self.column_of))
+        return torch.where(inside, self.column_of[token_ids.clamp(0, len(self.column_of) - 1)], -1)
+
 
 def nearest_tokens(
     queries: Tensor,
@@ -97,28 +117,13 @@ def nearest_tokens(
     `exclude[i]`, if given, is a token id query i may not match (its own id, or -1).
     Scans in chunks of queries so memory stays at chunk_size x len(candidates).
     """
-    vocab = matrix[candidates]
-    vocab_norm = vocab.norm(dim=1)
-    results: list[tuple[Tensor, ...]] = []
+    index = VocabIndex(matrix, candidates)
+    parts = []
     for start in range(0, queries.shape[0], chunk_size):
-        q = queries[start : start + chunk_size]
-        q_norm = q.norm(dim=1, keepdim=True)
-        dots = q @ vocab.T  # one matmul serves both measures
-        squared = q_norm**2 - 2 * dots + vocab_norm**2
-        cosines = dots / (q_norm * vocab_norm).clamp_min(1e-12)
-        if exclude is not None:
-            banned = candidates.unsqueeze(0) == exclude[start : start + chunk_size].unsqueeze(1)
-            squared = squared.masked_fill(banned, float("inf"))
-            cosines = cosines.masked_fill(banned, -float("inf"))
-        e_index = squared.argmin(dim=1)
-        c_index = cosines.argmax(dim=1)
-        # Recompute the winners exactly: the expanded form loses precision when the
-        # distance is small next to the norms.
-        euclid = (q - vocab[e_index]).norm(dim=1)
-        cosine = torch.nn.functional.cosine_similarity(q, vocab[c_index], dim=1)
-        results.append((candidates[e_index], euclid, candidates[c_index], cosine))
-    e_ids, e_dist, c_ids, c_sim = (torch.cat(parts) for parts in zip(*results))
-    return Nearest(euclidean_id=e_ids, euclidean=e_dist, cosine_id=c_ids, cosine=c_sim)
+        rows = slice(start, start + chunk_size)
+        nearest, _ = _nearest_chunk(queries[rows], index, None if exclude is None else exclude[rows])
+        parts.append(nearest.columns())
+    return Nearest(*(torch.cat(column) for column in zip(*parts)))
 
 
 def random_pairs(ids: Tensor, k: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -172,23 +177,6 @@ def nearest_neighbour_table(matrix: Tensor, vocab: pd.DataFrame, chunk_size: int
             "cosine_distance": (1 - nearest.cosine).numpy(),
         }
     )
-
-
-class VocabIndex:
-    """The candidate tokens' embeddings and norms, prepared once for repeated scans."""
-
-    def __init__(self, matrix: Tensor, candidates: Tensor):
-        self.ids = candidates
-        self.vectors = matrix[candidates].contiguous()
-        self.squared = (self.vectors * self.vectors).sum(dim=1)
-        self.norms = self.squared.sqrt().clamp_min(1e-12)
-        column = torch.full((matrix.shape[0],), -1, dtype=torch.long, device=matrix.device)
-        column[candidates] = torch.arange(len(candidates), device=matrix.device)
-        self.column_of = column  # token id -> column in the scan, -1 if not a candidate
-
-    def columns(self, token_ids: Tensor) -> Tensor:
-        inside = (token_ids >= 0) & (token_ids < len(self.column_of))
-        return torch.where(inside, self.column_of[token_ids.clamp(0, len(self.column_of) - 1)], -1)
 
 
 @dataclass(frozen=True)
@@ -258,25 +246,50 @@ def project(
     return Projection(nearest, *fields[4:])
 
 
+def _nearest_chunk(q: Tensor, index: VocabIndex, exclude: Tensor | None) -> tuple[Nearest, Tensor]:
+    """Nearest candidates of the queries `q`, and the dot products q.v_j the scan made."""
+    vectors = index.vectors
+    dots = q @ vectors.T  # one matmul serves both measures
+    rows, own = _excluded(index, exclude)
+    scores = dots / index.norms  # cos(q, v_j) times a per-row constant
+    scores[rows, own] = -float("inf")
+    cosine_col = scores.argmax(dim=1)
+    torch.mul(dots, 2, out=scores).sub_(index.squared)  # 2 q.v_j - |v_j|^2, largest = nearest
+    scores[rows, own] = -float("inf")
+    euclid_col = scores.argmax(dim=1)
+    # Recompute the winners exactly: the expanded form loses precision when the
+    # distance is small next to the norms.
+    nearest = Nearest(
+        euclidean_id=index.ids[euclid_col],
+        euclidean=(q - vectors[euclid_col]).norm(dim=1),
+        cosine_id=index.ids[cosine_col],
+        cosine=torch.nn.functional.cosine_similarity(q, vectors[cosine_col], dim=1),
+    )
+    return nearest, dots
+
+
+def _excluded(index: VocabIndex, exclude: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(rows, columns) of the candidates each row may not pick."""
+    if exclude is None:
+        empty = torch.zeros(0, dtype=torch.long, device=index.ids.device)
+        return empty, empty
+    columns = index.columns(exclude)
+    rows = torch.nonzero(columns >= 0).squeeze(1)
+    return rows, columns[rows]
+
+
 def _project_chunk(
     e: Tensor, o: Tensor, exclude: Tensor, index: VocabIndex, watch: Tensor, terms: tuple[Tensor, Tensor]
 ):
-    vectors = index.vectors
     origin_dots, inverse_gap = terms  # o.v_j and 1/|v_j - o|, read only
-    dots = e @ vectors.T  # e.v_j
-    scores = dots / index.norms  # cos(e, v_j) times a per-row constant
-    cosine_col = scores.argmax(dim=1)
-    torch.mul(dots, 2, out=scores).sub_(index.squared)  # 2 e.v_j - |v_j|^2, largest = nearest
-    euclid_col = scores.argmax(dim=1)
-    del scores
+    nearest, dots = _nearest_chunk(e, index, None)  # back-projection may land on its own token
 
     d = e - o
     d_norm = d.norm(dim=1)
     # |d| cos(d, v_j - o) = (e.v_j - o.v_j - d.o) / |v_j - o|, built in place
     heading = dots.sub_(origin_dots).sub_((d * o).sum(dim=1, keepdim=True)).mul_(inverse_gap)
-    own = index.columns(exclude)
-    rows = torch.nonzero(own >= 0).squeeze(1)
-    heading[rows, own[rows]] = -float("inf")
+    rows, own = _excluded(index, exclude)
+    heading[rows, own] = -float("inf")
     best_scaled, best_col = heading.max(dim=1)
 
     watch_cos = torch.nn.functional.cosine_similarity(
@@ -290,10 +303,7 @@ def _project_chunk(
     still = d_norm == 0
     nan = torch.tensor(float("nan"), device=e.device)
     return (
-        index.ids[euclid_col],
-        (e - vectors[euclid_col]).norm(dim=1),
-        index.ids[cosine_col],
-        torch.nn.functional.cosine_similarity(e, vectors[cosine_col], dim=1),
+        *nearest.columns(),
         torch.where(still, -1, index.ids[best_col]),
         torch.where(still, nan, best_scaled / d_norm),
         torch.where(still.unsqueeze(1), nan, watch_cos),
