@@ -13,6 +13,7 @@ include: "rules/models.smk"
 include: "rules/vocab.smk"
 include: "rules/geometry.smk"
 include: "rules/optimize.smk"
+include: "rules/case_study.smk"
 
 
 rule all:
@@ -27,3 +28,8 @@ rule all:
             for experiment, model in experiment_models("random")
         ],
         [run_files(experiment, model)["steps"] for experiment, model in experiment_models()],
+        [
+            f"results/figures/{experiment}/{model}_{figure}.png"
+            for experiment, model in case_studies()
+            for figure in ("gradient_norms", "path")
+        ],

@@ -82,6 +82,8 @@ def _check_prompts():
                 f"config error at {where}.sequences: min_length {sequences['min_length']} exceeds "
                 f"max_length {sequences['max_length']}"
             )
+        if "case_study" in experiment:
+            _check_case_study(experiment, where)
         if "target" in experiment:
             check_prompt(experiment["target"]["prompt"], f"{where}.target.prompt")
         elif sequences["kind"] != "pairs":
@@ -89,6 +91,37 @@ def _check_prompts():
                 f"config error at {where}: {sequences['kind']} sequences need a target "
                 "(target: {prompt: ...})"
             )
+
+
+def _check_case_study(experiment, where):
+    """A case study follows a word of one source prompt toward a word of its target."""
+    from inputspace.gradients import word_span
+    from inputspace.prompts import PLACEHOLDER
+
+    if experiment["sequences"]["kind"] != "prompt" or "target" not in experiment:
+        raise ConfigError(
+            f"config error at {where}.case_study: a case study needs sequences of kind prompt "
+            "and a target prompt"
+        )
+    if not experiment["optimize"]["save_logged_embeddings"]:
+        raise ConfigError(
+            f"config error at {where}.optimize: a case study draws its path from the logged "
+            "embeddings; set save_logged_embeddings: true"
+        )
+    study = experiment["case_study"]
+    for key, prompt in (("word", experiment["sequences"]["prompt"]), ("toward", experiment["target"]["prompt"])):
+        try:
+            word_span(prompt.split(PLACEHOLDER)[0], study[key])
+        except InputspaceError:
+            raise ConfigError(
+                f"config error at {where}.case_study.{key}: {study[key]!r} is not a whole word "
+                f"before {PLACEHOLDER} in {prompt!r} (a causal LM reads only that part); fix one of them"
+            ) from None
+
+
+def case_studies():
+    """(experiment, model) pairs of the experiments with a case study."""
+    return [(name, model) for name, model in experiment_models("prompt") if "case_study" in EXPERIMENTS[name]]
 
 
 try:

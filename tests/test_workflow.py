@@ -72,6 +72,27 @@ def test_tiny_workflow_optimises_every_experiment(tiny_run):
     assert not list((tiny_run / "results").rglob("*.pt"))  # checkpoints go once runs finish
 
 
+def test_tiny_workflow_builds_the_case_study(tiny_run):
+    figures = tiny_run / "results/figures/bark_neigh"
+    for model in ("tiny_modernbert", "tiny_llama"):
+        gradients = pd.read_csv(figures / f"{model}_gradients.csv")
+        assert gradients.grad_norm.gt(0).all() and gradients.descent_v.str.len().gt(0).all()
+        path = pd.read_parquet(figures / f"{model}_path.parquet")
+        assert path.step.max() == 60 and path.step.min() == 0
+        assert (path[path.step == 0].l2_travelled == 0).all()
+        assert (path.toward_heading_rank[path.step > 0] >= 1).all()
+        for figure in ("gradient_norms", "path"):
+            assert (figures / f"{model}_{figure}.png").stat().st_size > 20_000
+
+
+def test_case_study_word_must_be_in_the_prompt(tmp_path):
+    config = tiny_config()
+    config["experiments"]["bark_neigh"]["case_study"]["toward"] = "moo"
+    result = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)))
+    line = one_line_error(result)
+    assert "experiments.bark_neigh.case_study.toward" in line and "'moo'" in line
+
+
 def test_rerun_has_nothing_to_do(tiny_run):
     result = snakemake(tiny_run, "-n", "--configfile", str(REPO / "configs/tiny.yaml"))
     assert result.returncode == 0

@@ -31,3 +31,8 @@ def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
 def write_json(data: Any, path: str | os.PathLike) -> None:
     with atomic_output(path) as partial:
         partial.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_output(path) as partial:
+        table.to_csv(partial, index=False)

@@ -1,0 +1,60 @@
+rule gradient_case_study:
+    """Experiment 1: the input-space gradient of the source prompt toward the target."""
+    input:
+        model=model_folder,
+        table="results/{model}/vocab.parquet",
+        matrix="results/{model}/vocab.safetensors",
+    output:
+        table="results/figures/{experiment}/{model}_gradients.parquet",
+        csv="results/figures/{experiment}/{model}_gradients.csv",
+        figure=report(
+            "results/figures/{experiment}/{model}_gradient_norms.png",
+            caption="../report/gradient_norms.rst",
+            category="{experiment}",
+            subcategory="{model}",
+        ),
+    params:
+        experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
+        device=config["device"],
+        attention=config["attention"],
+    log:
+        "results/logs/gradient_case_study/{model}_{experiment}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=20,
+    conda:
+        ENV
+    script:
+        "../scripts/gradient_case_study.py"
+
+
+rule case_study_path:
+    """Experiment 2: where the followed word travels under Adam, against its target word."""
+    input:
+        model=model_folder,
+        table="results/{model}/vocab.parquet",
+        matrix="results/{model}/vocab.safetensors",
+        steps=run_files("{experiment}", "{model}")["steps"],
+        embeddings=run_files("{experiment}", "{model}")["embeddings"],
+    output:
+        table="results/figures/{experiment}/{model}_path.parquet",
+        csv="results/figures/{experiment}/{model}_path.csv",
+        figure=report(
+            "results/figures/{experiment}/{model}_path.png",
+            caption="../report/case_path.rst",
+            category="{experiment}",
+            subcategory="{model}",
+        ),
+    params:
+        experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
+    log:
+        "results/logs/case_study_path/{model}_{experiment}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        ENV
+    script:
+        "../scripts/case_study_path.py"
