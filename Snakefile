@@ -8,12 +8,16 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/vocab.smk"
 include: "rules/geometry.smk"
 include: "rules/optimize.smk"
 include: "rules/case_study.smk"
+include: "rules/analysis.smk"
 
 
 rule all:
@@ -33,3 +37,9 @@ rule all:
             for experiment, model in case_studies()
             for figure in ("gradient_norms", "path")
         ],
+        [
+            f"results/figures/{experiment}/{name}"
+            for experiment in EXPERIMENTS
+            for name in ("kl.png", "displacement.png", "backprojection.csv", "topk.gif")
+        ],
+        "results/summary.md",

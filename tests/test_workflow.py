@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -83,6 +84,40 @@ def test_tiny_workflow_builds_the_case_study(tiny_run):
         assert (path.toward_heading_rank[path.step > 0] >= 1).all()
         for figure in ("gradient_norms", "path"):
             assert (figures / f"{model}_{figure}.png").stat().st_size > 20_000
+
+
+FIGURES = ["kl.png", "travel.png", "displacement.png", "favoured.png", "travel_density.png", "topk.png", "topk.gif"]
+TABLES = ["curves.parquet", "convergence.csv", "displacement.csv", "favoured.parquet", "travel_density.parquet",
+          "backprojection.csv", "backprojection_counts.csv", "headings.csv", "topk.csv"]
+
+
+def test_tiny_workflow_builds_every_figure_and_its_table(tiny_run):
+    for experiment in tiny_config()["experiments"]:
+        folder = tiny_run / "results/figures" / experiment
+        for name in FIGURES:
+            assert (folder / name).stat().st_size > 10_000, name
+        for name in TABLES:
+            assert (folder / name).is_file(), name
+        convergence = pd.read_csv(folder / "convergence.csv")
+        assert set(convergence.model) == {"tiny_modernbert", "tiny_llama"}
+        counts = pd.read_csv(folder / "backprojection_counts.csv")
+        assert counts.fraction_changed.between(0, 1).all()
+    summary = (tiny_run / "results/summary.md").read_text()
+    for experiment in tiny_config()["experiments"]:
+        assert f"## {experiment}" in summary
+    assert "| measured | tiny_modernbert | tiny_llama |" in summary
+    assert "Experiment 5" in summary and "Experiment 4" in summary
+
+
+def test_report_holds_every_figure(tiny_run):
+    result = snakemake(tiny_run, "--report", "report.zip", "--configfile", str(REPO / "configs/tiny.yaml"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with zipfile.ZipFile(tiny_run / "report.zip") as archive:
+        names = archive.namelist()
+    for experiment in tiny_config()["experiments"]:
+        for name in FIGURES:
+            assert any(n.endswith(f"figures/{experiment}/{name}") for n in names), (experiment, name)
+    assert any(n.endswith("summary.html") for n in names)
 
 
 def test_case_study_word_must_be_in_the_prompt(tmp_path):

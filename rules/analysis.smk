@@ -1,0 +1,165 @@
+# Figures and tables over the finished runs of one experiment, its models side by side.
+
+
+def experiment_models_of(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["models"]
+
+
+def per_model(pattern):
+    """Input function: `pattern` (with {model}, {experiment}) for each model of the experiment."""
+    return lambda wildcards: [
+        pattern.format(model=model, experiment=wildcards.experiment)
+        for model in experiment_models_of(wildcards)
+    ]
+
+
+def figure_of(name, caption):
+    return report(
+        f"results/figures/{{experiment}}/{name}",
+        caption=f"../report/{caption}.rst",
+        category="{experiment}",
+        subcategory="models side by side",
+    )
+
+
+RUN = "results/{model}/runs/{experiment}"
+
+
+rule convergence_figures:
+    """KL and total L2 travelled over the steps, per sequence."""
+    input:
+        steps=per_model(f"{RUN}/steps.parquet"),
+    output:
+        kl=figure_of("kl.png", "kl"),
+        travel=figure_of("travel.png", "travel"),
+        curves="results/figures/{experiment}/curves.parquet",
+        convergence="results/figures/{experiment}/convergence.csv",
+    params:
+        models=experiment_models_of,
+    log:
+        "results/logs/convergence_figures/{experiment}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/convergence_figures.py"
+
+
+rule displacement_figures:
+    """Per-dimension displacement, favoured dimensions or tokens, travel against vocab distances."""
+    input:
+        embeddings=per_model(f"{RUN}/embeddings.safetensors"),
+        pairs=per_model("results/{model}/vocab_distances.parquet"),
+        nearest=per_model("results/{model}/nearest_neighbours.parquet"),
+    output:
+        distribution=figure_of("displacement.png", "displacement"),
+        favoured=figure_of("favoured.png", "favoured"),
+        density=figure_of("travel_density.png", "travel_density"),
+        stats="results/figures/{experiment}/displacement.csv",
+        profiles="results/figures/{experiment}/favoured.parquet",
+        densities="results/figures/{experiment}/travel_density.parquet",
+    params:
+        models=experiment_models_of,
+    log:
+        "results/logs/displacement_figures/{experiment}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/displacement_figures.py"
+
+
+rule token_tables:
+    """Back-projection changes and headings of every optimised token."""
+    input:
+        tokens=per_model(f"{RUN}/tokens.parquet"),
+        vocab=per_model("results/{model}/vocab.parquet"),
+    output:
+        changes=report(
+            "results/figures/{experiment}/backprojection.csv",
+            caption="../report/backprojection.rst",
+            category="{experiment}",
+            subcategory="tables",
+        ),
+        counts="results/figures/{experiment}/backprojection_counts.csv",
+        headings=report(
+            "results/figures/{experiment}/headings.csv",
+            caption="../report/headings.rst",
+            category="{experiment}",
+            subcategory="tables",
+        ),
+    params:
+        models=experiment_models_of,
+    log:
+        "results/logs/token_tables/{experiment}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/token_tables.py"
+
+
+rule topk_figures:
+    """The top-k predictions over the steps: an animation and small multiples."""
+    input:
+        topk=per_model(f"{RUN}/topk.parquet"),
+        vocab=per_model("results/{model}/vocab.parquet"),
+    output:
+        animation=figure_of("topk.gif", "topk_animation"),
+        frames=figure_of("topk.png", "topk"),
+        table="results/figures/{experiment}/topk.csv",
+    params:
+        models=experiment_models_of,
+        columns=5,
+    log:
+        "results/logs/topk_figures/{experiment}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/topk_figures.py"
+
+
+def every_experiment(pattern):
+    return [pattern.format(experiment=name) for name in EXPERIMENTS]
+
+
+rule summary:
+    """The study's claims next to this run's numbers, per experiment and model."""
+    input:
+        models=expand("results/models/{model}", model=MODELS),
+        pairs=expand("results/{model}/vocab_distances.parquet", model=MODELS),
+        convergence=every_experiment("results/figures/{experiment}/convergence.csv"),
+        curves=every_experiment("results/figures/{experiment}/curves.parquet"),
+        displacement=every_experiment("results/figures/{experiment}/displacement.csv"),
+        counts=every_experiment("results/figures/{experiment}/backprojection_counts.csv"),
+        paths=[f"results/figures/{e}/{m}_path.parquet" for e, m in case_studies()],
+    output:
+        markdown="results/summary.md",
+        html=report("results/summary.html", caption="../report/summary.rst", category="Summary"),
+    params:
+        experiments=EXPERIMENTS,
+        models=MODELS,
+        case_studies=case_studies(),
+    log:
+        "results/logs/summary.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/summary.py"

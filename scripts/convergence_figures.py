@@ -1,0 +1,22 @@
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
+
+import pandas as pd
+
+from inputspace import analysis, figures, files, scripting, trajectory
+
+
+def main(snakemake):
+    experiment, models = snakemake.wildcards.experiment, snakemake.params.models
+    steps = pd.concat([trajectory.read(path, trajectory.STEPS) for path in snakemake.input.steps])
+    curves = steps[["model", "seq", "step", "kl", "l2_total"]]
+    files.write_parquet(curves, snakemake.output.curves)
+    summary = analysis.convergence(steps)
+    files.write_csv(summary, snakemake.output.convergence)
+    figures.kl_curves(curves, models, f"{experiment}: KL per sequence and mean", snakemake.output.kl)
+    figures.travel_curves(curves, models, f"{experiment}: total L2 travelled per sequence", snakemake.output.travel)
+    print(summary.groupby("model")[["steps_to_threshold", "final_kl", "l2_growth_last_tenth"]].describe().T)
+
+
+scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,0 +1,37 @@
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
+
+import pandas as pd
+
+from inputspace import files, scripting, sources, summary
+from inputspace.summary import RunTables
+
+
+def main(snakemake):
+    experiments, models = snakemake.params.experiments, snakemake.params.models
+    kinds = {m: sources.read_manifest(folder)["kind"] for m, folder in zip(models, snakemake.input.models)}
+    pairs = {m: summary.median_pair_distance(pd.read_parquet(p)) for m, p in zip(models, snakemake.input.pairs)}
+    case_paths = dict(zip(map(tuple, snakemake.params.case_studies), snakemake.input.paths))
+    sections = []
+    for number, (name, spec) in enumerate(experiments.items()):
+        tables = RunTables(
+            convergence=pd.read_csv(snakemake.input.convergence[number]),
+            curves=pd.read_parquet(snakemake.input.curves[number]),
+            displacement=pd.read_csv(snakemake.input.displacement[number]),
+            counts=pd.read_csv(snakemake.input.counts[number]),
+        )
+        paths = {m: pd.read_parquet(case_paths[(name, m)]) for m in spec["models"] if (name, m) in case_paths}
+        sections.append(summary.section(name, spec, kinds, tables, pairs, paths))
+    header = (
+        "Numbers measured by this workflow's run of the config below each heading; the study's numbers "
+        "are quoted from ../shared/reference-study.md. Distances are Euclidean, in input-embedding space."
+    )
+    with files.atomic_output(snakemake.output.markdown) as partial:
+        partial.write_text(summary.markdown(sections, header))
+    with files.atomic_output(snakemake.output.html) as partial:
+        partial.write_text(summary.as_html(sections, header))
+    print(summary.markdown(sections, header))
+
+
+scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

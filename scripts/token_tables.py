@@ -1,0 +1,31 @@
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
+
+import pandas as pd
+
+from inputspace import analysis, files, gradients, scripting, trajectory, vocab
+
+
+def main(snakemake):
+    models = snakemake.params.models
+    strings = {m: vocab.read_table(path).token.to_numpy() for m, path in zip(models, snakemake.input.vocab)}
+    tokens = pd.concat([trajectory.read(path, trajectory.TOKENS) for path in snakemake.input.tokens])
+    changes = pd.concat([analysis.backprojection_changes(tokens, measure) for measure in ("euclidean", "cosine")])
+    counts = analysis.backprojection_counts(tokens, changes)
+    files.write_csv(_named(changes, strings), snakemake.output.changes)
+    files.write_csv(counts, snakemake.output.counts)
+    files.write_csv(_named(analysis.headings(tokens), strings), snakemake.output.headings)
+    print(counts.to_string(index=False))
+
+
+def _named(table: pd.DataFrame, strings: dict) -> pd.DataFrame:
+    """Token strings beside the ids, each from its own model's vocabulary."""
+    if table.empty:
+        return table
+    return pd.concat(
+        [gradients.name_tokens(rows, strings[model]) for model, rows in table.groupby("model", sort=False)]
+    )
+
+
+scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

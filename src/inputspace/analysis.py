@@ -1,0 +1,189 @@
+"""Analyses over finished runs (experiments 2 to 5): pure functions from the trajectory
+tables and start/end embeddings to the tables behind every figure and the summary."""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file
+from scipy.stats import gaussian_kde
+
+THRESHOLD = 1e-2  # "converged": KL below this
+SMALL_DISPLACEMENT = 0.02  # the study: "nearly all dimensions moved less than 0.02"
+TAIL = 0.1  # fraction of the run whose L2 growth says whether travel levels off
+
+
+# ------------------------------------------------------------------ convergence
+
+
+def convergence(steps: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFrame:
+    """Per (model, seq): first step with KL < threshold (NaN if never), final KL, final
+    total L2 travelled, and the share of that total added over the last TAIL of steps
+    (small: travel has levelled off)."""
+    rows = []
+    for (model, seq), run in steps.sort_values("step").groupby(["model", "seq"], sort=True):
+        below = run.step[run.kl < threshold]
+        last = run.step.max()
+        tail_start = run.l2_total[run.step <= last * (1 - TAIL)].iloc[-1]
+        final = run.l2_total.iloc[-1]
+        rows.append(
+            {
+                "model": model,
+                "seq": seq,
+                "steps_to_threshold": float(below.iloc[0]) if len(below) else np.nan,
+                "final_kl": run.kl.iloc[-1],
+                "final_l2_total": final,
+                "l2_growth_last_tenth": (final - tail_start) / final if final > 0 else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def mean_kl(steps: pd.DataFrame) -> pd.DataFrame:
+    return steps.groupby(["model", "step"], as_index=False).kl.mean()
+
+
+# ------------------------------------------------------------------ displacement
+
+
+@dataclass
+class Moves:
+    """Displacement end - start of every optimised position of a run."""
+
+    delta: np.ndarray  # [tokens, d]
+    seq: np.ndarray
+    pos: np.ndarray
+
+    @property
+    def l2(self) -> np.ndarray:
+        return np.linalg.norm(self.delta, axis=1)
+
+
+def moves(embeddings_file: str | Path) -> Moves:
+    tensors = load_file(str(embeddings_file))
+    seq, pos = torch.nonzero(tensors["trainable"], as_tuple=True)
+    delta = (tensors["end"] - tensors["start"])[seq, pos]
+    return Moves(delta.double().numpy(), seq.numpy(), pos.numpy())
+
+
+@dataclass
+class DisplacementStats:
+    tokens: int
+    dimensions: int
+    median_l2: float
+    max_l2: float
+    max_abs_dimension: float  # largest |displacement| of any token in any dimension
+    share_below_small: float  # of all (token, dimension) displacements, |x| < SMALL_DISPLACEMENT
+    top_dimensions_share: float  # share of squared displacement in the top 1% of dimensions
+    dimension_rms_max_over_median: float
+    token_l2_max_over_median: float
+    token_l2_cv: float  # std / mean of per-token L2
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def dimension_rms(delta: np.ndarray) -> np.ndarray:
+    """Root-mean-square displacement of each dimension over all tokens."""
+    return np.sqrt((delta**2).mean(axis=0))
+
+
+def displacement_stats(move: Moves) -> DisplacementStats:
+    """Is any token or dimension favoured? With none favoured the top 1% of dimensions hold
+    about 1% of the squared displacement and the max/median ratios stay near 1-3."""
+    delta, l2 = move.delta, move.l2
+    energy = np.sort((delta**2).sum(axis=0))[::-1]
+    top = max(1, int(round(0.01 * delta.shape[1])))
+    rms = dimension_rms(delta)
+    return DisplacementStats(
+        tokens=int(delta.shape[0]),
+        dimensions=int(delta.shape[1]),
+        median_l2=float(np.median(l2)),
+        max_l2=float(l2.max()),
+        max_abs_dimension=float(np.abs(delta).max()),
+        share_below_small=float((np.abs(delta) < SMALL_DISPLACEMENT).mean()),
+        top_dimensions_share=float(energy[:top].sum() / max(energy.sum(), 1e-30)),
+        dimension_rms_max_over_median=float(rms.max() / max(np.median(rms), 1e-30)),
+        token_l2_max_over_median=float(l2.max() / max(np.median(l2), 1e-30)),
+        token_l2_cv=float(l2.std() / max(l2.mean(), 1e-30)),
+    )
+
+
+def density_curves(samples: dict[str, np.ndarray], points: int = 256) -> pd.DataFrame:
+    """Gaussian KDE of each named sample on one shared grid; a sample with fewer than two
+    distinct values gets no curve (its rows are NaN) and is left to a rug plot."""
+    values = np.concatenate([v for v in samples.values() if len(v)])
+    grid = np.linspace(0, values.max() * 1.05, points)
+    columns = {"x": grid}
+    for name, sample in samples.items():
+        columns[name] = _kde(sample, grid)
+    return pd.DataFrame(columns)
+
+
+def _kde(sample: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    if len(np.unique(sample)) < 2:
+        return np.full_like(grid, np.nan)
+    try:
+        return gaussian_kde(sample)(grid)
+    except np.linalg.LinAlgError:
+        return np.full_like(grid, np.nan)
+
+
+# ------------------------------------------------------------------ back-projection and headings
+
+
+def backprojection_changes(tokens: pd.DataFrame, measure: str = "euclidean") -> pd.DataFrame:
+    """Positions whose nearest vocabulary token (by `measure`) at the last logged step
+    differs from the one at step 0, with the step from which it stayed the new token."""
+    column = f"nearest_{measure}_id"
+    rows = []
+    for (model, seq, pos), track in tokens.sort_values("step").groupby(["model", "seq", "pos"], sort=True):
+        start, end = track.iloc[0], track.iloc[-1]
+        if start[column] == end[column]:
+            continue
+        settled = track[column].to_numpy() == end[column]
+        first = len(settled) - int(np.argmin(settled[::-1]))  # after the last step it differed
+        changed = track.iloc[first]
+        rows.append(
+            {
+                "model": model, "seq": seq, "pos": pos, "measure": measure,
+                "token_id": start.token_id, "from_id": start[column], "to_id": end[column],
+                "step_changed": changed.step, "l2_at_change": changed.l2,
+                "from_value_at_start": start[f"nearest_{measure}"],
+                "to_value_at_end": end[f"nearest_{measure}"], "l2_at_end": end.l2,
+            }
+        )
+    return pd.DataFrame(rows, columns=_CHANGE_COLUMNS)
+
+
+_CHANGE_COLUMNS = [
+    "model", "seq", "pos", "measure", "token_id", "from_id", "to_id", "step_changed",
+    "l2_at_change", "from_value_at_start", "to_value_at_end", "l2_at_end",
+]
+
+
+def backprojection_counts(tokens: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
+    """Per model and measure: optimised tokens, how many changed back-projection, fraction."""
+    totals = tokens.groupby("model")[["seq", "pos"]].apply(lambda t: len(t.drop_duplicates()))
+    rows = []
+    for model, total in totals.items():
+        for measure in ("euclidean", "cosine"):
+            changed = int(((changes.model == model) & (changes.measure == measure)).sum())
+            rows.append({"model": model, "measure": measure, "tokens": int(total), "changed": changed,
+                         "fraction_changed": changed / total if total else np.nan})
+    return pd.DataFrame(rows)
+
+
+def headings(tokens: pd.DataFrame) -> pd.DataFrame:
+    """At each position's last logged step: the token its displacement heads toward most
+    and the cosine, and each watch token's heading cosine and rank (one row per watch
+    token; a position with no watch tokens gets one row with empty watch columns)."""
+    last = tokens[tokens.step == tokens.groupby(["model", "seq", "pos"]).step.transform("max")]
+    base = last[["model", "seq", "pos", "step", "token_id", "l2", "heading_id", "heading_cosine"]]
+    watched = last[["watch_ids", "watch_cosines", "watch_ranks"]].apply(lambda c: c.map(list))
+    rows = pd.concat([base, watched], axis=1).explode(["watch_ids", "watch_cosines", "watch_ranks"])
+    return rows.rename(
+        columns={"watch_ids": "watch_id", "watch_cosines": "watch_cosine", "watch_ranks": "watch_rank"}
+    ).reset_index(drop=True)

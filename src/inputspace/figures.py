@@ -1,0 +1,184 @@
+"""Figures over finished runs, one experiment at a time, with its models side by side on
+shared scales (the house style and `figure` come from `inputspace.plots`)."""
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from inputspace.analysis import SMALL_DISPLACEMENT, THRESHOLD, Moves, dimension_rms
+from inputspace.files import atomic_output
+from inputspace.plots import STYLE, figure
+
+PANEL = (3.4, 2.6)  # inches per model panel
+
+
+def _size(columns: int, rows: int = 1) -> tuple[float, float]:
+    return min(7.0, PANEL[0] * columns + 0.4), PANEL[1] * rows + 0.6
+
+
+def _panels(axes, n_models: int, n_rows: int = 1) -> np.ndarray:
+    return np.asarray(axes).reshape(n_rows, -1) if n_rows > 1 or n_models > 1 else np.asarray([[axes]])
+
+
+def kl_curves(steps: pd.DataFrame, models: list[str], title: str, path: Path) -> None:
+    """KL per sequence (thin) and its mean (thick), log scale, one panel per model."""
+    with figure(path, size=_size(len(models)), ncols=len(models), sharey=True, squeeze=False) as (fig, axes):
+        for ax, model in zip(axes[0], models):
+            run = steps[steps.model == model]
+            for _, sequence in run.groupby("seq"):
+                ax.plot(sequence.step, sequence.kl, color="C0", alpha=0.25, linewidth=0.6)
+            mean = run.groupby("step").kl.mean()
+            ax.plot(mean.index, mean.to_numpy(), color="k", linewidth=2, label="mean over sequences")
+            ax.axhline(THRESHOLD, color="C3", linestyle=":", label=f"KL = {THRESHOLD:g}")
+            ax.set_yscale("log")
+            ax.set_xlabel("Adam step")
+            ax.set_title(f"{model} ({run.seq.nunique()} sequences)")
+        axes[0, 0].set_ylabel("KL(target || predicted) [nats]")
+        axes[0, 0].legend(loc="lower left")
+        fig.suptitle(title)
+
+
+def travel_curves(steps: pd.DataFrame, models: list[str], title: str, path: Path) -> None:
+    """Total L2 travelled by each sequence's optimised tokens over the steps."""
+    with figure(path, size=_size(len(models)), ncols=len(models), sharey=True, squeeze=False) as (fig, axes):
+        for ax, model in zip(axes[0], models):
+            run = steps[steps.model == model]
+            for _, sequence in run.groupby("seq"):
+                ax.plot(sequence.step, sequence.l2_total, color="C2", alpha=0.45, linewidth=0.8)
+            ax.set_xlabel("Adam step")
+            ax.set_title(model)
+        axes[0, 0].set_ylabel("total L2 travelled per sequence")
+        fig.suptitle(title)
+
+
+def displacement_distribution(moves: dict[str, Moves], title: str, path: Path) -> None:
+    """Per-dimension displacement over all tokens and dimensions: histogram and the
+    cumulative distribution of its magnitude; one row per model, shared axes."""
+    models = list(moves)
+    size = (7.0, 2.4 * len(models) + 0.6)
+    limit = max(float(np.abs(m.delta).max()) for m in moves.values())
+    with figure(path, size=size, nrows=len(models), ncols=2, squeeze=False, sharex="col") as (fig, axes):
+        for (hist_ax, cdf_ax), model in zip(axes, models):
+            values = moves[model].delta.ravel()
+            hist_ax.hist(values, bins=np.linspace(-limit, limit, 101), color="C0")
+            hist_ax.set_yscale("log")
+            hist_ax.set_ylabel("count of (token, dimension)")
+            hist_ax.set_title(f"{model}: histogram")
+            magnitude = np.sort(np.abs(values))
+            cdf_ax.plot(magnitude, np.arange(1, magnitude.size + 1) / magnitude.size, color="C1")
+            cdf_ax.axvline(SMALL_DISPLACEMENT, color="0.4", linestyle=":")
+            below = (magnitude < SMALL_DISPLACEMENT).mean()
+            cdf_ax.annotate(f"{below:.1%} below {SMALL_DISPLACEMENT}", (SMALL_DISPLACEMENT, below),
+                            xytext=(5, -12), textcoords="offset points", fontsize=7)
+            cdf_ax.set_xscale("log")
+            cdf_ax.set_ylabel("cumulative fraction")
+            cdf_ax.set_title(f"{model}: cumulative, magnitude")
+        axes[-1, 0].set_xlabel("end - start, one coordinate")
+        axes[-1, 1].set_xlabel("|end - start|, one coordinate (log scale)")
+        fig.suptitle(title)
+
+
+def favoured(moves: dict[str, Moves], title: str, path: Path) -> None:
+    """Is any dimension or token favoured? Left: RMS displacement of each dimension over
+    all tokens; right: each token's L2 displacement, sorted. Flat profiles: none is."""
+    models = list(moves)
+    size = (7.0, 2.4 * len(models) + 0.6)
+    with figure(path, size=size, nrows=len(models), ncols=2, squeeze=False, sharex="col", sharey="col") as (fig, axes):
+        for (dim_ax, token_ax), model in zip(axes, models):
+            move = moves[model]
+            rms = dimension_rms(move.delta)
+            dim_ax.plot(np.arange(rms.size), rms, ".", markersize=2, color="C0")
+            dim_ax.axhline(np.median(rms), color="k", linewidth=0.8, label="median")
+            dim_ax.set_ylabel("RMS displacement")
+            dim_ax.set_title(f"{model}: dimensions, max/median {rms.max() / np.median(rms):.1f}")
+            dim_ax.legend(loc="upper right")
+            l2 = np.sort(move.l2)[::-1]
+            token_ax.bar(np.arange(l2.size), l2, width=1.0, color="C2")
+            token_ax.axhline(np.median(l2), color="k", linewidth=0.8)
+            token_ax.set_ylabel("L2 travelled")
+            token_ax.set_title(f"{model}: tokens, max/median {l2.max() / np.median(l2):.1f}")
+        axes[-1, 0].set_xlabel("embedding dimension")
+        axes[-1, 1].set_xlabel("optimised token, by L2 travelled")
+        fig.suptitle(title)
+
+
+def travel_against_vocabulary(curves: dict[str, pd.DataFrame], travel: dict[str, np.ndarray], title: str, path: Path) -> None:
+    """Smoothed histograms (KDE) of per-token L2 travelled, distances between random
+    vocabulary pairs and nearest-neighbour distances, on a shared distance axis."""
+    models = list(curves)
+    labels = {
+        "travelled": ("L2 travelled per token", "C3"),
+        "random_pairs": ("random vocabulary pairs", "C0"),
+        "nearest_neighbours": ("vocabulary nearest neighbours", "C1"),
+    }
+    with figure(path, size=_size(len(models)), ncols=len(models), sharex=True, squeeze=False) as (fig, axes):
+        for ax, model in zip(axes[0], models):
+            curve = curves[model]
+            for column, (label, colour) in labels.items():
+                if curve[column].notna().any():
+                    ax.fill_between(curve.x, curve[column], color=colour, alpha=0.25)
+                    ax.plot(curve.x, curve[column], color=colour, label=label)
+            ax.plot(travel[model], np.zeros_like(travel[model]), "|", color="C3", markersize=10)
+            ax.set_xlabel("Euclidean distance in input-embedding space")
+            ax.set_title(model)
+        axes[0, 0].set_ylabel("density")
+        axes[0, 0].legend(loc="upper right")
+        fig.suptitle(title)
+
+
+def _topk_panel(ax, frame: pd.DataFrame, strings: np.ndarray, step: int, top: float) -> None:
+    frame = frame.sort_values("rank")
+    y = np.arange(len(frame))[::-1]
+    ax.barh(y, frame.prob, color="C0")
+    ax.set_yticks(y, [repr(t) for t in strings[frame.token_id.to_numpy()]], fontsize=6.5)
+    ax.set_xlim(0, top)
+    ax.set_title(f"step {step}", fontsize=8)
+
+
+def _topk_layout(topk: pd.DataFrame, models: list[str]) -> tuple[list[int], float]:
+    steps = sorted(topk.step.unique())
+    return steps, min(1.0, float(topk.prob.max()) * 1.1)
+
+
+def topk_small_multiples(topk: pd.DataFrame, strings: dict[str, np.ndarray], columns: int, title: str, path: Path) -> None:
+    """Top-k predictions at the prediction site at a few logged steps (sequence 0)."""
+    models = list(strings)
+    steps, top = _topk_layout(topk, models)
+    shown = [steps[i] for i in np.unique(np.linspace(0, len(steps) - 1, columns).round().astype(int))]
+    size = (7.0, 1.9 * len(models) + 0.7)
+    with figure(path, size=size, nrows=len(models), ncols=len(shown), squeeze=False, sharex=True) as (fig, axes):
+        for row, model in enumerate(models):
+            run = topk[topk.model == model]
+            for ax, step in zip(axes[row], shown):
+                _topk_panel(ax, run[run.step == step], strings[model], step, top)
+            axes[row, 0].set_ylabel(model)
+        for ax in axes[-1]:
+            ax.set_xlabel("probability")
+        fig.suptitle(title)
+
+
+def topk_animation(topk: pd.DataFrame, strings: dict[str, np.ndarray], title: str, path: Path, fps: int = 3) -> None:
+    """GIF: one frame per logged step, the top-k predictions of sequence 0, per model."""
+    models = list(strings)
+    steps, top = _topk_layout(topk, models)
+    frames = []
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(models), figsize=_size(len(models)), layout="constrained", squeeze=False)
+        try:
+            for step in steps:
+                for ax, model in zip(axes[0], models):
+                    ax.clear()
+                    _topk_panel(ax, topk[(topk.model == model) & (topk.step == step)], strings[model], step, top)
+                    ax.set_title(f"{model}, step {step}")
+                    ax.set_xlabel("probability")
+                fig.suptitle(title)
+                fig.canvas.draw()
+                frames.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB"))
+        finally:
+            plt.close(fig)
+    with atomic_output(path) as partial:
+        frames[0].save(partial, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=int(1000 / fps), loop=0)
