@@ -18,6 +18,8 @@ include: "rules/geometry.smk"
 include: "rules/optimize.smk"
 include: "rules/case_study.smk"
 include: "rules/analysis.smk"
+include: "rules/landscape.smk"
+include: "rules/provenance.smk"
 
 
 rule all:
@@ -25,21 +27,9 @@ rule all:
     input:
         expand("results/models/{model}", model=MODELS),
         expand("results/{model}/vocab.parquet", model=MODELS),
-        expand("results/figures/geometry/{model}_ellipse_spectrum.png", model=MODELS),
         expand("results/{model}/vocab_distances.parquet", model=MODELS),
-        [
-            f"results/{model}/samples/{experiment}.safetensors"
-            for experiment, model in experiment_models("random")
-        ],
         [run_files(experiment, model)["steps"] for experiment, model in experiment_models()],
-        [
-            f"results/figures/{experiment}/{model}_{figure}.png"
-            for experiment, model in case_studies()
-            for figure in ("gradient_norms", "path")
-        ],
-        [
-            f"results/figures/{experiment}/{name}"
-            for experiment in EXPERIMENTS
-            for name in ("kl.png", "displacement.png", "backprojection.csv", "topk.gif")
-        ],
+        [f"results/figures/{experiment}/backprojection.csv" for experiment in EXPERIMENTS],
+        all_figures(),
         "results/summary.md",
+        "results/provenance.html",

@@ -35,6 +35,7 @@ rule convergence_figures:
         curves="results/figures/{experiment}/curves.parquet",
         convergence="results/figures/{experiment}/convergence.csv",
     params:
+        provenance=provenance_scope(*RUN_KEYS),
         models=experiment_models_of,
     log:
         "results/logs/convergence_figures/{experiment}.log",
@@ -62,6 +63,7 @@ rule displacement_figures:
         profiles="results/figures/{experiment}/favoured.parquet",
         densities="results/figures/{experiment}/travel_density.parquet",
     params:
+        provenance=provenance_scope(*RUN_KEYS, "geometry"),
         models=experiment_models_of,
     log:
         "results/logs/displacement_figures/{experiment}.log",
@@ -118,6 +120,7 @@ rule topk_figures:
         frames=figure_of("topk.png", "topk"),
         table="results/figures/{experiment}/topk.csv",
     params:
+        provenance=provenance_scope(*RUN_KEYS),
         models=experiment_models_of,
         columns=5,
     log:
@@ -146,6 +149,9 @@ rule summary:
         displacement=every_experiment("results/figures/{experiment}/displacement.csv"),
         counts=every_experiment("results/figures/{experiment}/backprojection_counts.csv"),
         paths=[f"results/figures/{e}/{m}_path.parquet" for e, m in case_studies()],
+        flatness=[f"results/figures/{e}/{m}_flatness.csv" for e, m in landscapes()],
+        barriers=[f"results/figures/{e}/{m}_barriers.csv" for e, m in landscapes()],
+        nearness=[f"results/figures/{e}/{m}_nearness.parquet" for e, m in landscapes()],
     output:
         markdown="results/summary.md",
         html=report("results/summary.html", caption="../report/summary.rst", category="Summary"),
@@ -153,6 +159,7 @@ rule summary:
         experiments=EXPERIMENTS,
         models=MODELS,
         case_studies=case_studies(),
+        landscapes=landscapes(),
     log:
         "results/logs/summary.log",
     threads: 1

@@ -14,6 +14,7 @@ rule gradient_case_study:
             subcategory="{model}",
         ),
     params:
+        provenance=provenance_scope(*RUN_KEYS),
         experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
         device=config["device"],
         attention=config["attention"],
@@ -47,6 +48,7 @@ rule case_study_path:
             subcategory="{model}",
         ),
     params:
+        provenance=provenance_scope(*RUN_KEYS),
         experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
     log:
         "results/logs/case_study_path/{model}_{experiment}.log",

@@ -67,6 +67,24 @@ def experiment_models(kind=None):
     ]
 
 
+RUN_KEYS = ("device", "precision", "attention", "vocab")  # config every optimisation reads
+
+
+def provenance_scope(*keys):
+    """Params entry naming the config values that reach a rule's figures (its models, its
+    experiment and these top-level keys); scripting stamps the figures with it."""
+
+    def scope(wildcards):
+        experiment = wildcards.get("experiment")
+        if "model" in wildcards.keys():
+            models = [wildcards.model]
+        else:
+            models = EXPERIMENTS[experiment]["models"]
+        return {"models": models, "experiment": experiment, "keys": list(keys)}
+
+    return scope
+
+
 def _check_prompts():
     from inputspace.prompts import check_prompt, read_pairs
 
@@ -84,6 +102,11 @@ def _check_prompts():
             )
         if "case_study" in experiment:
             _check_case_study(experiment, where)
+        if "landscape" in experiment and sequences["kind"] != "random":
+            raise ConfigError(
+                f"config error at {where}.landscape: the landscape study needs random sequences "
+                "(sequences: {kind: random, ...}) and a target"
+            )
         if "target" in experiment:
             check_prompt(experiment["target"]["prompt"], f"{where}.target.prompt")
         elif sequences["kind"] != "pairs":
@@ -117,6 +140,11 @@ def _check_case_study(experiment, where):
                 f"config error at {where}.case_study.{key}: {study[key]!r} is not a whole word "
                 f"before {PLACEHOLDER} in {prompt!r} (a causal LM reads only that part); fix one of them"
             ) from None
+
+
+def landscapes():
+    """(experiment, model) pairs of the experiments with a landscape study."""
+    return [(name, model) for name, model in experiment_models("random") if "landscape" in EXPERIMENTS[name]]
 
 
 def case_studies():

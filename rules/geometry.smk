@@ -12,6 +12,8 @@ rule fit_ellipse:
             category="Geometry",
             subcategory="{model}",
         ),
+    params:
+        provenance=provenance_scope("vocab"),
     log:
         "results/logs/fit_ellipse/{model}.log",
     threads: 2
@@ -41,6 +43,7 @@ rule sample_sequences:
             subcategory="{model}",
         ),
     params:
+        provenance=provenance_scope("vocab"),
         spec=lambda wildcards: EXPERIMENTS[wildcards.experiment]["sequences"],
         seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
     log:

@@ -25,7 +25,9 @@ def main(snakemake):
     result = engine.optimise(
         lm, problem, settings, Path(snakemake.params.checkpoint), fingerprint, f"{model}/{experiment}"
     )
-    runs.write(result, problem, model, experiment, snakemake.output)
+    run_info = {"device": str(lm.device), "precision": settings.precision, "seed": spec["seed"],
+                "attention": lm.model.config._attn_implementation, "fingerprint": fingerprint}
+    runs.write(result, problem, model, experiment, snakemake.output, run_info)
     print(runs.describe(result))
 
 

@@ -12,6 +12,7 @@ def main(snakemake):
     experiments, models = snakemake.params.experiments, snakemake.params.models
     kinds = {m: sources.read_manifest(folder)["kind"] for m, folder in zip(models, snakemake.input.models)}
     pairs = {m: summary.median_pair_distance(pd.read_parquet(p)) for m, p in zip(models, snakemake.input.pairs)}
+    landscapes = [tuple(pair) for pair in snakemake.params.landscapes]
     case_paths = dict(zip(map(tuple, snakemake.params.case_studies), snakemake.input.paths))
     sections = []
     for number, (name, spec) in enumerate(experiments.items()):
@@ -23,6 +24,12 @@ def main(snakemake):
         )
         paths = {m: pd.read_parquet(case_paths[(name, m)]) for m in spec["models"] if (name, m) in case_paths}
         sections.append(summary.section(name, spec, kinds, tables, pairs, paths))
+    for name in experiments:
+        found = {m: (pd.read_csv(f), pd.read_csv(b), pd.read_parquet(n))
+                 for (e, m), f, b, n in zip(landscapes, snakemake.input.flatness, snakemake.input.barriers,
+                                            snakemake.input.nearness) if e == name}
+        if found:
+            sections.append(summary.landscape_section(name, found, pairs))
     header = (
         "Numbers measured by this workflow's run of the config below each heading; the study's numbers "
         "are quoted from ../shared/reference-study.md. Distances are Euclidean, in input-embedding space."

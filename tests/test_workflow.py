@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from inputspace import provenance
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -30,8 +32,16 @@ def tiny_config() -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """The whole workflow on tiny models, every job submitted as its own process through
+    a job-submitting executor (as on a cluster): nothing is shared between rules but files."""
     workdir = tmp_path_factory.mktemp("tiny_run")
-    result = snakemake(workdir, "--cores", "2", "--configfile", str(REPO / "configs/tiny.yaml"))
+    result = snakemake(
+        workdir,
+        "--executor", "cluster-generic",
+        "--cluster-generic-submit-cmd", f"bash {REPO / 'tests/local_submit.sh'}",
+        "--jobs", "2", "--max-threads", "1", "--latency-wait", "5", "--seconds-between-status-checks", "1",
+        "--configfile", str(REPO / "configs/tiny.yaml"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
 
@@ -118,6 +128,46 @@ def test_report_holds_every_figure(tiny_run):
         for name in FIGURES:
             assert any(n.endswith(f"figures/{experiment}/{name}") for n in names), (experiment, name)
     assert any(n.endswith("summary.html") for n in names)
+
+
+def test_every_figure_carries_its_provenance(tiny_run):
+    figures = sorted((tiny_run / "results/figures").rglob("*.png")) + sorted((tiny_run / "results/figures").rglob("*.gif"))
+    assert len(figures) >= 2 * 3 + 7 * 3  # geometry and case study per model, 7 per experiment
+    for figure in figures:
+        record = json.loads(Path(f"{figure}.provenance.json").read_text())
+        assert record == provenance.embedded(figure)
+        assert record["git"]["commit"] and record["versions"]["snakemake"]
+        assert all(m["weights_sha256"] for m in record["models"].values())
+        assert all(len(i.get("sha256") or i.get("manifest_sha256")) == 64 for i in record["inputs"])
+    kl = provenance.read(tiny_run / "results/figures/prompt_pairs/kl.png")
+    assert kl["device"] == ["cpu"] and kl["seed"] == {"experiment": 0}
+    assert kl["config"]["experiments"]["prompt_pairs"]["optimize"]["lr"] == 0.01
+    assert "provenance of every figure" in (tiny_run / "results/provenance.html").read_text().lower()
+
+
+def audit(workdir: Path, config: dict) -> pd.DataFrame:
+    result = snakemake(workdir, "audit", "--cores", "1", "--configfile", str(write_config(workdir, config)))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return pd.read_csv(workdir / "results/audit.tsv", sep="\t").set_index("figure")
+
+
+def test_audit_says_which_figures_a_config_change_makes_stale(tiny_run):
+    config = tiny_config()
+    assert (audit(tiny_run, config).status == "fresh").all()
+
+    config["geometry"]["distance_pairs"] = 300  # reaches only the travel-density figures
+    table = audit(tiny_run, config)
+    stale = set(table.index[table.status == "stale"])
+    assert stale == {f"results/figures/{e}/travel_density.png" for e in config["experiments"]}
+    assert "config changed: geometry" in table.why[stale.pop()]
+
+    config = tiny_config()
+    config["experiments"]["prompt_pairs"]["optimize"]["lr"] = 0.02
+    table = audit(tiny_run, config)
+    assert table.status["results/figures/prompt_pairs/kl.png"] == "stale"
+    assert table.status["results/figures/bark_neigh/kl.png"] == "fresh"
+    assert table.status["results/figures/geometry/tiny_llama_ellipse_spectrum.png"] == "fresh"
+    audit(tiny_run, tiny_config())  # leave the run as the config made it
 
 
 def test_case_study_word_must_be_in_the_prompt(tmp_path):

@@ -80,8 +80,9 @@ def log_schedule(steps: int, points: int) -> list[int]:
 
 
 def kl_divergence(logits: Tensor, target_logprobs: Tensor) -> Tensor:
-    """KL(target || softmax(logits)) per row."""
-    return kl_from_logprobs(F.log_softmax(logits.float(), dim=-1), target_logprobs)
+    """KL(target || softmax(logits)) per row, in fp32 at least (fp64 logits stay fp64)."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return kl_from_logprobs(F.log_softmax(logits, dim=-1), target_logprobs.to(logits.dtype))
 
 
 def kl_from_logprobs(logprobs: Tensor, target_logprobs: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
 """Figures over finished runs, one experiment at a time, with its models side by side on
 shared scales (the house style and `figure` come from `inputspace.plots`)."""
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -25,32 +26,33 @@ def _panels(axes, n_models: int, n_rows: int = 1) -> np.ndarray:
 
 def kl_curves(steps: pd.DataFrame, models: list[str], title: str, path: Path) -> None:
     """KL per sequence (thin) and its mean (thick), log scale, one panel per model."""
-    with figure(path, size=_size(len(models)), ncols=len(models), sharey=True, squeeze=False) as (fig, axes):
-        for ax, model in zip(axes[0], models):
-            run = steps[steps.model == model]
-            for _, sequence in run.groupby("seq"):
-                ax.plot(sequence.step, sequence.kl, color="C0", alpha=0.25, linewidth=0.6)
+    with _sequence_panels(steps, models, "kl", "C0", title, path) as (axes, runs):
+        for ax, run in zip(axes, runs):
             mean = run.groupby("step").kl.mean()
             ax.plot(mean.index, mean.to_numpy(), color="k", linewidth=2, label="mean over sequences")
             ax.axhline(THRESHOLD, color="C3", linestyle=":", label=f"KL = {THRESHOLD:g}")
             ax.set_yscale("log")
-            ax.set_xlabel("Adam step")
-            ax.set_title(f"{model} ({run.seq.nunique()} sequences)")
-        axes[0, 0].set_ylabel("KL(target || predicted) [nats]")
-        axes[0, 0].legend(loc="lower left")
-        fig.suptitle(title)
+        axes[0].set_ylabel("KL(target || predicted) [nats]")
+        axes[0].legend(loc="lower left")
 
 
 def travel_curves(steps: pd.DataFrame, models: list[str], title: str, path: Path) -> None:
     """Total L2 travelled by each sequence's optimised tokens over the steps."""
+    with _sequence_panels(steps, models, "l2_total", "C2", title, path) as (axes, _):
+        axes[0].set_ylabel("total L2 travelled per sequence")
+
+
+@contextmanager
+def _sequence_panels(steps: pd.DataFrame, models: list[str], column: str, colour: str, title: str, path: Path):
+    """One panel per model, shared y, one thin line per sequence of `column` over steps."""
     with figure(path, size=_size(len(models)), ncols=len(models), sharey=True, squeeze=False) as (fig, axes):
-        for ax, model in zip(axes[0], models):
-            run = steps[steps.model == model]
+        runs = [steps[steps.model == model] for model in models]
+        for ax, model, run in zip(axes[0], models, runs):
             for _, sequence in run.groupby("seq"):
-                ax.plot(sequence.step, sequence.l2_total, color="C2", alpha=0.45, linewidth=0.8)
+                ax.plot(sequence.step, sequence[column], color=colour, alpha=0.35, linewidth=0.7)
             ax.set_xlabel("Adam step")
-            ax.set_title(model)
-        axes[0, 0].set_ylabel("total L2 travelled per sequence")
+            ax.set_title(f"{model} ({run.seq.nunique()} sequences)")
+        yield axes[0], runs
         fig.suptitle(title)
 
 
@@ -182,3 +184,54 @@ def topk_animation(topk: pd.DataFrame, strings: dict[str, np.ndarray], title: st
     with atomic_output(path) as partial:
         frames[0].save(partial, format="GIF", save_all=True, append_images=frames[1:],
                        duration=int(1000 / fps), loop=0)
+
+
+def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, threshold: float, title: str, path: Path) -> None:
+    """The top eigenvalues of the Hessian at each converged sequence, log scale, with the
+    flatness threshold; the legend gives each sequence's flat fraction."""
+    with figure(path, size=(3.6, 3.0)) as (fig, ax):
+        for (seq, values), flat in zip(spectra.groupby("seq"), flatness.itertuples()):
+            positive = values.eigenvalue.where(values.eigenvalue > 0)
+            bound = "" if flat.resolved else " at most"
+            ax.semilogy(values["rank"], positive, marker=".", label=f"sequence {seq}: flat{bound} {flat.flat_fraction:.2%} of {flat.dimensions}")
+            ax.axhline(threshold * flat.largest, color=f"C{seq % 10}", linestyle=":", linewidth=0.8)
+        ax.set_xlabel("eigenvalue rank (largest first)")
+        ax.set_ylabel("Hessian eigenvalue (positive part)")
+        ax.legend(fontsize=6.5, title=f"dotted: {threshold:g} x largest", title_fontsize=6.5)
+        ax.set_title(title, fontsize=8.5)
+
+
+def barrier_paths(paths: pd.DataFrame, barriers: pd.DataFrame, title: str, path: Path) -> None:
+    """KL along the straight segment between two solutions (solid) and along the path bent
+    through an optimised midpoint (dashed), one colour per pair."""
+    with figure(path, size=(3.6, 3.0)) as (fig, ax):
+        for row in barriers.itertuples():
+            for kind, style in (("straight", "-"), ("bent", "--")):
+                line = paths[(paths.pair == row.pair) & (paths.path == kind)]
+                if len(line):
+                    label = f"pair {row.pair} ({kind}), barrier {line.loss.max() - max(line.loss.iloc[0], line.loss.iloc[-1]):.3g}"
+                    ax.plot(line.position, line.loss, linestyle=style, color=f"C{row.pair % 10}", label=label)
+        ax.set_yscale("log")
+        ax.set_xlabel("position along the path (0: one solution, 1: the other)")
+        ax.set_ylabel("KL(target || predicted)")
+        ax.legend(fontsize=6.5)
+        ax.set_title(title, fontsize=8.5)
+
+
+def nearness(table: pd.DataFrame, title: str, path: Path) -> None:
+    """Per token of each random start: distance to its own solution, to the nearest
+    vocabulary token and to another start's solution."""
+    columns = {
+        "to_own_solution": ("to its own solution", "C3"),
+        "to_nearest_token": ("to the nearest vocabulary token", "C1"),
+        "to_other_solution": ("to another start's solution", "C0"),
+    }
+    with figure(path, size=(3.6, 3.0)) as (fig, ax):
+        bins = np.histogram_bin_edges(table[list(columns)].to_numpy().ravel(), bins=30)
+        for column, (label, colour) in columns.items():
+            ax.hist(table[column], bins=bins, histtype="stepfilled", alpha=0.35, color=colour, label=label)
+            ax.axvline(table[column].median(), color=colour, linewidth=1.0)
+        ax.set_xlabel("Euclidean distance from a random start (per token)")
+        ax.set_ylabel("tokens")
+        ax.legend(fontsize=6.5, title="lines: medians", title_fontsize=6.5)
+        ax.set_title(title, fontsize=8.5)

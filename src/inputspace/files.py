@@ -33,6 +33,6 @@ def write_json(data: Any, path: str | os.PathLike) -> None:
         partial.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+def write_csv(table: pd.DataFrame, path: str | os.PathLike, sep: str = ",") -> None:
     with atomic_output(path) as partial:
-        table.to_csv(partial, index=False)
+        table.to_csv(partial, index=False, sep=sep)

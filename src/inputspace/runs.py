@@ -13,6 +13,7 @@ from inputspace import trajectory
 from inputspace.engine import Problem, Result, Settings
 from inputspace.files import atomic_output
 from inputspace.hashing import sha256_file
+from inputspace.provenance import RUN_METADATA
 
 
 def fingerprint(manifest: dict, experiment: dict, settings: Settings, samples: Path | None) -> str:
@@ -26,11 +27,16 @@ def fingerprint(manifest: dict, experiment: dict, settings: Settings, samples: P
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def write(result: Result, problem: Problem, model: str, experiment: str, output: Any) -> None:
+def write(
+    result: Result, problem: Problem, model: str, experiment: str, output: Any, run_info: dict | None = None
+) -> None:
+    """The three tables (with `run_info`, e.g. device and seed, in their Parquet metadata)
+    and the embeddings."""
     label = {"model": model, "experiment": experiment}
-    trajectory.write({**label, **result.steps}, trajectory.STEPS, output.steps)
-    trajectory.write({**label, **result.tokens}, trajectory.TOKENS, output.tokens)
-    trajectory.write({**label, **result.topk}, trajectory.TOPK, output.topk)
+    metadata = {RUN_METADATA: json.dumps(run_info, default=str).encode()} if run_info else None
+    trajectory.write({**label, **result.steps}, trajectory.STEPS, output.steps, metadata)
+    trajectory.write({**label, **result.tokens}, trajectory.TOKENS, output.tokens, metadata)
+    trajectory.write({**label, **result.topk}, trajectory.TOPK, output.topk, metadata)
     batch = problem.batch
     tensors = {
         "start": result.start,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from inputspace import provenance
 from inputspace.errors import InputspaceError
 
 
@@ -23,6 +24,8 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
             try:
                 _limit_threads(snakemake.threads)
                 main(snakemake)
+                for figure in provenance.stamp_outputs(snakemake):
+                    print(f"provenance recorded in {figure} and beside it")
             except InputspaceError as error:
                 print(f"ERROR: {error}", file=log)
                 print(f"inputspace [{snakemake.rule}]: {error}", file=sys.__stderr__)

@@ -63,8 +63,11 @@ TOPK = pa.schema(
 )
 
 
-def write(columns: dict[str, Any], schema: pa.Schema, path: str | Path) -> None:
-    """Write columns (lists or arrays, plus scalars broadcast to every row) with `schema`."""
+def write(
+    columns: dict[str, Any], schema: pa.Schema, path: str | Path, metadata: dict[bytes, bytes] | None = None
+) -> None:
+    """Write columns (lists or arrays, plus scalars broadcast to every row) with `schema`,
+    and `metadata` in the file's schema metadata."""
     lengths = {len(v) for v in columns.values() if not isinstance(v, str)}
     if len(lengths) > 1:
         raise ValueError(f"columns of different lengths: {lengths}")
@@ -74,6 +77,8 @@ def write(columns: dict[str, Any], schema: pa.Schema, path: str | Path) -> None:
     if missing:
         raise ValueError(f"missing columns {sorted(missing)}")
     table = pa.table({name: pa.array(full[name], type=schema.field(name).type) for name in schema.names})
+    if metadata:
+        table = table.replace_schema_metadata(metadata)
     with atomic_output(path) as partial:
         pq.write_table(table, partial)
 

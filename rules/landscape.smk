@@ -1,0 +1,41 @@
+def landscape_file(name):
+    return f"results/figures/{{experiment}}/{{model}}_{name}"
+
+
+def landscape_figure(name, caption):
+    return report(
+        landscape_file(name), caption=f"../report/{caption}.rst", category="{experiment}", subcategory="{model}"
+    )
+
+
+rule landscape:
+    """Local dimension, connectivity and nearness of the zero-loss set around solutions."""
+    input:
+        model=model_folder,
+        table="results/{model}/vocab.parquet",
+        matrix="results/{model}/vocab.safetensors",
+        ellipse="results/{model}/ellipse.safetensors",
+    output:
+        spectra=landscape_file("hessian_spectrum.parquet"),
+        flatness=landscape_file("flatness.csv"),
+        paths=landscape_file("paths.parquet"),
+        barriers=landscape_file("barriers.csv"),
+        nearness=landscape_file("nearness.parquet"),
+        spectrum_figure=landscape_figure("hessian_spectrum.png", "hessian_spectrum"),
+        barrier_figure=landscape_figure("barriers.png", "barriers"),
+        nearness_figure=landscape_figure("nearness.png", "nearness"),
+    params:
+        provenance=provenance_scope(*RUN_KEYS),
+        experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
+        device=config["device"],
+        precision=config["precision"],
+    log:
+        "results/logs/landscape/{model}_{experiment}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        ENV
+    script:
+        "../scripts/landscape.py"
