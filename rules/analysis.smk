@@ -1,30 +1,6 @@
 # Figures and tables over the finished runs of one experiment, its models side by side.
 
 
-def experiment_models_of(wildcards):
-    return EXPERIMENTS[wildcards.experiment]["models"]
-
-
-def per_model(pattern):
-    """Input function: `pattern` (with {model}, {experiment}) for each model of the experiment."""
-    return lambda wildcards: [
-        pattern.format(model=model, experiment=wildcards.experiment)
-        for model in experiment_models_of(wildcards)
-    ]
-
-
-def figure_of(name, caption):
-    return report(
-        f"results/figures/{{experiment}}/{name}",
-        caption=f"../report/{caption}.rst",
-        category="{experiment}",
-        subcategory="models side by side",
-    )
-
-
-RUN = "results/{model}/runs/{experiment}"
-
-
 rule convergence_figures:
     """KL and total L2 travelled over the steps, per sequence."""
     input:
@@ -50,20 +26,16 @@ rule convergence_figures:
 
 
 rule displacement_figures:
-    """Per-dimension displacement, favoured dimensions or tokens, travel against vocab distances."""
+    """Per-dimension displacement, and whether any dimension or token is favoured."""
     input:
         embeddings=per_model(f"{RUN}/embeddings.safetensors"),
-        pairs=per_model("results/{model}/vocab_distances.parquet"),
-        nearest=per_model("results/{model}/nearest_neighbours.parquet"),
     output:
         distribution=figure_of("displacement.png", "displacement"),
         favoured=figure_of("favoured.png", "favoured"),
-        density=figure_of("travel_density.png", "travel_density"),
         stats="results/figures/{experiment}/displacement.csv",
         profiles="results/figures/{experiment}/favoured.parquet",
-        densities="results/figures/{experiment}/travel_density.parquet",
     params:
-        provenance=provenance_scope(*RUN_KEYS, "geometry"),
+        provenance=provenance_scope(*RUN_KEYS),
         models=experiment_models_of,
     log:
         "results/logs/displacement_figures/{experiment}.log",
@@ -75,6 +47,30 @@ rule displacement_figures:
         ENV
     script:
         "../scripts/displacement_figures.py"
+
+
+rule travel_density:
+    """Travel per token against the vocabulary's random-pair and nearest-neighbour distances."""
+    input:
+        embeddings=per_model(f"{RUN}/embeddings.safetensors"),
+        pairs=per_model("results/{model}/vocab_distances.parquet"),
+        nearest=per_model("results/{model}/nearest_neighbours.parquet"),
+    output:
+        figure=figure_of("travel_density.png", "travel_density"),
+        densities="results/figures/{experiment}/travel_density.parquet",
+    params:
+        provenance=provenance_scope(*RUN_KEYS, "geometry"),
+        models=experiment_models_of,
+    log:
+        "results/logs/travel_density/{experiment}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/travel_density.py"
 
 
 rule token_tables:
@@ -133,10 +129,6 @@ rule topk_figures:
         ENV
     script:
         "../scripts/topk_figures.py"
-
-
-def every_experiment(pattern):
-    return [pattern.format(experiment=name) for name in EXPERIMENTS]
 
 
 rule summary:

@@ -156,3 +156,73 @@ try:
     _check_prompts()
 except InputspaceError as error:
     sys.exit(f"inputspace: {error}")
+
+
+# Inputs and outputs shared by the figure rules.
+RUN = "results/{model}/runs/{experiment}"
+
+
+def experiment_models_of(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["models"]
+
+
+def per_model(pattern):
+    """Input function: `pattern` (with {model}, {experiment}) for each model of the experiment."""
+    return lambda wildcards: [
+        pattern.format(model=model, experiment=wildcards.experiment)
+        for model in experiment_models_of(wildcards)
+    ]
+
+
+def figure_of(name, caption):
+    return report(
+        f"results/figures/{{experiment}}/{name}",
+        caption=f"../report/{caption}.rst",
+        category="{experiment}",
+        subcategory="models side by side",
+    )
+
+
+def every_experiment(pattern):
+    return [pattern.format(experiment=name) for name in EXPERIMENTS]
+
+
+def landscape_file(name):
+    return f"results/figures/{{experiment}}/{{model}}_{name}"
+
+
+def landscape_figure(name, caption):
+    return report(
+        landscape_file(name), caption=f"../report/{caption}.rst", category="{experiment}", subcategory="{model}"
+    )
+
+
+def all_figures():
+    """Every figure the config's rule all builds (each carries its provenance)."""
+    return [
+        *expand("results/figures/geometry/{model}_ellipse_spectrum.png", model=MODELS),
+        *[
+            f"results/figures/geometry/{model}_{experiment}_sample_norms.png"
+            for experiment, model in experiment_models("random")
+        ],
+        *[
+            f"results/figures/{experiment}/{model}_{figure}.png"
+            for experiment, model in case_studies()
+            for figure in ("gradient_norms", "path")
+        ],
+        *[
+            f"results/figures/{experiment}/{name}"
+            for experiment in EXPERIMENTS
+            for name in EXPERIMENT_FIGURES
+        ],
+        *[
+            f"results/figures/{experiment}/{model}_{figure}.png"
+            for experiment, model in landscapes()
+            for figure in ("hessian_spectrum", "barriers", "nearness")
+        ],
+    ]
+
+
+EXPERIMENT_FIGURES = [
+    "kl.png", "travel.png", "displacement.png", "favoured.png", "travel_density.png", "topk.png", "topk.gif",
+]

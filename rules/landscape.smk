@@ -1,13 +1,3 @@
-def landscape_file(name):
-    return f"results/figures/{{experiment}}/{{model}}_{name}"
-
-
-def landscape_figure(name, caption):
-    return report(
-        landscape_file(name), caption=f"../report/{caption}.rst", category="{experiment}", subcategory="{model}"
-    )
-
-
 rule landscape:
     """Local dimension, connectivity and nearness of the zero-loss set around solutions."""
     input:

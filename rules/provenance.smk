@@ -1,37 +1,6 @@
 # Provenance of the figures: a page in the report, and an audit against the disk.
 
 
-def all_figures():
-    """Every figure the config's rule all builds (each carries its provenance)."""
-    return [
-        *expand("results/figures/geometry/{model}_ellipse_spectrum.png", model=MODELS),
-        *[
-            f"results/figures/geometry/{model}_{experiment}_sample_norms.png"
-            for experiment, model in experiment_models("random")
-        ],
-        *[
-            f"results/figures/{experiment}/{model}_{figure}.png"
-            for experiment, model in case_studies()
-            for figure in ("gradient_norms", "path")
-        ],
-        *[
-            f"results/figures/{experiment}/{name}"
-            for experiment in EXPERIMENTS
-            for name in EXPERIMENT_FIGURES
-        ],
-        *[
-            f"results/figures/{experiment}/{model}_{figure}.png"
-            for experiment, model in landscapes()
-            for figure in ("hessian_spectrum", "barriers", "nearness")
-        ],
-    ]
-
-
-EXPERIMENT_FIGURES = [
-    "kl.png", "travel.png", "displacement.png", "favoured.png", "travel_density.png", "topk.png", "topk.gif",
-]
-
-
 rule provenance_report:
     """One page with every figure's provenance, for the report."""
     input:

@@ -189,7 +189,7 @@ def topk_animation(topk: pd.DataFrame, strings: dict[str, np.ndarray], title: st
 def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, threshold: float, title: str, path: Path) -> None:
     """The top eigenvalues of the Hessian at each converged sequence, log scale, with the
     flatness threshold; the legend gives each sequence's flat fraction."""
-    with figure(path, size=(3.6, 3.0)) as (fig, ax):
+    with figure(path, size=(4.2, 3.4)) as (fig, ax):
         for (seq, values), flat in zip(spectra.groupby("seq"), flatness.itertuples()):
             positive = values.eigenvalue.where(values.eigenvalue > 0)
             bound = "" if flat.resolved else " at most"
@@ -198,13 +198,13 @@ def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, threshold: f
         ax.set_xlabel("eigenvalue rank (largest first)")
         ax.set_ylabel("Hessian eigenvalue (positive part)")
         ax.legend(fontsize=6.5, title=f"dotted: {threshold:g} x largest", title_fontsize=6.5)
-        ax.set_title(title, fontsize=8.5)
+        ax.set_title(title.replace(": ", ":\n", 1), fontsize=8.5)
 
 
 def barrier_paths(paths: pd.DataFrame, barriers: pd.DataFrame, title: str, path: Path) -> None:
     """KL along the straight segment between two solutions (solid) and along the path bent
     through an optimised midpoint (dashed), one colour per pair."""
-    with figure(path, size=(3.6, 3.0)) as (fig, ax):
+    with figure(path, size=(4.2, 3.4)) as (fig, ax):
         for row in barriers.itertuples():
             for kind, style in (("straight", "-"), ("bent", "--")):
                 line = paths[(paths.pair == row.pair) & (paths.path == kind)]
@@ -212,10 +212,10 @@ def barrier_paths(paths: pd.DataFrame, barriers: pd.DataFrame, title: str, path:
                     label = f"pair {row.pair} ({kind}), barrier {line.loss.max() - max(line.loss.iloc[0], line.loss.iloc[-1]):.3g}"
                     ax.plot(line.position, line.loss, linestyle=style, color=f"C{row.pair % 10}", label=label)
         ax.set_yscale("log")
-        ax.set_xlabel("position along the path (0: one solution, 1: the other)")
+        ax.set_xlabel("position along the path (0, 1: the two solutions)")
         ax.set_ylabel("KL(target || predicted)")
         ax.legend(fontsize=6.5)
-        ax.set_title(title, fontsize=8.5)
+        ax.set_title(title.replace(": ", ":\n", 1), fontsize=8.5)
 
 
 def nearness(table: pd.DataFrame, title: str, path: Path) -> None:
@@ -226,12 +226,12 @@ def nearness(table: pd.DataFrame, title: str, path: Path) -> None:
         "to_nearest_token": ("to the nearest vocabulary token", "C1"),
         "to_other_solution": ("to another start's solution", "C0"),
     }
-    with figure(path, size=(3.6, 3.0)) as (fig, ax):
+    with figure(path, size=(4.2, 3.4)) as (fig, ax):
         bins = np.histogram_bin_edges(table[list(columns)].to_numpy().ravel(), bins=30)
         for column, (label, colour) in columns.items():
             ax.hist(table[column], bins=bins, histtype="stepfilled", alpha=0.35, color=colour, label=label)
             ax.axvline(table[column].median(), color=colour, linewidth=1.0)
-        ax.set_xlabel("Euclidean distance from a random start (per token)")
+        ax.set_xlabel("distance from a random start, per token")
         ax.set_ylabel("tokens")
         ax.legend(fontsize=6.5, title="lines: medians", title_fontsize=6.5)
-        ax.set_title(title, fontsize=8.5)
+        ax.set_title(title.replace(": ", ":\n", 1), fontsize=8.5)

@@ -208,7 +208,8 @@ def stamp(figure: Path, data: dict[str, Any]) -> None:
 
 def stamp_outputs(snakemake: Any) -> list[Path]:
     """Stamp every figure among a finished job's outputs, if its rule declares a scope."""
-    scope = snakemake.params.get("provenance")
+    params = getattr(snakemake, "params", None)
+    scope = params.get("provenance") if params is not None else None
     if not scope:
         return []
     root = Path(snakemake.scriptdir).parent

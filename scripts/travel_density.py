@@ -1,0 +1,29 @@
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
+
+import pandas as pd
+
+from inputspace import analysis, figures, files, scripting
+
+
+def main(snakemake):
+    experiment, models = snakemake.wildcards.experiment, snakemake.params.models
+    curves, travel = {}, {}
+    for model, embeddings, pairs, nearest in zip(
+        models, snakemake.input.embeddings, snakemake.input.pairs, snakemake.input.nearest
+    ):
+        travel[model] = analysis.moves(embeddings).l2
+        curves[model] = analysis.density_curves(
+            {
+                "travelled": travel[model],
+                "random_pairs": pd.read_parquet(pairs).euclidean.to_numpy(),
+                "nearest_neighbours": pd.read_parquet(nearest).euclidean.to_numpy(),
+            }
+        )
+    files.write_parquet(pd.concat([c.assign(model=m) for m, c in curves.items()]), snakemake.output.densities)
+    title = f"{experiment}: travel against vocabulary distances"
+    figures.travel_against_vocabulary(curves, travel, title, snakemake.output.figure)
+
+
+scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)
