@@ -194,6 +194,24 @@ def test_paper_config_dry_runs_offline(tmp_path):
     assert "prepare_model" in result.stdout
 
 
+def test_slurm_profile_gives_model_rules_one_gpu_and_one_task(tmp_path):
+    result = snakemake(
+        tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"), "--configfile", str(REPO / "configs/paper.yaml")
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = result.stdout.split("rule ")[1:]
+    gpu_rules = {"optimize", "gradient_case_study", "landscape"}
+    seen = set()
+    for job in jobs:
+        name = job.split(":")[0].strip()
+        resources = next(line for line in job.splitlines() if "resources:" in line)
+        if name in gpu_rules:
+            seen.add(name)
+            assert "gpu=1" in resources and "tasks_per_gpu=0" in resources, resources
+        assert " tasks=" not in resources and "slurm_partition=" in resources
+    assert seen == gpu_rules
+
+
 def test_lint_is_clean():
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True
