@@ -142,6 +142,12 @@ def _check_case_study(experiment, where):
             ) from None
 
 
+def optimisation_spec(experiment):
+    """What an experiment's optimisation reads: not its description, nor the case-study
+    and landscape blocks (changing those must not redo the run)."""
+    return {k: v for k, v in EXPERIMENTS[experiment].items() if k not in ("description", "case_study", "landscape")}
+
+
 def landscapes():
     """(experiment, model) pairs of the experiments with a landscape study."""
     return [(name, model) for name, model in experiment_models("random") if "landscape" in EXPERIMENTS[name]]

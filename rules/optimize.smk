@@ -9,7 +9,7 @@ rule optimize:
     output:
         **run_files("{experiment}", "{model}"),
     params:
-        experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
+        experiment=lambda wildcards: optimisation_spec(wildcards.experiment),
         device=config["device"],
         precision=config["precision"],
         attention=config["attention"],

@@ -45,7 +45,7 @@ def main(snakemake):
     files.write_csv(barriers, out.barriers)
     files.write_parquet(nearness, out.nearness)
     title = f"{model} / {experiment}"
-    figures.hessian_spectrum(spectra, flatness, study["flat_threshold"], f"{title}: Hessian at converged embeddings", out.spectrum_figure)
+    figures.hessian_spectrum(spectra, flatness, study["flat_threshold"], f"{title}: Hessian at the solutions found", out.spectrum_figure)
     figures.barrier_paths(paths, barriers, f"{title}: loss between two solutions of one target", out.barrier_figure)
     figures.nearness(nearness, f"{title}: how near is a solution?", out.nearness_figure)
     print(flatness.to_string(index=False))

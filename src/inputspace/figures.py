@@ -17,7 +17,7 @@ PANEL = (3.4, 2.6)  # inches per model panel
 
 
 def _size(columns: int, rows: int = 1) -> tuple[float, float]:
-    return min(7.0, PANEL[0] * columns + 0.4), PANEL[1] * rows + 0.6
+    return min(7.0, max(5.2, PANEL[0] * columns + 0.4)), PANEL[1] * rows + 0.6
 
 
 def _panels(axes, n_models: int, n_rows: int = 1) -> np.ndarray:
