@@ -3,7 +3,6 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
 
 import numpy as np
-import pandas as pd
 import torch
 
 from inputspace import engine, experiments, figures, files, geometry, landscape, models, scripting

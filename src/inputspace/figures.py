@@ -20,10 +20,6 @@ def _size(columns: int, rows: int = 1) -> tuple[float, float]:
     return min(7.0, max(5.2, PANEL[0] * columns + 0.4)), PANEL[1] * rows + 0.6
 
 
-def _panels(axes, n_models: int, n_rows: int = 1) -> np.ndarray:
-    return np.asarray(axes).reshape(n_rows, -1) if n_rows > 1 or n_models > 1 else np.asarray([[axes]])
-
-
 def kl_curves(steps: pd.DataFrame, models: list[str], title: str, path: Path) -> None:
     """KL per sequence (thin) and its mean (thick), log scale, one panel per model."""
     with _sequence_panels(steps, models, "kl", "C0", title, path) as (axes, runs):
@@ -140,7 +136,7 @@ def _topk_panel(ax, frame: pd.DataFrame, strings: np.ndarray, step: int, top: fl
     ax.set_title(f"step {step}", fontsize=8)
 
 
-def _topk_layout(topk: pd.DataFrame, models: list[str]) -> tuple[list[int], float]:
+def _topk_layout(topk: pd.DataFrame) -> tuple[list[int], float]:
     steps = sorted(topk.step.unique())
     return steps, min(1.0, float(topk.prob.max()) * 1.1)
 
@@ -148,7 +144,7 @@ def _topk_layout(topk: pd.DataFrame, models: list[str]) -> tuple[list[int], floa
 def topk_small_multiples(topk: pd.DataFrame, strings: dict[str, np.ndarray], columns: int, title: str, path: Path) -> None:
     """Top-k predictions at the prediction site at a few logged steps (sequence 0)."""
     models = list(strings)
-    steps, top = _topk_layout(topk, models)
+    steps, top = _topk_layout(topk)
     shown = [steps[i] for i in np.unique(np.linspace(0, len(steps) - 1, columns).round().astype(int))]
     size = (7.0, 1.9 * len(models) + 0.7)
     with figure(path, size=size, nrows=len(models), ncols=len(shown), squeeze=False, sharex=True) as (fig, axes):
@@ -165,7 +161,7 @@ def topk_small_multiples(topk: pd.DataFrame, strings: dict[str, np.ndarray], col
 def topk_animation(topk: pd.DataFrame, strings: dict[str, np.ndarray], title: str, path: Path, fps: int = 3) -> None:
     """GIF: one frame per logged step, the top-k predictions of sequence 0, per model."""
     models = list(strings)
-    steps, top = _topk_layout(topk, models)
+    steps, top = _topk_layout(topk)
     frames = []
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, len(models), figsize=_size(len(models)), layout="constrained", squeeze=False)

@@ -81,8 +81,12 @@ def code_digests(root: Path, script: str | None) -> dict[str, str | None]:
         "package": digest_files(list((root / "src/inputspace").rglob("*.py")), root),
         "rules": digest_files([root / "Snakefile", *(root / "rules").glob("*.smk")], root),
         "script": script,
-        "script_sha256": sha256_file(root / script) if script and (root / script).is_file() else None,
+        "script_sha256": _script_digest(root, script),
     }
+
+
+def _script_digest(root: Path, script: str | None) -> str | None:
+    return sha256_file(root / script) if script and (root / script).is_file() else None
 
 
 def git_state(root: Path) -> dict[str, Any]:
@@ -215,9 +219,13 @@ def stamp_outputs(snakemake: Any) -> list[Path]:
     root = Path(snakemake.scriptdir).parent
     script = f"scripts/{snakemake.rule}.py"
     figures = [Path(p) for p in snakemake.output if Path(p).suffix in FIGURE_SUFFIXES]
+    if not figures:
+        return []
     inputs = [Path(p) for p in snakemake.input]
+    # one record per job (inputs hashed once); only the figure's own name differs
+    shared = record(figures[0], snakemake.rule, inputs, Scope.from_dict(scope), snakemake.config, root, script)
     for figure in figures:
-        stamp(figure, record(figure, snakemake.rule, inputs, Scope.from_dict(scope), snakemake.config, root, script))
+        stamp(figure, {**shared, "figure": str(figure)})
     return figures
 
 
@@ -248,22 +256,35 @@ def read(figure: Path) -> dict[str, Any]:
 def audit_table(figures: Path, config: dict[str, Any], root: Path) -> pd.DataFrame:
     """One row per recorded figure under `figures`: fresh or stale, and why."""
     rows = []
+    code_now = code_digests(root, None)  # package and rules: the same for every figure
+    inputs_now: dict[str, dict[str, Any] | None] = {}  # figures share inputs: hash each once
     for sidecar in sorted(Path(figures).rglob(f"*{SIDECAR}")):
         data = json.loads(sidecar.read_text())
-        status, why = audit(data, config, root)
+        status, why = audit(data, config, root, code_now, inputs_now)
         rows.append({"figure": data["figure"], "status": status, "why": why, "made": data["created"],
                      "git_commit": data["git"]["commit"]})
     return pd.DataFrame(rows, columns=["figure", "status", "why", "made", "git_commit"])
 
 
-def audit(data: dict[str, Any], config: dict[str, Any], root: Path) -> tuple[str, str]:
-    """('fresh' | 'stale', why) for one figure's record against the disk and `config`."""
+def audit(
+    data: dict[str, Any],
+    config: dict[str, Any],
+    root: Path,
+    code_now: dict[str, str | None] | None = None,
+    inputs_now: dict[str, dict[str, Any] | None] | None = None,
+) -> tuple[str, str]:
+    """('fresh' | 'stale', why) for one figure's record against the disk and `config`.
+    `code_now` and `inputs_now` let a caller auditing many figures share that work."""
     reasons = []
     figure = Path(data["figure"])
     if not figure.is_file():
         reasons.append("figure missing")
+    inputs_now = {} if inputs_now is None else inputs_now
     for item in data["inputs"]:
-        now = input_record(Path(item["path"])) if Path(item["path"]).exists() else None
+        if item["path"] not in inputs_now:
+            path = Path(item["path"])
+            inputs_now[item["path"]] = input_record(path) if path.exists() else None
+        now = inputs_now[item["path"]]
         if now is None:
             reasons.append(f"input missing: {item['path']}")
         elif now != item:
@@ -273,7 +294,11 @@ def audit(data: dict[str, Any], config: dict[str, Any], root: Path) -> tuple[str
     for key in sorted(set(current) | set(data["config"])):
         if current.get(key) != data["config"].get(key):
             reasons.append(f"config changed: {key}")
-    code_now = code_digests(root, data["code"]["script"])
+    script = data["code"]["script"]
+    code_now = {
+        **(code_now or code_digests(root, None)),
+        "script_sha256": _script_digest(root, script),
+    }
     for part in ("package", "rules", "script_sha256"):
         if code_now[part] != data["code"][part]:
             reasons.append(f"code changed: {part.removesuffix('_sha256')}")
