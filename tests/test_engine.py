@@ -121,6 +121,19 @@ def test_chunked_batch_matches_whole_batch(tiny_models, repo_root, finished):
     torch.testing.assert_close(chunked.end, whole.end, atol=1e-5, rtol=1e-4)
 
 
+def test_frozen_prefix_changes_no_result(tiny_models, repo_root, finished, monkeypatch):
+    """The llama runs reuse the BOS position's keys and values; recomputing them at every
+    step gives the same trajectory."""
+    lm = tiny_models["llama"]
+    problem, cached = finished["llama"]
+    batch = problem.batch
+    assert lm.frozen_prefix_length(batch.trainable, batch.attention_mask, batch.sites) == 1
+    monkeypatch.setattr(type(lm), "frozen_prefix_length", lambda *args: 0)
+    recomputed = engine.optimise(lm, make_problem(lm, repo_root), settings(), progress=False)
+    torch.testing.assert_close(cached.end, recomputed.end, atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(cached.steps["kl"], recomputed.steps["kl"], rtol=1e-4, atol=1e-6)
+
+
 def written(result, problem, folder):
     outputs = type("Out", (), {k: str(folder / f"{k}.parquet") for k in ("steps", "tokens", "topk")})()
     outputs.embeddings = str(folder / "embeddings.safetensors")

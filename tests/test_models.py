@@ -76,6 +76,44 @@ def test_padded_batch_equals_each_sequence_alone(lm):
         torch.testing.assert_close(batched[row], alone[0], atol=1e-5, rtol=0)
 
 
+def trainable_of(lm: models.LanguageModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return mask.bool() & ~torch.isin(ids, torch.tensor(lm.special_ids))
+
+
+def test_frozen_prefix_length_by_hand(tiny_models):
+    lm = tiny_models["llama"]
+    trainable = torch.tensor([[False, False, True, True], [False, False, False, True]])
+    mask = torch.ones(2, 4, dtype=torch.long)
+    assert lm.frozen_prefix_length(trainable, mask, torch.tensor([3, 3])) == 2  # common to both rows
+    assert lm.frozen_prefix_length(trainable, mask, torch.tensor([3, 1])) == 1  # never past a site
+    padded = torch.tensor([[1, 1, 1, 1], [0, 1, 1, 1]])
+    assert lm.frozen_prefix_length(trainable, padded, torch.tensor([3, 3])) == 0  # padding is not a prefix
+    assert tiny_models["modernbert"].frozen_prefix_length(trainable, mask, torch.tensor([3, 3])) == 0
+
+
+def test_frozen_prefix_gives_the_same_logits_and_gradients(tiny_models):
+    """The BOS position's keys and values, computed once, stand in for it exactly."""
+    lm = tiny_models["llama"]
+    ids, mask = models.pad_batch(encode(lm), pad_id(lm))
+    sites = lm.prediction_sites(ids, mask)
+    length = lm.frozen_prefix_length(trainable_of(lm, ids, mask), mask, sites)
+    assert length == 1  # the BOS token
+    start = lm.embed(ids).detach()
+    prefix = lm.frozen_prefix(start, mask, length)
+    results = []
+    for use in (None, prefix, prefix):  # twice: the stored keys and values are not consumed
+        leaf = start.clone().requires_grad_(True)
+        logits = lm.logits_at(leaf, mask, sites, prefix=use)
+        logits.logsumexp(dim=-1).sum().backward()
+        results.append((logits.detach(), leaf.grad))
+    (full_logits, full_grad), *cached = results
+    for logits, grad in cached:
+        torch.testing.assert_close(logits, full_logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(grad[:, length:], full_grad[:, length:], atol=1e-5, rtol=1e-4)
+        assert torch.all(grad[:, :length] == 0)
+    assert full_grad[:, :length].abs().sum() > 0  # the skipped gradient was real, and never used
+
+
 def test_causal_sites_are_last_real_positions(tiny_models):
     lm = tiny_models["llama"]
     sequences = encode(lm)

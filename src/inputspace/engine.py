@@ -4,8 +4,10 @@ The model is frozen (no weight gradients). All sequences form one right-padded b
 (optionally split into chunks of sequences for memory). The loss is the sum over
 sequences of KL(target || predicted) at each prediction site; the gradients of special
 tokens and padding are zeroed between backward() and step(), so those embeddings stay
-bit-identical. Per-step metrics stay on the device and are fetched only at logged
-steps, checkpoints and progress refreshes.
+bit-identical. A causal LM's leading positions that no sequence optimises (a BOS
+token) get their keys and values computed once, not at every step. Per-step metrics
+stay on the device and are fetched only at logged steps, checkpoints and progress
+refreshes.
 """
 
 import sys
@@ -151,6 +153,9 @@ class _Run:
         self.origin = self.start[self.seq, self.pos]
         self.original_ids = batch.ids.to(device)[self.seq, self.pos]
         self.origin_terms = OriginTerms(self.origin, self.index)
+        prefix_length = lm.frozen_prefix_length(self.trainable, self.attention_mask, self.sites)
+        with self.autocast():
+            self.prefix = lm.frozen_prefix(self.start, self.attention_mask, prefix_length)
 
     def autocast(self):
         if self.settings.precision == "fp32" or self.lm.device.type == "cpu":
@@ -167,7 +172,8 @@ class _Run:
         for rows in self.chunks:
             with self.autocast():
                 logits = self.lm.logits_at(
-                    self.embeddings[rows], self.attention_mask[rows], self.sites[rows]
+                    self.embeddings[rows], self.attention_mask[rows], self.sites[rows],
+                    prefix=self.prefix.rows(rows) if self.prefix else None,
                 )
             logprobs = F.log_softmax(logits.float(), dim=-1)
             kl = kl_from_logprobs(logprobs, self.target[rows])
@@ -241,6 +247,21 @@ class _Run:
         if self.settings.save_logged_embeddings:
             self.logged[step] = self.embeddings.detach().cpu().clone()
 
+    @property
+    def finished(self) -> bool:
+        return self.step > self.settings.steps
+
+    def advance(self) -> None:
+        """One step: forward (and, before the last step, backward and update), with the
+        tables at a logged step. After the last step's forward and tables, `finished`."""
+        last = self.step == self.settings.steps
+        probs = self.forward_backward(with_grad=not last)
+        if probs is not None:
+            self.snapshot(probs)
+        if not last:
+            self.update()
+        self.step += 1
+
     def check_finite(self, upto: int) -> None:
         fault = self.trace.first_fault(upto)
         if fault:
@@ -297,14 +318,9 @@ def optimise(
     bar = tqdm(total=settings.steps, initial=run.step, desc=label, disable=not progress, mininterval=2.0, file=sys.stderr)
     try:
         while True:
-            last = run.step == settings.steps
-            probs = run.forward_backward(with_grad=not last)
-            if probs is not None:
-                run.snapshot(probs)
-            if last:
+            run.advance()
+            if run.finished:
                 break
-            run.update()
-            run.step += 1
             bar.update(1)
             if run.step % refresh == 0 or run.step == settings.steps:
                 done = run.trace.kl[run.step - 1]

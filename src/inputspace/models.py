@@ -13,10 +13,26 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from inputspace.errors import InputspaceError
 from inputspace.sources import auto_class, read_manifest
+
+
+@dataclass(frozen=True)
+class FrozenPrefix:
+    """Keys and values of a causal LM's leading positions that no sequence optimises.
+
+    In a causal LM those positions see only each other, so their keys and values stay
+    the same at every step: computed once, they spare every step's forward and
+    backward pass over them.
+    """
+
+    length: int
+    keys_values: list[tuple[Tensor, Tensor]]  # per layer, each [batch, kv_heads, length, head_dim]
+
+    def rows(self, rows: slice) -> "FrozenPrefix":
+        return FrozenPrefix(self.length, [(k[rows], v[rows]) for k, v in self.keys_values])
 
 
 @dataclass
@@ -76,17 +92,44 @@ class LanguageModel:
             )
         return is_mask.int().argmax(dim=1)
 
-    def logits_at(self, inputs_embeds: Tensor, attention_mask: Tensor, sites: Tensor) -> Tensor:
+    def logits_at(
+        self, inputs_embeds: Tensor, attention_mask: Tensor, sites: Tensor, prefix: FrozenPrefix | None = None
+    ) -> Tensor:
         """[batch, vocab] logits at `sites` for a right-padded batch of input embeddings.
 
-        Runs the transformer body on every position but the LM head only at the sites.
+        Runs the transformer body on every position (after `prefix`, whose keys and values
+        it reuses) but the LM head only at the sites.
         """
-        extra = {"use_cache": False} if self.kind == "causal" else {}
+        start, extra = 0, {"use_cache": False} if self.kind == "causal" else {}
+        if prefix is not None:
+            cache = DynamicCache(ddp_cache_data=prefix.keys_values, config=self.model.config)
+            start, extra = prefix.length, {"use_cache": True, "past_key_values": cache}
         hidden = self.model.base_model(
-            inputs_embeds=inputs_embeds, attention_mask=attention_mask, **extra
+            inputs_embeds=inputs_embeds[:, start:], attention_mask=attention_mask, **extra
         ).last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        return self._head(hidden[rows, sites.to(hidden.device)])
+        return self._head(hidden[rows, sites.to(hidden.device) - start])
+
+    def frozen_prefix_length(self, trainable: Tensor, attention_mask: Tensor, sites: Tensor) -> int:
+        """How many leading positions no sequence optimises, up to the first prediction
+        site; 0 for a masked LM, where every position sees every other."""
+        if self.kind != "causal":
+            return 0
+        fixed = (~trainable & attention_mask.bool()).all(dim=0)
+        return min(int(fixed.int().cumprod(dim=0).sum()), int(sites.min()))
+
+    @torch.no_grad()
+    def frozen_prefix(self, inputs_embeds: Tensor, attention_mask: Tensor, length: int) -> FrozenPrefix | None:
+        """The keys and values of the first `length` positions; None if there are none, or
+        if the model keeps another kind of state (then every step computes them)."""
+        if length == 0:
+            return None
+        cache = self.model.base_model(
+            inputs_embeds=inputs_embeds[:, :length], attention_mask=attention_mask[:, :length], use_cache=True
+        ).past_key_values
+        if type(cache) is not DynamicCache:
+            return None
+        return FrozenPrefix(length, [(layer.keys, layer.values) for layer in cache.layers])
 
     @property
     def _head(self) -> Callable[[Tensor], Tensor]:
