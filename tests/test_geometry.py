@@ -92,14 +92,15 @@ def slow_nearest(queries, matrix, candidates, exclude):
     return out
 
 
+@pytest.mark.parametrize("block_size", [7, geometry.SCAN_COLUMNS])
 @pytest.mark.parametrize("exclude_self", [False, True])
-def test_nearest_tokens_equals_brute_force(exclude_self):
+def test_nearest_tokens_equals_brute_force(exclude_self, block_size):
     generator = torch.Generator().manual_seed(0)
     matrix = torch.randn(40, 6, generator=generator)
     candidates = torch.arange(3, 40)
     queries = matrix[5:15] + 0.01 * torch.randn(10, 6, generator=generator)
     exclude = torch.arange(5, 15) if exclude_self else None
-    fast = geometry.nearest_tokens(queries, matrix, candidates, exclude=exclude, chunk_size=3)
+    fast = geometry.nearest_tokens(queries, matrix, candidates, exclude=exclude, chunk_size=3, block_size=block_size)
     for i, ((e_id, e), (c_id, c)) in enumerate(slow_nearest(queries, matrix, candidates, exclude)):
         assert fast.euclidean_id[i].item() == e_id
         assert fast.euclidean[i].item() == pytest.approx(e, rel=1e-5)
@@ -194,3 +195,41 @@ def test_cached_origin_terms_give_the_same_projection():
         assert torch.equal(other.heading_id, plain.heading_id)
         torch.testing.assert_close(other.heading_cosine, plain.heading_cosine)
         assert torch.equal(other.watch_ranks, plain.watch_ranks)
+
+
+def test_ties_across_vocabulary_blocks_go_to_the_first_token():
+    matrix = torch.randn(30, 5, generator=torch.Generator().manual_seed(2))
+    matrix[25] = matrix[4]  # the same vector in another block
+    queries = matrix[[4]] + 0.01
+    for block_size in (3, 30):
+        nearest = geometry.nearest_tokens(queries, matrix, torch.arange(30), block_size=block_size)
+        assert nearest.euclidean_id.item() == 4 and nearest.cosine_id.item() == 4
+
+
+def test_projection_in_blocks_equals_brute_force():
+    generator = torch.Generator().manual_seed(3)
+    matrix = torch.randn(50, 6, generator=generator)
+    candidates = torch.arange(3, 50)
+    ids = torch.arange(5, 17)
+    origin = matrix[ids]
+    current = origin + 0.3 * torch.randn(12, 6, generator=generator)
+    watch_ids = [7, 30]
+    index = geometry.VocabIndex(matrix, candidates, block_size=5)
+    result = geometry.project(current, origin, ids, index, matrix[watch_ids], chunk_size=5)
+    for i in range(12):
+        d = current[i] - origin[i]
+        heads = {
+            j: (d @ (matrix[j] - origin[i]) / (d.norm() * (matrix[j] - origin[i]).norm())).item()
+            for j in candidates.tolist()
+            if j != ids[i]
+        }
+        assert result.heading_id[i].item() == max(heads, key=heads.get)
+        assert result.heading_cosine[i].item() == pytest.approx(max(heads.values()), abs=1e-5)
+        for w, token in enumerate(watch_ids):
+            exact = heads.get(token)
+            if exact is None:
+                continue
+            assert result.watch_cosines[i, w].item() == pytest.approx(exact, abs=1e-5)
+            assert result.watch_ranks[i, w].item() == 1 + sum(c > exact for c in heads.values())
+        dists = {j: (current[i] - matrix[j]).norm().item() for j in candidates.tolist()}
+        assert result.nearest.euclidean_id[i].item() == min(dists, key=dists.get)
