@@ -1,25 +1,32 @@
 """Adam steps per second of the engine against the study's two earlier loops.
 
     .venv/bin/python benchmarks/step_speed.py [--model-folder results/models/smollm2]
-        [--threads 2] [--steps 3] [--engine-steps 20] [--batch 64] [--length 12] [--profile]
+        [--threads 2] [--steps 60] [--samples 20] [--batch 64] [--length 12] [--profile]
 
 On the CPU in fp32, for a batch of `--batch` sequences of exactly `--length` tokens
-(real text from prompts/pairs.tsv; the prediction site is the last position), times:
+(real text from prompts/pairs.tsv, after a BOS token; the prediction site is the last
+position), times:
 
   (a) the study's first loop: weights not frozen (weight gradients computed), full
       logits at every position, a hand-rolled Adam on the embeddings;
   (b) the study's final loop: weights frozen, torch.optim.Adam, masked gradients, but
       still full logits at every position;
-  (c) engine.optimise end to end, logging included, divided by the number of steps.
+  (c) the engine: a run of `--steps` steps, logging included (at the default config's
+      logging density), its set-up and final forward included, divided by the steps;
+  and a plain fp32 matmul of the model's own linear-layer shapes.
 
-Then counts the matmul FLOPs of one engine step and compares the achieved FLOP/s with a
-plain fp32 matmul of the model's own linear-layer shapes on this machine.
+This machine's speed drifts by +-20% from second to second, so the four share one
+stretch of time: `--samples` times during the engine's run, between two of its steps,
+one step of (a), one of (b) and one reference matmul run, in rotating order. Each is the
+mean of its timings. Then counts the matmul FLOPs of the engine's run and compares the
+achieved FLOP/s with the reference matmul's.
 """
 
 import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,7 +39,7 @@ from inputspace.models import LanguageModel, load
 from inputspace.prompts import PLACEHOLDER, read_pairs
 from inputspace.sequences import SequenceBatch, from_prompts
 
-from timing import best_of, median_step  # benchmarks/timing.py
+from timing import timed  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"c/a": 1.8, "c/b": 1.15, "utilisation": 0.75}
@@ -173,22 +180,25 @@ def linear_shapes(config) -> dict[str, tuple[int, int]]:
     }
 
 
-def step_flops(config, n: int, length: int) -> dict[str, float]:
+def step_flops(config, n: int, length: int, prefix: int = 0) -> dict[str, float]:
     """Matmul FLOPs of one engine step (forward + input-gradient backward, frozen weights).
 
-    Forward: every linear of every layer over all n*length tokens; attention scores
-    (Q K^T) and values (P V) over the full length x length square per head (the mask is
-    applied, not skipped); the LM head only at the n prediction sites.
+    The engine computes the first `prefix` positions (frozen, of a causal LM) once per
+    run, so a step covers the other length - prefix positions of each sequence.
+    Forward: every linear of every layer over those n*(length - prefix) tokens; attention
+    scores (Q K^T) and values (P V) of their queries against all `length` keys per head
+    (the mask is applied, not skipped); the LM head only at the n prediction sites.
     Backward: a linear needs only dX = dY W (same size as its forward); each attention
     matmul needs two (dQ = dS K and dK = dS^T Q; dP = dO V^T and dV = P^T dO); the head,
     like a linear, one.
     """
-    tokens = n * length
+    queries = length - prefix
+    tokens = n * queries
     layers = config.num_hidden_layers
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     linear = sum(2 * tokens * i * o for i, o in linear_shapes(config).values()) * layers
-    attention_one = 2 * n * heads * length * length * head_dim * layers  # scores or values
+    attention_one = 2 * n * heads * queries * length * head_dim * layers  # scores or values
     head = 2 * n * config.hidden_size * config.vocab_size
     return {
         "forward linears": linear,
@@ -200,8 +210,8 @@ def step_flops(config, n: int, length: int) -> dict[str, float]:
     }
 
 
-def attainable_flops(config, tokens: int, repeats: int) -> float:
-    """FLOP/s of plain fp32 matmuls of one decoder layer's linear shapes, one of each
+def reference_matmuls(config, tokens: int) -> tuple[float, Callable[[], None]]:
+    """(FLOPs, work): plain fp32 matmuls of one decoder layer's linear shapes, one of each
     (the proportion in which they occur), repeated over the layers."""
     generator = torch.Generator().manual_seed(0)
     shapes = list(linear_shapes(config).values())
@@ -214,8 +224,7 @@ def attainable_flops(config, tokens: int, repeats: int) -> float:
             for x, w in weights:
                 torch.matmul(x, w)
 
-    work()
-    return flops / best_of(repeats, work)
+    return flops, work
 
 
 # ---------------------------------------------------------------- main
@@ -223,25 +232,20 @@ def attainable_flops(config, tokens: int, repeats: int) -> float:
 
 @contextmanager
 def timed_snapshots():
-    """Wall times of the engine's logged-step snapshots (informative; empty if the
-    engine's internals change)."""
+    """Wall times of the engine's logged-step snapshots (informative)."""
     times: list[float] = []
-    run_class = getattr(engine, "_Run", None)
-    original = getattr(run_class, "snapshot", None)
-    if original is None:
-        yield times
-        return
+    original = engine._Run.snapshot
 
     def snapshot(self, probs):
         start = time.perf_counter()
         original(self, probs)
         times.append(time.perf_counter() - start)
 
-    run_class.snapshot = snapshot
+    engine._Run.snapshot = snapshot
     try:
         yield times
     finally:
-        run_class.snapshot = original
+        engine._Run.snapshot = original
 
 
 def profile_engine(lm: LanguageModel, problem: Problem, lr: float) -> None:
@@ -263,21 +267,24 @@ def default_density_log_points(steps: int) -> int:
     return points
 
 
+def spread(times: list[float]) -> str:
+    return f"min {min(times):.3f}  median {statistics.median(times):.3f}  max {max(times):.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-folder", type=Path, default=ROOT / "results/models/smollm2")
     parser.add_argument("--pairs", type=Path, default=ROOT / "prompts/pairs.tsv")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps of loops (a) and (b)")
-    parser.add_argument("--engine-steps", type=int, default=20, help="steps of the engine run (c)")
+    parser.add_argument("--steps", type=int, default=60, help="steps of the engine's run")
+    parser.add_argument("--samples", type=int, default=20,
+                        help="timed steps of (a) and (b) and reference matmuls, spread through the run")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--length", type=int, default=12)
     parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--log-points", type=int, default=None,
                         help="engine log_points; default: at least the logging density of the default "
                         "config (150 steps, log_points 20)")
-    parser.add_argument("--repeats", type=int, default=3, help="best-of repeats of the reference matmul")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each variant keeps its best")
     parser.add_argument("--profile", action="store_true", help="also profile one engine step")
     args = parser.parse_args()
 
@@ -291,66 +298,72 @@ def main() -> None:
     betas = (0.9, 0.999)
     batch = build_batch(lm, args.pairs, args.batch, args.length)
     problem = build_problem(lm, batch)
-    log_points = args.log_points or default_density_log_points(args.engine_steps)
-    logged = log_schedule(args.engine_steps, log_points)
+    prefix = lm.frozen_prefix_length(batch.trainable, batch.attention_mask, batch.sites)
+    log_points = args.log_points or default_density_log_points(args.steps)
+    settings = Settings(steps=args.steps, lr=args.lr, betas=betas, log_points=log_points, checkpoint_every=10**9)
     print(f"{config.model_type}, threads {torch.get_num_threads()}, fp32 CPU, batch {args.batch} x "
-          f"{args.length} tokens ({int(batch.trainable.sum())} optimised), {args.steps} timed steps after 1 warm-up")
+          f"{args.length} tokens ({int(batch.trainable.sum())} optimised)")
+    print(f"the engine computes the first {prefix} position(s) of every sequence (frozen: BOS) once per run")
 
-    def run_engine(steps: int, points: int) -> None:
-        settings = Settings(steps=steps, lr=args.lr, betas=betas, log_points=points, checkpoint_every=10**9)
-        engine.optimise(lm, problem, settings, progress=False)
+    first, final = first_loop(lm, problem, args.lr, betas), final_loop(lm, problem, args.lr, betas)
+    reference_flops, reference = reference_matmuls(config, args.batch * args.length)
 
-    def time_engine() -> tuple[float, list[float]]:
-        with timed_snapshots() as snapshots:
-            start = time.perf_counter()
-            run_engine(args.engine_steps, log_points)
-            return (time.perf_counter() - start) / args.engine_steps, list(snapshots)
-
-    # The variants take turns, round after round, so this machine's drift in speed
-    # falls on all of them alike; each keeps its best round.
-    run_engine(1, 1)  # warm-up
-    times: dict[str, list[float]] = {"a": [], "b": [], "c": [], "matmul": []}
-    snapshots: list[float] = []
-    for round_number in range(args.rounds):
-        times["matmul"].append(attainable_flops(config, args.batch * args.length, args.repeats))
+    def step_a() -> None:
         lm.model.requires_grad_(True)
-        times["a"].append(median_step(args.steps, first_loop(lm, problem, args.lr, betas)))
+        first()
         lm.model.requires_grad_(False)
         lm.model.zero_grad(set_to_none=True)
-        times["b"].append(median_step(args.steps, final_loop(lm, problem, args.lr, betas)))
-        engine_time, engine_snapshots = time_engine()
-        times["c"].append(engine_time)
-        if engine_time == min(times["c"]):
-            snapshots = engine_snapshots
-        print(f"round {round_number + 1}: a {times['a'][-1]:.3f}  b {times['b'][-1]:.3f}  "
-              f"c {times['c'][-1]:.3f} s/step")
-    time_a, time_b, time_c = min(times["a"]), min(times["b"]), min(times["c"])
-    attainable = max(times["matmul"])  # the best this machine showed in any round
 
-    print(f"(a) study's first loop: {time_a:7.3f} s/step  {1 / time_a:6.3f} steps/s  (median, best round)")
-    print(f"(b) study's final loop: {time_b:7.3f} s/step  {1 / time_b:6.3f} steps/s  (median, best round)")
-    print(f"(c) engine.optimise:    {time_c:7.3f} s/step  {1 / time_c:6.3f} steps/s  (total / {args.engine_steps}: "
-          f"{args.engine_steps + 1} forwards, {args.engine_steps} backwards, log_points {log_points} -> "
-          f"{len(logged)} logged steps {logged})")
-    if snapshots:
-        print(f"    of which logging snapshots: {sum(snapshots):.3f} s in all ({len(snapshots)}, "
-              f"{statistics.mean(snapshots):.3f} s each); without them {time_c - sum(snapshots) / args.engine_steps:.3f} s/step")
+    # Warm-ups; then the others take turns between the engine's steps (see the docstring).
+    for work in (step_a, final, reference):
+        work()
+    engine.optimise(lm, problem, Settings(steps=1, lr=args.lr, log_points=1), progress=False)
+    turns = {"a": step_a, "b": final, "reference": reference}
+    times: dict[str, list[float]] = {"a": [], "b": [], "c": [], "reference": []}
+    every = max(1, args.steps // args.samples)
+    with timed_snapshots() as snapshots:
+        start = time.perf_counter()
+        run = engine._Run(lm, problem, settings, "benchmark")
+        setup = time.perf_counter() - start
+        while not run.finished:
+            times["c"].append(timed(run.advance))
+            sample = len(times["a"])
+            if run.step % every == 0 and sample < args.samples:
+                names = list(turns)[sample % 3:] + list(turns)[: sample % 3]
+                for name in names:
+                    times[name].append(timed(turns[name]))
+    time_a, time_b = statistics.mean(times["a"]), statistics.mean(times["b"])
+    time_c = (setup + sum(times["c"])) / args.steps
+    logged = log_schedule(args.steps, log_points)
+    samples = len(times["a"])
+
+    print(f"(a) study's first loop: {time_a:7.3f} s/step  {1 / time_a:6.3f} steps/s  (mean of {samples}; {spread(times['a'])})")
+    print(f"(b) study's final loop: {time_b:7.3f} s/step  {1 / time_b:6.3f} steps/s  (mean of {samples}; {spread(times['b'])})")
+    print(f"(c) engine:             {time_c:7.3f} s/step  {1 / time_c:6.3f} steps/s  (set-up {setup:.3f} s, "
+          f"{args.steps + 1} forwards, {args.steps} backwards, {len(logged)} logged steps {logged}; total / {args.steps})")
+    print(f"    of which logging snapshots: {sum(snapshots):.3f} s in all ({len(snapshots)}, "
+          f"{statistics.mean(snapshots):.3f} s each); without them {time_c - sum(snapshots) / args.steps:.3f} s/step")
     for name, ratio in (("c/a", time_a / time_c), ("c/b", time_b / time_c)):
         print(f"speed {name}: {ratio:.2f}x  (target >= {TARGETS[name]}x)  {'ok' if ratio >= TARGETS[name] else 'BELOW'}")
 
-    breakdown = step_flops(config, args.batch, args.length)
+    breakdown = step_flops(config, args.batch, args.length, prefix)
     total = sum(breakdown.values())
+    forward = sum(flops for name, flops in breakdown.items() if name.startswith("forward"))
     print("matmul FLOPs of one engine step:")
     for name, flops in breakdown.items():
         print(f"  {name:38s} {flops / 1e9:8.2f} GFLOP")
-    print(f"  {'total':38s} {total / 1e9:8.2f} GFLOP")
-    achieved = total / time_c
+    print(f"  {'total':38s} {total / 1e9:8.2f} GFLOP  (the run: {args.steps} steps and a final forward)")
+    achieved = (args.steps * total + forward) / (time_c * args.steps)
+    attainable = reference_flops / statistics.mean(times["reference"])
+    fastest = reference_flops / min(times["reference"])
     utilisation = achieved / attainable
     print(f"achieved:   {achieved / 1e9:.1f} GFLOP/s (engine step)")
-    print(f"attainable: {attainable / 1e9:.1f} GFLOP/s (fp32 matmul, [{args.batch * args.length}, in] @ [in, out] "
-          f"of q,k,v,o,gate,up,down)")
+    print(f"attainable: {attainable / 1e9:.1f} GFLOP/s (fp32 matmul, [{args.batch * args.length}, in] @ [in, out] of "
+          f"q,k,v,o,gate,up,down x {config.num_hidden_layers} layers; mean of {samples} interleaved; the fastest "
+          f"single one: {fastest / 1e9:.1f})")
     print(f"utilisation: {utilisation:.0%}  (target >= {TARGETS['utilisation']:.0%})  "
-          f"{'ok' if utilisation >= TARGETS['utilisation'] else 'BELOW'}")
+          f"{'ok' if utilisation >= TARGETS['utilisation'] else 'BELOW'};  against the fastest single reference: "
+          f"{achieved / fastest:.0%}")
 
     if args.profile:
         profile_engine(lm, problem, args.lr)
