@@ -99,3 +99,17 @@ def test_bending_lowers_the_path(tiny_models):
     middle = landscape.bend(lm, sequence, a, b, steps=30, lr=0.05)
     bent = landscape.loss_along(lm, sequence, [a, middle, b], samples=5)
     assert bent.mean() < straight.mean()
+
+
+def test_losses_in_one_batch_equal_one_point_at_a_time(tiny_models):
+    lm = tiny_models["llama"]
+    sequence = sequence_of(lm)
+    generator = torch.Generator().manual_seed(3)
+    points = torch.stack([sequence.point() + 0.3 * torch.randn(sequence.size, generator=generator) for _ in range(5)])
+    batched = points.clone().requires_grad_(True)
+    landscape.losses(lm, sequence, batched).sum().backward()
+    singles = points.clone().requires_grad_(True)
+    alone = torch.stack([landscape.loss(lm, sequence, point) for point in singles])
+    alone.sum().backward()
+    torch.testing.assert_close(landscape.losses(lm, sequence, points), alone.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(batched.grad, singles.grad, rtol=1e-4, atol=1e-6)

@@ -51,14 +51,21 @@ class Sequence:
 
 def loss(lm: LanguageModel, sequence: Sequence, flat: Tensor) -> Tensor:
     """KL(target || predicted) at the sequence's prediction site, at coordinates `flat`."""
-    device = lm.device
-    embeddings = sequence.embeddings.to(device)
-    trainable = sequence.trainable.to(device)
-    full = embeddings.masked_scatter(trainable.unsqueeze(-1), flat.to(device).to(embeddings.dtype))
+    return losses(lm, sequence, flat.unsqueeze(0))[0]
+
+
+def losses(lm: LanguageModel, sequence: Sequence, flats: Tensor) -> Tensor:
+    """The loss at each of the points `flats` [k, coordinates], in one batch."""
+    device, k = lm.device, flats.shape[0]
+    embeddings = sequence.embeddings.to(device).expand(k, -1, -1)
+    trainable = sequence.trainable.to(device).expand(k, -1)
+    full = embeddings.masked_scatter(trainable.unsqueeze(-1), flats.to(device).to(embeddings.dtype))
     logits = lm.logits_at(
-        full.unsqueeze(0), sequence.attention_mask.to(device).unsqueeze(0), torch.tensor([sequence.site], device=device)
+        full,
+        sequence.attention_mask.to(device).expand(k, -1),
+        torch.full((k,), sequence.site, device=device),
     )
-    return kl_divergence(logits, sequence.target_logprobs.to(device).unsqueeze(0))[0]
+    return kl_divergence(logits, sequence.target_logprobs.to(device).expand(k, -1))
 
 
 def hessian_vector_product(lm: LanguageModel, sequence: Sequence, point: Tensor, vector: Tensor) -> Tensor:
@@ -132,11 +139,11 @@ def dense_hessian(lm: LanguageModel, sequence: Sequence, point: Tensor) -> Tenso
 def loss_along(lm: LanguageModel, sequence: Sequence, points: list[Tensor], samples: int) -> np.ndarray:
     """Loss at `samples` evenly spaced points of each segment of the polyline `points`,
     joined end to end (shared corners counted once)."""
-    values = []
+    along = []
     for number, (a, b) in enumerate(zip(points[:-1], points[1:])):
-        ts = np.linspace(0, 1, samples)[(1 if number else 0):]
-        values += [float(loss(lm, sequence, a + float(t) * (b - a))) for t in ts]
-    return np.asarray(values)
+        ts = torch.linspace(0, 1, samples, dtype=a.dtype)[(1 if number else 0):].unsqueeze(1)
+        along.append(a + ts * (b - a))
+    return losses(lm, sequence, torch.cat(along)).cpu().double().numpy()
 
 
 def barrier(losses: np.ndarray) -> float:
@@ -153,7 +160,7 @@ def bend(lm: LanguageModel, sequence: Sequence, a: Tensor, b: Tensor, steps: int
     ts = [(i + 1) / (probes + 1) for i in range(probes)]
     for _ in range(steps):
         points = [middle] + [a + t * (middle - a) for t in ts] + [middle + t * (b - middle) for t in ts]
-        total = sum(loss(lm, sequence, p) for p in points)
+        total = losses(lm, sequence, torch.stack(points)).sum()
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
