@@ -37,7 +37,7 @@ from inputspace import engine
 from inputspace.engine import Problem, Settings, kl_divergence, log_schedule
 from inputspace.models import LanguageModel, load
 from inputspace.prompts import PLACEHOLDER, read_pairs
-from inputspace.sequences import SequenceBatch, from_prompts
+from inputspace.sequences import SequenceBatch, from_prompts, trainable_positions
 
 from timing import timed  # benchmarks/timing.py
 
@@ -74,14 +74,13 @@ def build_batch(lm: LanguageModel, pairs_file: Path, n: int, length: int) -> Seq
     attention_mask = torch.ones_like(ids)
     sites = lm.prediction_sites(ids, attention_mask)
     assert torch.all(sites == length - 1), sites
-    special = torch.tensor(lm.special_ids, dtype=torch.long)
     with torch.no_grad():
         embeddings = lm.embed(ids).float().cpu()
     return SequenceBatch(
         ids=ids,
         attention_mask=attention_mask,
         embeddings=embeddings,
-        trainable=~torch.isin(ids, special),
+        trainable=trainable_positions(lm, ids, attention_mask),
         sites=sites,
     )
 

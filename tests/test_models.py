@@ -6,6 +6,7 @@ from torch import nn
 
 from inputspace import models
 from inputspace.errors import InputspaceError
+from inputspace.sequences import trainable_positions
 
 ARCHS = ["modernbert", "llama"]
 
@@ -76,10 +77,6 @@ def test_padded_batch_equals_each_sequence_alone(lm):
         torch.testing.assert_close(batched[row], alone[0], atol=1e-5, rtol=0)
 
 
-def trainable_of(lm: models.LanguageModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return mask.bool() & ~torch.isin(ids, torch.tensor(lm.special_ids))
-
-
 def test_frozen_prefix_length_by_hand(tiny_models):
     lm = tiny_models["llama"]
     trainable = torch.tensor([[False, False, True, True], [False, False, False, True]])
@@ -96,7 +93,7 @@ def test_frozen_prefix_gives_the_same_logits_and_gradients(tiny_models):
     lm = tiny_models["llama"]
     ids, mask = models.pad_batch(encode(lm), pad_id(lm))
     sites = lm.prediction_sites(ids, mask)
-    length = lm.frozen_prefix_length(trainable_of(lm, ids, mask), mask, sites)
+    length = lm.frozen_prefix_length(trainable_positions(lm, ids, mask), mask, sites)
     assert length == 1  # the BOS token
     start = lm.embed(ids).detach()
     prefix = lm.frozen_prefix(start, mask, length)

@@ -155,7 +155,8 @@ class _Run:
         self.origin_terms = OriginTerms(self.origin, self.index)
         prefix_length = lm.frozen_prefix_length(self.trainable, self.attention_mask, self.sites)
         with self.autocast():
-            self.prefix = lm.frozen_prefix(self.start, self.attention_mask, prefix_length)
+            prefix = lm.frozen_prefix(self.start, self.attention_mask, prefix_length)
+        self.chunk_prefixes = [prefix.rows(rows) if prefix else None for rows in self.chunks]
 
     def autocast(self):
         if self.settings.precision == "fp32" or self.lm.device.type == "cpu":
@@ -169,11 +170,10 @@ class _Run:
         step = self.step
         keep = step in self.log_steps
         kept = []
-        for rows in self.chunks:
+        for rows, prefix in zip(self.chunks, self.chunk_prefixes):
             with self.autocast():
                 logits = self.lm.logits_at(
-                    self.embeddings[rows], self.attention_mask[rows], self.sites[rows],
-                    prefix=self.prefix.rows(rows) if self.prefix else None,
+                    self.embeddings[rows], self.attention_mask[rows], self.sites[rows], prefix=prefix
                 )
             logprobs = F.log_softmax(logits.float(), dim=-1)
             kl = kl_from_logprobs(logprobs, self.target[rows])

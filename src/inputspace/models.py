@@ -100,7 +100,7 @@ class LanguageModel:
         Runs the transformer body on every position (after `prefix`, whose keys and values
         it reuses) but the LM head only at the sites.
         """
-        start, extra = 0, {"use_cache": False} if self.kind == "causal" else {}
+        start, extra = 0, ({"use_cache": False} if self.kind == "causal" else {})
         if prefix is not None:
             cache = DynamicCache(ddp_cache_data=prefix.keys_values, config=self.model.config)
             start, extra = prefix.length, {"use_cache": True, "past_key_values": cache}

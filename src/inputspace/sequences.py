@@ -75,7 +75,8 @@ def _pad_id(lm: LanguageModel) -> int:
     return pad if pad is not None else lm.tokenizer.eos_token_id
 
 
-def _trainable(lm: LanguageModel, ids: Tensor, attention_mask: Tensor) -> Tensor:
+def trainable_positions(lm: LanguageModel, ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """The positions Adam may move: real tokens that are not special."""
     special = torch.tensor(lm.special_ids, dtype=ids.dtype)
     return attention_mask.bool() & ~torch.isin(ids, special)
 
@@ -90,7 +91,7 @@ def from_prompts(lm: LanguageModel, prompts: list[str]) -> SequenceBatch:
         ids=ids,
         attention_mask=attention_mask,
         embeddings=lm.embed(ids).float().cpu(),
-        trainable=_trainable(lm, ids, attention_mask),
+        trainable=trainable_positions(lm, ids, attention_mask),
         sites=lm.prediction_sites(ids, attention_mask),
     )
 
