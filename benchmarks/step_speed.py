@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from inputspace import engine
-from inputspace.engine import Problem, Settings, kl_divergence, log_schedule
+from inputspace.engine import Problem, Settings, kl_divergence
+from inputspace.recorder import Landmarks, Logging, Recorder, log_schedule
 from inputspace.models import LanguageModel, load
 from inputspace.prompts import PLACEHOLDER, read_pairs
 from inputspace.sequences import SequenceBatch, from_prompts, trainable_positions
@@ -85,7 +86,7 @@ def build_batch(lm: LanguageModel, pairs_file: Path, n: int, length: int) -> Seq
     )
 
 
-def build_problem(lm: LanguageModel, batch: SequenceBatch) -> Problem:
+def build_problem(lm: LanguageModel, batch: SequenceBatch) -> tuple[Problem, Landmarks]:
     """Targets: the batch's own initial predictions, shifted along a fixed random cycle
     so that no sequence gets its own (the KL is non-zero everywhere)."""
     with torch.no_grad():
@@ -96,11 +97,8 @@ def build_problem(lm: LanguageModel, batch: SequenceBatch) -> Problem:
     target[order] = initial[order.roll(1)]
     special = torch.tensor(lm.special_ids, dtype=torch.long)
     ids = torch.arange(min(lm.vocab_size, len(lm.tokenizer)))
-    return Problem(
-        batch=batch,
-        target_logprobs=target,
-        vocab=lm.vocab_embeddings(),
-        candidates=ids[~torch.isin(ids, special)],
+    return Problem(batch=batch, target_logprobs=target), Landmarks(
+        vocab=lm.vocab_embeddings(), candidates=ids[~torch.isin(ids, special)]
     )
 
 
@@ -233,26 +231,31 @@ def reference_matmuls(config, tokens: int) -> tuple[float, Callable[[], None]]:
 def timed_snapshots():
     """Wall times of the engine's logged-step snapshots (informative)."""
     times: list[float] = []
-    original = engine._Run.snapshot
+    original = Recorder._snapshot
 
-    def snapshot(self, probs):
+    def snapshot(self, step):
         start = time.perf_counter()
-        original(self, probs)
+        original(self, step)
         times.append(time.perf_counter() - start)
 
-    engine._Run.snapshot = snapshot
+    Recorder._snapshot = snapshot
     try:
         yield times
     finally:
-        engine._Run.snapshot = original
+        Recorder._snapshot = original
 
 
-def profile_engine(lm: LanguageModel, problem: Problem, lr: float) -> None:
+def recorder_for(lm: LanguageModel, problem: Problem, landmarks: Landmarks, steps: int, log_points: int) -> Recorder:
+    return Recorder(problem.batch, landmarks, Logging(log_points=log_points), steps, lm.device)
+
+
+def profile_engine(lm: LanguageModel, problem: Problem, landmarks: Landmarks, lr: float) -> None:
     """One engine step (2 forwards, 1 backward, 2 logged snapshots) under torch.profiler."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        engine.optimise(lm, problem, Settings(steps=1, lr=lr, log_points=1, checkpoint_every=10**9), progress=False)
+        watcher = recorder_for(lm, problem, landmarks, 1, 1)
+        engine.optimise(lm, problem, Settings(steps=1, lr=lr, checkpoint_every=10**9), watcher, progress=False)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
@@ -296,10 +299,10 @@ def main() -> None:
     config = lm.model.config
     betas = (0.9, 0.999)
     batch = build_batch(lm, args.pairs, args.batch, args.length)
-    problem = build_problem(lm, batch)
+    problem, landmarks = build_problem(lm, batch)
     prefix = lm.frozen_prefix_length(batch.trainable, batch.attention_mask, batch.sites)
     log_points = args.log_points or default_density_log_points(args.steps)
-    settings = Settings(steps=args.steps, lr=args.lr, betas=betas, log_points=log_points, checkpoint_every=10**9)
+    settings = Settings(steps=args.steps, lr=args.lr, betas=betas, checkpoint_every=10**9)
     print(f"{config.model_type}, threads {torch.get_num_threads()}, fp32 CPU, batch {args.batch} x "
           f"{args.length} tokens ({int(batch.trainable.sum())} optimised)")
     print(f"the engine computes the first {prefix} position(s) of every sequence (frozen: BOS) once per run")
@@ -316,16 +319,17 @@ def main() -> None:
     # Warm-ups; then the others take turns between the engine's steps (see the docstring).
     for work in (step_a, final, reference):
         work()
-    engine.optimise(lm, problem, Settings(steps=1, lr=args.lr, log_points=1), progress=False)
+    engine.optimise(lm, problem, Settings(steps=1, lr=args.lr), recorder_for(lm, problem, landmarks, 1, 1), progress=False)
     turns = {"a": step_a, "b": final, "reference": reference}
     times: dict[str, list[float]] = {"a": [], "b": [], "c": [], "reference": []}
     every = max(1, args.steps // args.samples)
     with timed_snapshots() as snapshots:
         start = time.perf_counter()
-        run = engine._Run(lm, problem, settings, "benchmark")
+        run = engine.Descent(lm, problem, settings, "benchmark")
+        watcher = recorder_for(lm, problem, landmarks, args.steps, log_points)
         setup = time.perf_counter() - start
         while not run.finished:
-            times["c"].append(timed(run.advance))
+            times["c"].append(timed(lambda: run.advance(watcher)))
             sample = len(times["a"])
             if run.step % every == 0 and sample < args.samples:
                 names = list(turns)[sample % 3:] + list(turns)[: sample % 3]
@@ -365,7 +369,7 @@ def main() -> None:
           f"{achieved / fastest:.0%}")
 
     if args.profile:
-        profile_engine(lm, problem, args.lr)
+        profile_engine(lm, problem, landmarks, args.lr)
 
 
 if __name__ == "__main__":

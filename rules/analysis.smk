@@ -141,6 +141,7 @@ rule summary:
         displacement=every_experiment("results/figures/{experiment}/displacement.csv"),
         counts=every_experiment("results/figures/{experiment}/backprojection_counts.csv"),
         paths=[f"results/figures/{e}/{m}_path.parquet" for e, m in case_studies()],
+        solutions=[f"results/figures/{e}/{m}_solutions.csv" for e, m in landscapes()],
         flatness=[f"results/figures/{e}/{m}_flatness.csv" for e, m in landscapes()],
         barriers=[f"results/figures/{e}/{m}_barriers.csv" for e, m in landscapes()],
         nearness=[f"results/figures/{e}/{m}_nearness.parquet" for e, m in landscapes()],

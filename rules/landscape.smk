@@ -6,6 +6,7 @@ rule landscape:
         matrix="results/{model}/vocab.safetensors",
         ellipse="results/{model}/ellipse.safetensors",
     output:
+        solutions=landscape_file("solutions.csv"),
         spectra=landscape_file("hessian_spectrum.parquet"),
         flatness=landscape_file("flatness.csv"),
         paths=landscape_file("paths.parquet"),

@@ -10,13 +10,14 @@ from inputspace import analysis, figures, files, scripting, trajectory
 def main(snakemake):
     experiment, models = snakemake.wildcards.experiment, snakemake.params.models
     steps = pd.concat([trajectory.read(path, trajectory.STEPS) for path in snakemake.input.steps])
-    curves = steps[["model", "seq", "step", "kl", "l2_total"]]
+    curves = steps[["model", "seq", "step", "active", "kl", "l2_total"]]
     files.write_parquet(curves, snakemake.output.curves)
     summary = analysis.convergence(steps)
     files.write_csv(summary, snakemake.output.convergence)
     figures.kl_curves(curves, models, f"{experiment}: KL per sequence and mean", snakemake.output.kl)
     figures.travel_curves(curves, models, f"{experiment}: total L2 travelled per sequence", snakemake.output.travel)
-    print(summary.groupby("model")[["steps_to_threshold", "final_kl", "l2_growth_last_tenth"]].describe().T)
+    columns = ["steps_to_threshold", "steps_optimised", "final_kl", "l2_growth_last_tenth", "l2_growth_past_threshold"]
+    print(summary.groupby("model")[columns].describe().T)
 
 
 scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

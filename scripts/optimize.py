@@ -4,7 +4,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, 
 
 from pathlib import Path
 
-from inputspace import engine, experiments, models, runs, scripting, vocab
+from inputspace import engine, experiments, models, recorder, runs, scripting, vocab
 
 
 def main(snakemake):
@@ -15,19 +15,21 @@ def main(snakemake):
     table = vocab.read_table(snakemake.input.table)
     matrix = vocab.read_matrix(snakemake.input.matrix)
     samples = Path(snakemake.input.samples) if snakemake.input.samples else None
-    problem = experiments.build_problem(
+    problem, landmarks = experiments.build_problem(
         lm, spec, matrix, vocab.regular_ids(table), samples, Path(snakemake.params.base)
     )
-    settings = experiments.settings(spec["optimize"], snakemake.params.precision)
+    settings, logging = experiments.settings(spec["optimize"], snakemake.params.precision)
     print(f"{model}/{experiment}: {len(problem.batch)} sequences, "
           f"{int(problem.batch.trainable.sum())} optimised tokens, {settings} on {lm.device}")
-    fingerprint = runs.fingerprint(lm.manifest, spec, settings, samples)
-    result = engine.optimise(
-        lm, problem, settings, Path(snakemake.params.checkpoint), fingerprint, f"{model}/{experiment}"
+    fingerprint = runs.fingerprint(lm.manifest, spec, settings, logging, samples)
+    watcher = recorder.Recorder(problem.batch, landmarks, logging, settings.steps, lm.device)
+    run = engine.optimise(
+        lm, problem, settings, watcher, Path(snakemake.params.checkpoint), fingerprint, f"{model}/{experiment}"
     )
+    result = watcher.result(run.end)
     run_info = {"device": str(lm.device), "precision": settings.precision, "seed": spec["seed"],
                 "attention": lm.model.config._attn_implementation, "fingerprint": fingerprint}
-    runs.write(result, problem, model, experiment, snakemake.output, run_info)
+    runs.write(result, problem.batch, model, experiment, snakemake.output, run_info)
     print(runs.describe(result))
 
 

@@ -5,7 +5,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, 
 import pandas as pd
 
 from inputspace import files, scripting, sources, summary
-from inputspace.summary import RunTables
+from inputspace.summary import LandscapeTables, RunTables
 
 
 def main(snakemake):
@@ -24,12 +24,15 @@ def main(snakemake):
         )
         paths = {m: pd.read_parquet(case_paths[(name, m)]) for m in spec["models"] if (name, m) in case_paths}
         sections.append(summary.section(name, spec, kinds, tables, pairs, paths))
-    for name in experiments:
-        found = {m: (pd.read_csv(f), pd.read_csv(b), pd.read_parquet(n))
-                 for (e, m), f, b, n in zip(landscapes, snakemake.input.flatness, snakemake.input.barriers,
-                                            snakemake.input.nearness) if e == name}
+    inputs = snakemake.input
+    for name, spec in experiments.items():
+        found = {
+            m: LandscapeTables(pd.read_csv(s), pd.read_csv(f), pd.read_csv(b), pd.read_parquet(n))
+            for (e, m), s, f, b, n in zip(landscapes, inputs.solutions, inputs.flatness, inputs.barriers, inputs.nearness)
+            if e == name
+        }
         if found:
-            sections.append(summary.landscape_section(name, found, pairs))
+            sections.append(summary.landscape_section(name, found, pairs, spec["landscape"]["solve_below"]))
     header = (
         "Numbers measured by this workflow's run of the config below each heading; the study's numbers "
         "are quoted from ../shared/reference-study.md. Distances are Euclidean, in input-embedding space."

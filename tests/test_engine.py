@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from inputspace import engine, experiments, runs, trajectory
+from inputspace import engine, experiments, recorder, runs, trajectory
 from inputspace import vocab as vocab_module
 from inputspace.errors import InputspaceError
 
@@ -17,14 +17,26 @@ PAIRS = {"sequences": {"kind": "pairs", "file": "prompts/pairs.tsv", "count": 4}
 
 
 def make_problem(lm, repo_root, experiment=PAIRS):
+    """(problem, landmarks) of the tiny pairs experiment."""
     matrix = lm.vocab_embeddings()
     table = vocab_module.vocabulary_table(lm, matrix)
     return experiments.build_problem(lm, experiment, matrix, vocab_module.regular_ids(table), base=repo_root)
 
 
 def settings(**overrides):
-    values = dict(steps=40, lr=0.01, log_points=4, checkpoint_every=10)
+    values = dict(steps=40, lr=0.01, checkpoint_every=10)
     return engine.Settings(**{**values, **overrides})
+
+
+LOGGING = recorder.Logging(log_points=4)
+
+
+def recorded(lm, made, run_settings, logging=LOGGING, **options):
+    """Run the engine with a recorder; the recorder's result."""
+    problem, landmarks = made
+    watcher = recorder.Recorder(problem.batch, landmarks, logging, run_settings.steps, lm.device)
+    run = engine.optimise(lm, problem, run_settings, watcher, progress=False, **options)
+    return watcher.result(run.end)
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +44,14 @@ def finished(tiny_models, repo_root):
     """One run per architecture, shared by the read-only tests below."""
     out = {}
     for name in KINDS:
-        problem = make_problem(tiny_models[name], repo_root)
-        out[name] = (problem, engine.optimise(tiny_models[name], problem, settings(), progress=False))
+        made = make_problem(tiny_models[name], repo_root)
+        out[name] = (made[0], made[1], recorded(tiny_models[name], made, settings()))
     return out
 
 
 def test_log_schedule_by_hand():
-    assert engine.log_schedule(100, 3) == [0, 1, 10, 100]
-    assert engine.log_schedule(5, 20) == [0, 1, 2, 3, 4, 5]
+    assert recorder.log_schedule(100, 3) == [0, 1, 10, 100]
+    assert recorder.log_schedule(5, 20) == [0, 1, 2, 3, 4, 5]
 
 
 def test_kl_divergence_by_hand():
@@ -51,7 +63,7 @@ def test_kl_divergence_by_hand():
 
 @pytest.mark.parametrize("name", KINDS)
 def test_kl_falls_below_threshold(finished, name):
-    _, result = finished[name]
+    _, _, result = finished[name]
     kl = result.steps["kl"].reshape(41, -1)
     assert kl[0].mean() > 0.1  # there was something to learn
     assert kl[-1].max() < 1e-2
@@ -59,7 +71,7 @@ def test_kl_falls_below_threshold(finished, name):
 
 @pytest.mark.parametrize("name", KINDS)
 def test_special_and_padding_embeddings_are_bit_identical(finished, name):
-    problem, result = finished[name]
+    problem, _, result = finished[name]
     frozen = ~problem.batch.trainable
     assert frozen.any() and (~problem.batch.attention_mask.bool()).any()  # padding exists
     assert torch.equal(result.end[frozen], result.start[frozen])
@@ -74,11 +86,11 @@ def test_model_weights_get_no_gradients(tiny_models, finished):
 @pytest.mark.parametrize("name", KINDS)
 def test_token_table_equals_slow_reference(finished, name):
     """L2, back-projection and headings at the last step, against plain loops."""
-    problem, result = finished[name]
+    _, landmarks, result = finished[name]
     tokens = pd.DataFrame(result.tokens)
     last = tokens[tokens.step == 40]
-    vocab, candidates = problem.vocab, problem.candidates.tolist()
-    watch = problem.watch_ids.tolist()
+    vocab, candidates = landmarks.vocab, landmarks.candidates.tolist()
+    watch = landmarks.watch_ids.tolist()
     for row in last.head(6).itertuples():
         e, e0 = result.end[row.seq, row.pos], result.start[row.seq, row.pos]
         d = e - e0
@@ -102,9 +114,9 @@ def test_token_table_equals_slow_reference(finished, name):
 
 
 def test_top_k_table(finished):
-    _, result = finished["llama"]
+    _, _, result = finished["llama"]
     topk = pd.DataFrame(result.topk)
-    assert sorted(topk.step.unique()) == engine.log_schedule(40, 4)
+    assert sorted(topk.step.unique()) == recorder.log_schedule(40, 4)
     first = topk[(topk.step == 40) & (topk.seq == 0)]
     assert list(first["rank"]) == list(range(1, 11))
     assert first.prob.is_monotonic_decreasing
@@ -116,8 +128,8 @@ def test_top_k_table(finished):
 
 def test_chunked_batch_matches_whole_batch(tiny_models, repo_root, finished):
     lm = tiny_models["llama"]
-    chunked = engine.optimise(lm, make_problem(lm, repo_root), settings(chunk_size=3), progress=False)
-    whole = finished["llama"][1]
+    chunked = recorded(lm, make_problem(lm, repo_root), settings(chunk_size=3))
+    whole = finished["llama"][2]
     torch.testing.assert_close(chunked.end, whole.end, atol=1e-5, rtol=1e-4)
 
 
@@ -125,11 +137,11 @@ def test_frozen_prefix_changes_no_result(tiny_models, repo_root, finished, monke
     """The llama runs reuse the BOS position's keys and values; recomputing them at every
     step gives the same trajectory."""
     lm = tiny_models["llama"]
-    problem, cached = finished["llama"]
+    problem, _, cached = finished["llama"]
     batch = problem.batch
     assert lm.frozen_prefix_length(batch.trainable, batch.attention_mask, batch.sites) == 1
     monkeypatch.setattr(type(lm), "frozen_prefix_length", lambda *args: 0)
-    recomputed = engine.optimise(lm, make_problem(lm, repo_root), settings(), progress=False)
+    recomputed = recorded(lm, make_problem(lm, repo_root), settings())
     torch.testing.assert_close(cached.end, recomputed.end, atol=1e-5, rtol=1e-4)
     np.testing.assert_allclose(cached.steps["kl"], recomputed.steps["kl"], rtol=1e-4, atol=1e-6)
 
@@ -138,7 +150,7 @@ def written(result, problem, folder):
     outputs = type("Out", (), {k: str(folder / f"{k}.parquet") for k in ("steps", "tokens", "topk")})()
     outputs.embeddings = str(folder / "embeddings.safetensors")
     folder.mkdir(parents=True, exist_ok=True)
-    runs.write(result, problem, "tiny", "pairs", outputs)
+    runs.write(result, problem.batch, "tiny", "pairs", outputs)
     return {k: trajectory.read(getattr(outputs, k), getattr(trajectory, k.upper())) for k in ("steps", "tokens", "topk")}
 
 
@@ -146,16 +158,16 @@ def test_two_runs_write_identical_parquet(tiny_models, repo_root, tmp_path):
     lm = tiny_models["modernbert"]
     tables = []
     for attempt in ("a", "b"):
-        problem = make_problem(lm, repo_root)
-        result = engine.optimise(lm, problem, settings(steps=15), progress=False)
-        tables.append(written(result, problem, tmp_path / attempt))
+        made = make_problem(lm, repo_root)
+        result = recorded(lm, made, settings(steps=15))
+        tables.append(written(result, made[0], tmp_path / attempt))
     for name in ("steps", "tokens", "topk"):
         pd.testing.assert_frame_equal(tables[0][name], tables[1][name])
     assert (tmp_path / "a/steps.parquet").read_bytes() == (tmp_path / "b/steps.parquet").read_bytes()
 
 
 def test_tables_follow_the_schemas(finished, tmp_path):
-    problem, result = finished["modernbert"]
+    problem, _, result = finished["modernbert"]
     tables = written(result, problem, tmp_path)
     assert list(tables["steps"].columns) == trajectory.STEPS.names
     assert len(tables["steps"]) == 41 * 4
@@ -170,16 +182,16 @@ KILL_AT_CHECKPOINT = textwrap.dedent(
     from pathlib import Path
     from inputspace import engine, models
     sys.path.insert(0, {tests!r})
-    from test_engine import make_problem, settings
+    from test_engine import make_problem, recorded, settings
 
     real_save = engine._save_checkpoint
     def save_then_die(path, fingerprint, state):
         real_save(path, fingerprint, state)
-        if state["step"] == 20:
+        if state["run"]["step"] == 20:
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, like a killed job
     engine._save_checkpoint = save_then_die
     lm = models.load({folder!r})
-    engine.optimise(lm, make_problem(lm, Path({repo!r})), settings(), Path({checkpoint!r}), "fp", progress=False)
+    recorded(lm, make_problem(lm, Path({repo!r})), settings(), checkpoint=Path({checkpoint!r}), fingerprint="fp")
     """
 )
 
@@ -193,11 +205,11 @@ def test_killed_run_resumes_to_the_same_result(tiny_folders, tiny_models, repo_r
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert checkpoint.is_file()
-    assert torch.load(checkpoint, weights_only=False)["step"] == 20
+    assert torch.load(checkpoint, weights_only=False)["run"]["step"] == 20
 
     lm = tiny_models["llama"]
-    resumed = engine.optimise(lm, make_problem(lm, repo_root), settings(), checkpoint, "fp", progress=False)
-    whole = finished["llama"][1]
+    resumed = recorded(lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp")
+    whole = finished["llama"][2]
     assert torch.equal(resumed.end, whole.end)
     for name in whole.steps:
         np.testing.assert_array_equal(resumed.steps[name], whole.steps[name])
@@ -209,18 +221,18 @@ def test_killed_run_resumes_to_the_same_result(tiny_folders, tiny_models, repo_r
 def test_checkpoint_of_other_settings_is_ignored(tiny_models, repo_root, tmp_path, finished):
     lm = tiny_models["llama"]
     checkpoint = tmp_path / "run.pt"
-    engine._save_checkpoint(checkpoint, "other", {"step": 39})
-    result = engine.optimise(lm, make_problem(lm, repo_root), settings(), checkpoint, "fp", progress=False)
-    assert torch.equal(result.end, finished["llama"][1].end)
+    engine._save_checkpoint(checkpoint, "other", {"run": {"step": 39}})
+    result = recorded(lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp")
+    assert torch.equal(result.end, finished["llama"][2].end)
 
 
 def test_non_finite_loss_names_step_and_sequence(tiny_models, repo_root, tmp_path):
     lm = tiny_models["llama"]
-    problem = make_problem(lm, repo_root)
+    problem, _ = make_problem(lm, repo_root)
     problem.target_logprobs[2, 5] = float("nan")
     checkpoint = tmp_path / "run.pt"
     with pytest.raises(InputspaceError) as error:
-        engine.optimise(lm, problem, settings(steps=30), checkpoint, "fp", label="tiny/pairs", progress=False)
+        engine.optimise(lm, problem, settings(steps=30), None, checkpoint, "fp", label="tiny/pairs", progress=False)
     message = str(error.value)
     assert "non-finite loss at step 0 in sequence 2" in message and "tiny/pairs" in message
     assert "\n" not in message
@@ -229,7 +241,7 @@ def test_non_finite_loss_names_step_and_sequence(tiny_models, repo_root, tmp_pat
 
 def test_non_finite_input_names_its_sequence(tiny_models, repo_root):
     lm = tiny_models["modernbert"]
-    problem = make_problem(lm, repo_root)
+    problem, _ = make_problem(lm, repo_root)
     problem.batch.embeddings[1, 3] = float("inf")
     with pytest.raises(InputspaceError, match="non-finite loss at step 0 in sequence 1"):
         engine.optimise(lm, problem, settings(steps=5), progress=False)
@@ -238,4 +250,86 @@ def test_non_finite_input_names_its_sequence(tiny_models, repo_root):
 def test_unknown_precision_is_refused(tiny_models, repo_root):
     lm = tiny_models["llama"]
     with pytest.raises(InputspaceError, match="precision"):
-        engine.optimise(lm, make_problem(lm, repo_root), settings(precision="fp8"), progress=False)
+        engine.optimise(lm, make_problem(lm, repo_root)[0], settings(precision="fp8"), progress=False)
+
+
+class EveryStep:
+    """An observer that keeps each step's point and KL (for the stopping-rule tests)."""
+
+    def __init__(self):
+        self.points, self.kl, self.active = [], [], []
+
+    def observe(self, step):
+        self.points.append(step.embeddings.clone())
+        self.kl.append(step.kl.clone())
+        self.active.append(step.active.clone())
+
+    def state(self):
+        return {}
+
+    def restore(self, state):
+        pass
+
+
+STOP_BELOW = 0.006  # two of the four tiny llama pairs get there well before step 40
+
+
+@pytest.fixture(scope="module")
+def stopped_and_not(tiny_models, repo_root):
+    """The tiny llama pairs run with and without a stopping rule that takes some
+    sequences out of the batch well before the end."""
+    lm = tiny_models["llama"]
+    problem, _ = make_problem(lm, repo_root)
+    runs_by_rule = {}
+    for name, rule in (("all", None), ("stop", engine.StopRule(below=STOP_BELOW, patience=2))):
+        watcher = EveryStep()
+        run = engine.optimise(lm, problem, settings(stop=rule), watcher, progress=False)
+        runs_by_rule[name] = (run, watcher)
+    return runs_by_rule
+
+
+def test_stopping_rule_freezes_converged_sequences(stopped_and_not):
+    run, watcher = stopped_and_not["stop"]
+    kl = torch.stack(watcher.kl)
+    active = torch.stack(watcher.active)
+    left = torch.nonzero(~active[-1]).squeeze(1).tolist()
+    assert 0 < len(left) < kl.shape[1]  # some left, some stayed
+    for seq in left:
+        stop = int(torch.nonzero(~active[:, seq])[0])  # it left after this step's forward
+        below = (kl[: stop + 1, seq] < STOP_BELOW).tolist()
+        assert below[-2:] == [True, True]  # two consecutive steps below the level...
+        assert not any(a and b for a, b in zip(below[:-2], below[1:-1]))  # ...for the first time
+        # bit-identical from the step it stopped at to the end
+        for later in watcher.points[stop:]:
+            assert torch.equal(later[seq], watcher.points[stop][seq])
+        assert torch.equal(run.end[seq], watcher.points[stop][seq])
+        assert torch.all(kl[stop:, seq] == kl[stop, seq])
+
+
+def test_stopping_rule_leaves_the_others_unchanged(stopped_and_not):
+    run_all, every_all = stopped_and_not["all"]
+    run_stop, every_stop = stopped_and_not["stop"]
+    stayed = torch.nonzero(every_stop.active[-1]).squeeze(1)
+    assert len(stayed) > 0
+    torch.testing.assert_close(run_stop.end[stayed], run_all.end[stayed], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        torch.stack(every_stop.kl)[:, stayed], torch.stack(every_all.kl)[:, stayed], rtol=1e-4, atol=1e-6
+    )
+    # and every sequence followed the same path up to where it stopped
+    for seq in range(run_all.end.shape[0]):
+        stop = int(torch.nonzero(~torch.stack(every_stop.active)[:, seq])[0]) if not every_stop.active[-1][seq] else 40
+        torch.testing.assert_close(every_stop.points[stop][seq], every_all.points[stop][seq], rtol=1e-5, atol=1e-6)
+
+
+def test_run_ends_when_every_sequence_has_stopped(tiny_models, repo_root):
+    """Rows after the early end hold every sequence's last values, marked inactive."""
+    lm = tiny_models["llama"]
+    result = recorded(lm, make_problem(lm, repo_root), settings(stop=engine.StopRule(below=10.0, patience=2)))
+    steps = pd.DataFrame(result.steps)
+    assert len(steps) == 41 * 4
+    assert steps[steps.step <= 1].active.all() and not steps[steps.step >= 2].active.any()
+    held = steps[steps.step >= 1].groupby("seq")
+    assert (held.kl.nunique() == 1).all() and (held.l2_total.nunique() == 1).all()
+    tokens = pd.DataFrame(result.tokens)
+    assert tokens.step.max() == 1  # the last snapshot is where the run ended
+    assert not torch.equal(result.end, result.start)

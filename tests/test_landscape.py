@@ -1,8 +1,10 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from scipy.stats import wasserstein_distance
 
-from inputspace import experiments, landscape, models
+from inputspace import engine, experiments, geometry, landscape, models, sequences, summary
 from inputspace.sequences import from_prompts
 
 KINDS = ["modernbert", "llama"]
@@ -10,12 +12,12 @@ SOURCE = "A dog says [MASK]."
 TARGET = "The animal that says 'neigh' is a [MASK]."
 
 
-def sequence_of(lm, prompt=SOURCE, keep: int | None = None, dtype=torch.float32) -> landscape.Sequence:
+def point_of(lm, prompt=SOURCE, keep: int | None = None, dtype=torch.float32) -> landscape.Point:
     batch = from_prompts(lm, [prompt])
     trainable = batch.trainable[0].clone()
     if keep is not None:  # optimise only the first `keep` optimisable positions
         trainable[torch.nonzero(trainable)[keep:, 0]] = False
-    return landscape.Sequence(
+    return landscape.Point(
         embeddings=batch.embeddings[0].to(dtype),
         attention_mask=batch.attention_mask[0],
         trainable=trainable,
@@ -30,45 +32,103 @@ def double_models(tiny_folders):
     loaded = {}
     for name in KINDS:
         lm = models.load(tiny_folders[name], attention="eager")
-        loaded[name] = (lm, sequence_of(lm, keep=2))
+        point = point_of(lm, keep=2)
         lm.model.double()
-        sequence = loaded[name][1]
-        sequence.embeddings = sequence.embeddings.double()
-        sequence.target_logprobs = sequence.target_logprobs.double()
+        point.embeddings = point.embeddings.double()
+        point.target_logprobs = point.target_logprobs.double()
+        loaded[name] = (lm, point)
     return loaded
 
 
 @pytest.mark.parametrize("name", KINDS)
-def test_hessian_vector_product_equals_finite_differences_of_gradients(double_models, name):
-    lm, sequence = double_models[name]
-    x = sequence.point()
-    v = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+def test_hessian_vector_products_equal_finite_differences_of_gradients(double_models, name):
+    lm, point = double_models[name]
+    x = point.flat()
+    v = torch.randn((2, x.numel()), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     # ModernBERT keeps some internals (rotary tables) in fp32 even in a float64 model, so
     # compare at a step where that rounding is small, to 1e-3 of the product's norm
     h = 1e-4
-    numeric = (landscape.gradient(lm, sequence, x + h * v) - landscape.gradient(lm, sequence, x - h * v)) / (2 * h)
-    analytic = landscape.hessian_vector_product(lm, sequence, x, v)
-    assert analytic.norm() > 1e-4
-    assert (analytic - numeric).norm() <= 1e-3 * analytic.norm()
+    analytic = landscape.hessian_vector_products(lm, point, x, v)
+    for row in range(2):
+        numeric = (landscape.gradient(lm, point, x + h * v[row]) - landscape.gradient(lm, point, x - h * v[row])) / (2 * h)
+        assert analytic[row].norm() > 1e-4
+        assert (analytic[row] - numeric).norm() <= 1e-3 * analytic[row].norm()
 
 
 @pytest.mark.parametrize("name", KINDS)
-def test_lanczos_top_eigenvalues_match_the_dense_hessian(double_models, name):
-    lm, sequence = double_models[name]
-    x = sequence.point()  # 2 tokens x 64 dimensions
-    dense = landscape.dense_hessian(lm, sequence, x)
-    assert (dense - dense.T).norm() <= 1e-4 * dense.norm()  # a Hessian is symmetric
-    exact = torch.linalg.eigvalsh((dense + dense.T) / 2).flip(0).numpy()
-    found = landscape.top_eigenvalues(landscape.hessian_operator(lm, sequence, x), k=4, tol=1e-10)
-    np.testing.assert_allclose(found, exact[:4], rtol=1e-4, atol=1e-4 * abs(exact[0]))
+def test_batched_hessian_equals_autograd_hessian(double_models, name):
+    """Many copies of the sequence in one double backward, each with its own probe, give
+    the same matrix as torch's own Hessian of the loss (2 tokens x 64 dimensions)."""
+    lm, point = double_models[name]
+    x = point.flat()
+    reference = torch.autograd.functional.hessian(lambda flat: landscape.loss(lm, point, flat), x)
+    batched, asymmetry = landscape.hessian(lm, point, x, batch=48)  # 128 columns in 3 batches
+    torch.testing.assert_close(batched, (reference + reference.T) / 2, rtol=1e-6, atol=1e-8 * reference.abs().max())
+    assert asymmetry <= 1e-6 * torch.linalg.matrix_norm(reference, 2)
+    spectrum = landscape.exact_spectrum(lm, point, x, batch=128)
+    exact = torch.linalg.eigvalsh((reference + reference.T) / 2).flip(0).numpy()
+    np.testing.assert_allclose(spectrum.eigenvalues, exact, atol=1e-7 * exact[0])  # ModernBERT's fp32 rotary
+    assert spectrum.weights.sum() == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def six_token_spectra(tiny_models, tiny_folders):
+    """The default size's shape on tiny llama: a 6-token random start, 6 x 64 coordinates;
+    its exact spectrum and a stochastic Lanczos estimate."""
+    lm = models.load(tiny_folders["llama"], attention="eager")
+    matrix = lm.vocab_embeddings()
+    ellipse = geometry.fit_ellipse(matrix[200:])
+    batch = sequences.sample_random(lm, ellipse, [6], torch.Generator().manual_seed(0))
+    target = experiments.target_logprobs(lm, [TARGET])
+    point = landscape.points_of(batch, batch.embeddings, target)[0]
+    flat = point.flat()
+    exact = landscape.exact_spectrum(lm, point, flat, batch=96)
+    estimate = landscape.slq_spectrum(lm, point, flat, probes=32, steps=60, seed=1)
+    return exact, estimate
+
+
+def test_lanczos_quadrature_reproduces_the_moments_exactly():
+    """Gauss quadrature from m Lanczos steps is exact for v^T A^k v, k < 2m."""
+    generator = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(50, 50, generator=generator, dtype=torch.float64))
+    matrix = q @ torch.diag(torch.linspace(-1, 3, 50, dtype=torch.float64)) @ q.T
+    starts = torch.randn(3, 50, generator=generator, dtype=torch.float64)
+    nodes, weights = landscape.lanczos_quadrature(lambda v: v @ matrix, starts, steps=6)
+    unit = starts / starts.norm(dim=1, keepdim=True)
+    for k in range(12):
+        exact = float(torch.einsum("pn,nm,pm->p", unit, torch.linalg.matrix_power(matrix, k), unit).mean())
+        assert float(np.sum(weights * nodes**k)) == pytest.approx(exact, rel=1e-9, abs=1e-12)
+
+
+def test_slq_density_matches_the_exact_spectrum(six_token_spectra):
+    exact, estimate = six_token_spectra
+    assert len(exact.eigenvalues) == 384 and estimate.weights.sum() == pytest.approx(1.0)
+    # the extremes are Ritz values after 60 steps: found to high accuracy
+    assert estimate.eigenvalues[0] == pytest.approx(exact.eigenvalues[0], rel=1e-3)
+    assert estimate.eigenvalues[-1] == pytest.approx(exact.eigenvalues[-1], rel=1e-2, abs=1e-3 * exact.eigenvalues[0])
+    # trace / n and the second moment: exact in expectation, within the probes' noise here
+    # (the Hessian at a random start is indefinite: its mean eigenvalue is small next to its spread)
+    rms = float(np.sqrt(np.mean(exact.eigenvalues**2)))
+    assert float(np.sum(estimate.weights * estimate.eigenvalues)) == pytest.approx(np.mean(exact.eigenvalues), abs=0.05 * rms)
+    assert float(np.sum(estimate.weights * estimate.eigenvalues**2)) == pytest.approx(rms**2, rel=0.15)
+    # the densities agree in Wasserstein-1 distance, the measure SLQ's error bounds are
+    # stated in (about the spectral range / steps)
+    spread = exact.eigenvalues[0] - exact.eigenvalues[-1]
+    distance = wasserstein_distance(exact.eigenvalues, estimate.eigenvalues, v_weights=estimate.weights)
+    assert distance < 0.01 * spread
 
 
 def test_flatness_by_hand():
-    values = np.array([10.0, 1.0, 0.05, 0.001])
-    flat = landscape.flatness(values, dimensions=100, threshold=1e-2)
-    assert (flat.above_threshold, flat.resolved) == (2, True)  # 10 and 1 exceed 0.01 x 10
-    assert flat.flat_fraction == pytest.approx(0.98)
-    assert not landscape.flatness(np.array([3.0, 2.0]), 100, 1e-2).resolved
+    values = np.array([10.0, 1.0, 0.05, 0.001, 1e-9, -1e-9])
+    spectrum = landscape.Spectrum(values, np.full(6, 1 / 6), "exact", noise=1e-7)
+    flat = landscape.flatness(spectrum, dimensions=6, hidden=2, threshold=1e-2, rank_tolerance=1e-5)
+    assert flat.largest == 10.0 and flat.rank_tolerance == pytest.approx(1e-4)  # 1e-5 x 10 beats the noise
+    assert flat.numerical_rank == pytest.approx(4)  # 10, 1, 0.05 and 0.001 exceed 1e-4
+    assert flat.flat_fraction == pytest.approx(4 / 6)  # 0.05, 0.001 and the two zeros are <= 0.1
+    assert flat.bound_flat_fraction == pytest.approx(1 - 2 / 6)
+    assert (flat.eigenvalue_d, flat.eigenvalue_after_d) == (1.0, 0.05)
+    noisy = landscape.flatness(landscape.Spectrum(values, np.full(6, 1 / 6), "exact", noise=0.01), 6, 2, 1e-2, 1e-5)
+    assert noisy.numerical_rank == pytest.approx(3)  # the measured rounding sets the tolerance
 
 
 def test_barrier_by_hand():
@@ -78,38 +138,97 @@ def test_barrier_by_hand():
 
 def test_loss_along_starts_and_ends_at_the_endpoints(tiny_models):
     lm = tiny_models["llama"]
-    sequence = sequence_of(lm)
-    a = sequence.point()
+    point = point_of(lm)
+    a = point.flat()
     b = a + 0.3 * torch.randn(a.shape, generator=torch.Generator().manual_seed(1))
     m = (a + b) / 2 + 0.1
-    values = landscape.loss_along(lm, sequence, [a, m, b], samples=5)
+    values = landscape.loss_along(lm, point, [a, m, b], samples=5)
     assert len(values) == 9  # 5 + 5 - the shared corner
     with torch.no_grad():
-        assert values[0] == pytest.approx(float(landscape.loss(lm, sequence, a)), rel=1e-6)
-        assert values[4] == pytest.approx(float(landscape.loss(lm, sequence, m)), rel=1e-6)
-        assert values[-1] == pytest.approx(float(landscape.loss(lm, sequence, b)), rel=1e-6)
+        assert values[0] == pytest.approx(float(landscape.loss(lm, point, a)), rel=1e-6)
+        assert values[4] == pytest.approx(float(landscape.loss(lm, point, m)), rel=1e-6)
+        assert values[-1] == pytest.approx(float(landscape.loss(lm, point, b)), rel=1e-6)
 
 
-def test_bending_lowers_the_path(tiny_models):
+def test_bending_lowers_the_path_from_independent_midpoints(tiny_models):
     lm = tiny_models["modernbert"]
-    sequence = sequence_of(lm)
-    a = sequence.point()
+    point = point_of(lm)
+    a = point.flat()
     b = a + 1.0 * torch.randn(a.shape, generator=torch.Generator().manual_seed(2))
-    straight = landscape.loss_along(lm, sequence, [a, b], samples=9)
-    middle = landscape.bend(lm, sequence, a, b, steps=30, lr=0.05)
-    bent = landscape.loss_along(lm, sequence, [a, middle, b], samples=5)
-    assert bent.mean() < straight.mean()
+    straight = landscape.loss_along(lm, point, [a, b], samples=9)
+    middles = landscape.bend(lm, point, a, b, steps=30, lr=0.05, midpoints=3)
+    assert middles.shape == (3, a.numel()) and not torch.allclose(middles[0], middles[1])
+    for middle in middles:
+        assert landscape.loss_along(lm, point, [a, middle, b], samples=5).mean() < straight.mean()
+    # each midpoint moves on its own: the first one's path is the same when bent alone
+    alone = landscape.bend(lm, point, a, b, steps=30, lr=0.05, midpoints=1)
+    torch.testing.assert_close(alone[0], middles[0], rtol=1e-4, atol=1e-5)
 
 
 def test_losses_in_one_batch_equal_one_point_at_a_time(tiny_models):
     lm = tiny_models["llama"]
-    sequence = sequence_of(lm)
+    point = point_of(lm)
     generator = torch.Generator().manual_seed(3)
-    points = torch.stack([sequence.point() + 0.3 * torch.randn(sequence.size, generator=generator) for _ in range(5)])
+    points = torch.stack([point.flat() + 0.3 * torch.randn(point.size, generator=generator) for _ in range(5)])
     batched = points.clone().requires_grad_(True)
-    landscape.losses(lm, sequence, batched).sum().backward()
+    landscape.losses(lm, point, batched).sum().backward()
     singles = points.clone().requires_grad_(True)
-    alone = torch.stack([landscape.loss(lm, sequence, point) for point in singles])
+    alone = torch.stack([landscape.loss(lm, point, flat) for flat in singles])
     alone.sum().backward()
-    torch.testing.assert_close(landscape.losses(lm, sequence, points), alone.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(landscape.losses(lm, point, points), alone.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(batched.grad, singles.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_solve_stops_each_start_at_the_level_and_reports_it(tiny_models):
+    lm = tiny_models["modernbert"]
+    matrix = lm.vocab_embeddings()
+    batch = sequences.sample_random(lm, geometry.fit_ellipse(matrix[200:]), [3, 3], torch.Generator().manual_seed(4))
+    targets = experiments.target_logprobs(lm, [TARGET]).expand(2, -1).contiguous()
+    settings = engine.Settings(steps=300, lr=0.01, stop=engine.StopRule(below=0.02))
+    solved = landscape.solve(lm, batch, targets, settings, "tiny")
+    assert solved.converged.all() and (solved.final_kl <= 0.02).all() and (solved.steps < 300).all()
+    with torch.no_grad():
+        for i, point in enumerate(landscape.points_of(batch, solved.end, targets)):
+            assert float(landscape.loss(lm, point, point.flat())) == pytest.approx(solved.final_kl[i], rel=1e-4)
+        assert (solved.start_kl > 0.1).all()
+    capped = landscape.solve(lm, batch, targets, engine.Settings(steps=5, lr=0.01, stop=engine.StopRule(1e-6)), "tiny")
+    assert not capped.converged.any() and (capped.steps == 5).all()
+    assert "0 of 2 starts solved" in capped.describe(1e-6)
+
+
+def test_connectivity_leaves_out_pairs_with_an_unconverged_end(tiny_models):
+    lm = tiny_models["llama"]
+    base = point_of(lm)
+    generator = torch.Generator().manual_seed(5)
+    points = []
+    for _ in range(4):
+        moved = base.flat() + 0.2 * torch.randn(base.size, generator=generator)
+        embeddings = base.embeddings.clone()
+        embeddings[base.trainable] = moved.view(-1, embeddings.shape[1])
+        points.append(landscape.Point(embeddings, base.attention_mask, base.trainable, base.site, base.target_logprobs))
+    paths, barriers = landscape.connectivity(lm, points, [True, True, True, False], [2.0, 2.0, 2.0, 2.0],
+                                             samples=5, bend_above=-1.0, bend_steps=3, bend_lr=0.01, midpoints=3)
+    assert list(barriers.both_converged) == [True, False]
+    assert set(paths.pair) == {0}
+    assert np.isnan(barriers.straight_barrier[1])
+    row = barriers.iloc[0]
+    assert row.straight_relative == pytest.approx(row.straight_barrier / 2.0)
+    assert len(row.bent_barriers.split()) == 3 and row.bent_barrier == min(map(float, row.bent_barriers.split()))
+
+
+def test_landscape_verdicts_need_converged_solutions():
+    solutions = pd.DataFrame({"seq": [0, 1], "start_kl": [5.0, 5.0], "final_kl": [0.5, 0.4], "steps": [10, 10],
+                              "converged": [False, False]})
+    flat = pd.DataFrame([{"point": "random start 0", "kind": "random start", "kl": 5.0, "dimensions": 12, "hidden": 2,
+                          "method": "exact", "largest": 1.0, "rank_tolerance": 1e-6, "numerical_rank": 12.0,
+                          "flat_threshold": 1e-3, "flat_fraction": 0.0, "bound_flat_fraction": 5 / 6,
+                          "eigenvalue_d": 0.5, "eigenvalue_after_d": 0.4}])
+    barriers = pd.DataFrame({"pair": [0], "both_converged": [False], "straight_barrier": [np.nan],
+                             "bent_barrier": [np.nan], "start_loss": [5.0]})
+    near = pd.DataFrame({"seq": [0, 1], "pos": [0, 0], "converged": [False, False], "to_own_solution": [1.0, 1.0],
+                         "to_nearest_token": [2.0, 2.0], "to_other_solution": [3.0, 3.0]})
+    rows = summary.landscape_rows(summary.LandscapeTables(solutions, flat, barriers, near), 3.0, 1e-3)
+    assert rows["(2) verdict"].startswith("not measured")
+    assert rows["(3) verdict: dimension of the zero-loss set"].startswith("not measured")
+    assert rows["(3) verdict: connectivity"].startswith("not measured")
+    assert rows["(1) verdict"].startswith("supported")  # 2.0 is 67% of 3.0

@@ -19,26 +19,43 @@ TAIL = 0.1  # fraction of the run whose L2 growth says whether travel levels off
 
 
 def convergence(steps: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFrame:
-    """Per (model, seq): first step with KL < threshold (NaN if never), final KL, final
-    total L2 travelled, and the share of that total added over the last TAIL of steps
-    (small: travel has levelled off)."""
+    """Per (model, seq): first step with KL < threshold (NaN if never), final KL, the steps
+    it was optimised for (fewer than the run's when the stopping rule took it out), the
+    final total L2 travelled, and whether travel levels off while KL goes to zero: the
+    share of the total added over the last TAIL of its optimised steps, and the share
+    added after it first reached the threshold (with how many steps it went on past it)."""
     rows = []
     for (model, seq), run in steps.sort_values("step").groupby(["model", "seq"], sort=True):
-        below = run.step[run.kl < threshold]
-        last = run.step.max()
-        tail_start = run.l2_total[run.step <= last * (1 - TAIL)].iloc[-1]
-        final = run.l2_total.iloc[-1]
+        optimised = run[run.active] if "active" in run else run
+        below = optimised.step[optimised.kl < threshold]
+        last = int(optimised.step.max())
+        final = optimised.l2_total.iloc[-1]
+        tail_start = optimised.l2_total[optimised.step <= last * (1 - TAIL)].iloc[-1]
+        reached = float(below.iloc[0]) if len(below) else np.nan
+        at_threshold = optimised.l2_total[optimised.step == reached].iloc[0] if len(below) else np.nan
         rows.append(
             {
                 "model": model,
                 "seq": seq,
-                "steps_to_threshold": float(below.iloc[0]) if len(below) else np.nan,
+                "steps_to_threshold": reached,
                 "final_kl": run.kl.iloc[-1],
+                "steps_optimised": last,
                 "final_l2_total": final,
-                "l2_growth_last_tenth": (final - tail_start) / final if final > 0 else 0.0,
+                "l2_growth_last_tenth": _share(final - tail_start, final),
+                "steps_past_threshold": last - reached,
+                "l2_growth_past_threshold": _share(final - at_threshold, final),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _share(part: float, whole: float) -> float:
+    return part / whole if whole > 0 else 0.0
+
+
+def converged_share(convergence_table: pd.DataFrame, threshold: float = THRESHOLD) -> float:
+    """The share of sequences whose final KL is below the threshold."""
+    return float((convergence_table.final_kl < threshold).mean())
 
 
 def mean_kl(steps: pd.DataFrame) -> pd.DataFrame:

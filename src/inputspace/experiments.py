@@ -1,5 +1,6 @@
-"""From an experiment's config to the engine's Problem: source sequences, target
-distributions at their prediction sites, and watch tokens."""
+"""From an experiment's config to the engine's Problem (source sequences and target
+distributions at their prediction sites) and the recorder's landmarks (vocabulary and
+watch tokens)."""
 
 from pathlib import Path
 from typing import Any
@@ -8,10 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from inputspace.engine import Problem, Settings
+from inputspace.engine import Problem, Settings, StopRule
 from inputspace.errors import InputspaceError
 from inputspace.models import LanguageModel
 from inputspace.prompts import read_pairs
+from inputspace.recorder import Landmarks, Logging
 from inputspace.sequences import SequenceBatch, from_prompts
 
 
@@ -60,18 +62,20 @@ def build_problem(
     candidates: Tensor,
     samples: Path | None = None,
     base: Path = Path("."),
-) -> Problem:
+) -> tuple[Problem, Landmarks]:
     batch, targets = sources_and_targets(lm, experiment, samples, base)
     watch_ids, _ = watch_token_ids(lm, experiment.get("watch", []))
-    return Problem(
-        batch=batch,
-        target_logprobs=target_logprobs(lm, targets),
-        vocab=vocab,
-        candidates=candidates,
-        watch_ids=watch_ids,
-    )
+    problem = Problem(batch=batch, target_logprobs=target_logprobs(lm, targets))
+    return problem, Landmarks(vocab=vocab, candidates=candidates, watch_ids=watch_ids)
 
 
-def settings(optimize: dict[str, Any], precision: str = "fp32") -> Settings:
-    """Engine settings from an experiment's validated `optimize` block (same names)."""
-    return Settings(**{**optimize, "betas": tuple(optimize["betas"])}, precision=precision)
+LOGGING_KEYS = ("log_points", "top_k", "save_logged_embeddings")
+
+
+def settings(optimize: dict[str, Any], precision: str = "fp32") -> tuple[Settings, Logging]:
+    """The loop's settings and the recorder's, from an experiment's validated `optimize`
+    block (same names)."""
+    loop = {k: v for k, v in optimize.items() if k not in LOGGING_KEYS}
+    stop = StopRule(**loop["stop"]) if loop.get("stop") else None
+    engine = Settings(**{**loop, "betas": tuple(loop["betas"]), "stop": stop}, precision=precision)
+    return engine, Logging(**{k: optimize[k] for k in LOGGING_KEYS})

@@ -45,7 +45,8 @@ def _sequence_panels(steps: pd.DataFrame, models: list[str], column: str, colour
         runs = [steps[steps.model == model] for model in models]
         for ax, model, run in zip(axes[0], models, runs):
             for _, sequence in run.groupby("seq"):
-                ax.plot(sequence.step, sequence[column], color=colour, alpha=0.35, linewidth=0.7)
+                optimised = sequence[sequence.active]  # a stopped sequence's line ends where it left the batch
+                ax.plot(optimised.step, optimised[column], color=colour, alpha=0.35, linewidth=0.7)
             ax.set_xlabel("Adam step")
             ax.set_title(f"{model} ({run.seq.nunique()} sequences)")
         yield axes[0], runs
@@ -182,31 +183,65 @@ def topk_animation(topk: pd.DataFrame, strings: dict[str, np.ndarray], title: st
                        duration=int(1000 / fps), loop=0)
 
 
-def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, threshold: float, title: str, path: Path) -> None:
-    """The top eigenvalues of the Hessian at each converged sequence, log scale, with the
-    flatness threshold; the legend gives each sequence's flat fraction."""
-    with figure(path, size=(4.2, 3.4)) as (fig, ax):
-        for (seq, values), flat in zip(spectra.groupby("seq"), flatness.itertuples()):
-            positive = values.eigenvalue.where(values.eigenvalue > 0)
-            bound = "" if flat.resolved else " at most"
-            ax.semilogy(values["rank"], positive, marker=".", label=f"sequence {seq}: flat{bound} {flat.flat_fraction:.2%} of {flat.dimensions}")
-            ax.axhline(threshold * flat.largest, color=f"C{seq % 10}", linestyle=":", linewidth=0.8)
-        ax.set_xlabel("eigenvalue rank (largest first)")
-        ax.set_ylabel("Hessian eigenvalue (positive part)")
-        ax.legend(fontsize=6.5, title=f"dotted: {threshold:g} x largest", title_fontsize=6.5)
-        ax.set_title(title.replace(": ", ":\n", 1), fontsize=8.5)
+def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, title: str, path: Path) -> None:
+    """|eigenvalue| of the Hessian at each point, largest first, log scale: exact spectra as
+    curves (index d marked: the rank bound at a zero-loss point; dashed, each point's rank
+    tolerance); stochastic Lanczos estimates as their cumulative share of directions."""
+    exact = flatness[flatness.method == "exact"]
+    estimated = flatness[flatness.method == "slq"]
+    columns = int(len(exact) > 0) + int(len(estimated) > 0)
+    with figure(path, size=(4.2 * columns, 3.6), ncols=columns, squeeze=False) as (fig, axes):
+        panels = iter(axes[0])
+        if len(exact):
+            ax = next(panels)
+            for number, row in enumerate(exact.itertuples()):
+                values = spectra[spectra.point == row.point].eigenvalue.abs().sort_values(ascending=False)
+                colour = f"C{number % 10}"
+                ax.semilogy(np.arange(1, len(values) + 1), values.clip(lower=1e-30), color=colour, linewidth=1.0,
+                            label=f"{row.point} (KL {row.kl:.1e}): rank {row.numerical_rank:.0f}, "
+                            f"flat {row.flat_fraction:.1%}")
+                ax.axhline(row.rank_tolerance, color=colour, linestyle="--", linewidth=0.7)
+            hidden = int(exact.hidden.iloc[0])
+            ax.axvline(hidden, color="k", linestyle=":", linewidth=0.9)
+            ax.annotate(f"d = {hidden}", (hidden, 0.98), xycoords=("data", "axes fraction"), fontsize=7,
+                        ha="left", va="top")
+            ax.set_xlabel("eigenvalue index (largest |eigenvalue| first)")
+            ax.set_ylabel("|Hessian eigenvalue|")
+            ax.legend(fontsize=6, title="dashed: rank tolerance", title_fontsize=6)
+            ax.set_title("exact spectrum", fontsize=8.5)
+        if len(estimated):
+            ax = next(panels)
+            for number, row in enumerate(estimated.itertuples()):
+                nodes = spectra[spectra.point == row.point].sort_values("eigenvalue", key=abs)
+                share = 1 - nodes.weight.cumsum().to_numpy() + nodes.weight.to_numpy()
+                ax.step(nodes.eigenvalue.abs().clip(lower=1e-30), share, where="post", color=f"C{number % 10}",
+                        label=f"{row.point} (KL {row.kl:.1e}): flat {row.flat_fraction:.1%}")
+            ax.set_xscale("log")
+            ax.set_xlabel("|Hessian eigenvalue|")
+            ax.set_ylabel("share of directions at least this curved")
+            ax.legend(fontsize=6)
+            ax.set_title("stochastic Lanczos quadrature (estimate)", fontsize=8.5)
+        fig.suptitle(title, fontsize=9)
 
 
 def barrier_paths(paths: pd.DataFrame, barriers: pd.DataFrame, title: str, path: Path) -> None:
-    """KL along the straight segment between two solutions (solid) and along the path bent
-    through an optimised midpoint (dashed), one colour per pair."""
+    """KL along the straight segment between two converged solutions (solid) and along the
+    best path bent through an optimised midpoint (dashed), one colour per pair; pairs with
+    an unconverged end are named and left out."""
     with figure(path, size=(4.2, 3.4)) as (fig, ax):
         for row in barriers.itertuples():
-            for kind, style in (("straight", "-"), ("bent", "--")):
+            for kind, style, height, relative in (
+                ("straight", "-", row.straight_barrier, row.straight_relative),
+                ("bent", "--", row.bent_barrier, row.bent_relative),
+            ):
                 line = paths[(paths.pair == row.pair) & (paths.path == kind)]
                 if len(line):
-                    label = f"pair {row.pair} ({kind}), barrier {line.loss.max() - max(line.loss.iloc[0], line.loss.iloc[-1]):.3g}"
+                    label = f"pair {row.pair} ({kind}): barrier {height:.3g} ({relative:.1%} of start KL)"
                     ax.plot(line.position, line.loss, linestyle=style, color=f"C{row.pair % 10}", label=label)
+        left_out = barriers[~barriers.both_converged.astype(bool)]
+        if len(left_out):
+            ax.text(0.02, 0.02, "left out (an end not converged): pair " + ", ".join(map(str, left_out.pair)),
+                    transform=ax.transAxes, fontsize=6.5)
         ax.set_yscale("log")
         ax.set_xlabel("position along the path (0, 1: the two solutions)")
         ax.set_ylabel("KL(target || predicted)")

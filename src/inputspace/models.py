@@ -31,7 +31,7 @@ class FrozenPrefix:
     length: int
     keys_values: list[tuple[Tensor, Tensor]]  # per layer, each [batch, kv_heads, length, head_dim]
 
-    def rows(self, rows: slice) -> "FrozenPrefix":
+    def rows(self, rows: slice | Tensor) -> "FrozenPrefix":
         return FrozenPrefix(self.length, [(k[rows], v[rows]) for k, v in self.keys_values])
 
 

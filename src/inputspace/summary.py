@@ -97,6 +97,98 @@ class Section:
     table: pd.DataFrame  # rows: measures, columns: models
 
 
+# ------------------------------------------------------------------ verdicts
+
+CONVERGED_SHARE = 0.9  # a run is converged when this share of its sequences ends below THRESHOLD...
+# ...and its mean KL ends below THRESHOLD too: the study's criterion, where its claims are about.
+
+
+def converged_run(tables: RunTables, model: str) -> tuple[bool, str]:
+    """Whether the run stands at converged solutions, and the numbers that say so."""
+    conv = tables.convergence[tables.convergence.model == model]
+    below = int((conv.final_kl < THRESHOLD).sum())
+    mean = float(conv.final_kl.mean())
+    ok = below >= CONVERGED_SHARE * len(conv) and mean < THRESHOLD
+    return ok, f"{below} / {len(conv)} sequences end below KL {THRESHOLD:g}, mean final KL {mean:.3g}"
+
+
+def _verdict(holds: bool, evidence: str) -> str:
+    return f"{'reproduced' if holds else 'NOT reproduced'}: {evidence}"
+
+
+def study_verdicts(
+    sequence_kind: str, model_kind: str, tables: RunTables, model: str, median_pair: float,
+    path: pd.DataFrame | None = None,
+) -> dict[str, str]:
+    """Does this run reproduce each part of the study's statement for its experiment? Every
+    part but convergence itself is judged only where the run converged."""
+    converged, evidence = converged_run(tables, model)
+    rows = {"verdict: converges (KL < 1e-2 for 90% of sequences, mean < 1e-2)": _verdict(converged, evidence)}
+    if not converged:
+        missing = f"not measured at converged solutions ({evidence})"
+        return {**rows, **{f"verdict: {claim}": missing for claim in _claims(sequence_kind, model_kind)}}
+    conv = tables.convergence[tables.convergence.model == model]
+    disp = tables.displacement[tables.displacement.model == model].iloc[0]
+    counts = tables.counts[tables.counts.model == model].set_index("measure")
+    mean = mean_kl(tables.curves[tables.curves.model == model])
+    first_mean = mean.step[mean.kl < THRESHOLD]
+    changed = counts.loc["euclidean", "fraction_changed"], counts.loc["cosine", "fraction_changed"]
+    levels = float(conv.l2_growth_last_tenth.median())
+    checks = {
+        "travel levels off": (levels < LEVELS_OFF, f"median {levels:.1%} of the total L2 added in the last tenth "
+                              f"of the optimised steps (levels off: below {LEVELS_OFF:.0%})"),
+        "no dimension is favoured": (disp.top_dimensions_share < 3 * 0.01, f"top 1% of dimensions hold "
+                                     f"{disp.top_dimensions_share:.1%} of the squared displacement (about 1% "
+                                     "if none is favoured; favoured: 3% or more)"),
+        "no token is favoured": (disp.token_l2_max_over_median < 5, f"largest / median L2 per token "
+                                 f"{disp.token_l2_max_over_median:.2g} (favoured: 5 or more)"),
+        "no token back-projects to a different token": (max(changed) == 0, f"changed {changed[0]:.1%} "
+                                                        f"(Euclidean), {changed[1]:.1%} (cosine)"),
+        "some tokens back-project to different tokens": (changed[0] > 0, f"changed {changed[0]:.1%} (Euclidean)"),
+        "mean KL under 1e-2 in fewer than 1,000 steps": (
+            len(first_mean) > 0 and first_mean.iloc[0] < 1000,
+            f"first step with mean KL < 1e-2: {first_mean.iloc[0] if len(first_mean) else 'never'}",
+        ),
+        "travel small next to random vocabulary pairs": (disp.median_l2 < 0.5 * median_pair, f"median L2 "
+                                                         f"{disp.median_l2:.3g} against {median_pair:.3g} "
+                                                         "(small: under half)"),
+        "nearly all dimensions moved less than 0.02": (disp.share_below_small >= 0.9, f"{disp.share_below_small:.1%}"
+                                                       " of coordinates (nearly all: 90% or more)"),
+    }
+    if path is not None:
+        end = path[path.step == path.step.max()]
+        ratio = float((end.l2_travelled / end.start_distance_to_toward).max())
+        stays = bool((end.nearest_euclidean_token == end.token).all() and (end.nearest_cosine_token == end.token).all())
+        best = int(end.toward_heading_rank.min())
+        checks.update({
+            "the followed word travels far less than the distance to its counterpart": (
+                ratio < 0.5, f"travelled / start distance {ratio:.2f} (study: 0.8 / 2.5; far less: under half)"),
+            "the followed word is still nearest to itself (cosine and Euclidean)": (
+                stays, f"nearest at the end: {', '.join(sorted(set(end.nearest_euclidean_token) | set(end.nearest_cosine_token)))}"),
+            "the followed word heads most toward its counterpart": (
+                best == 1, f"the counterpart's heading rank {best} (1: the best of all tokens)"),
+        })
+    return {**rows, **{f"verdict: {claim}": _verdict(*checks[claim]) for claim in _claims(sequence_kind, model_kind)
+                       if claim in checks}}
+
+
+LEVELS_OFF = 0.05
+
+
+def _claims(sequence_kind: str, model_kind: str) -> list[str]:
+    """The parts of the study's statement for an experiment (see CLAIMS)."""
+    if sequence_kind == "prompt":
+        return ["the followed word travels far less than the distance to its counterpart",
+                "the followed word is still nearest to itself (cosine and Euclidean)",
+                "the followed word heads most toward its counterpart"]
+    if sequence_kind == "pairs":
+        return ["travel levels off", "no dimension is favoured", "no token is favoured"]
+    if model_kind == "masked":
+        return ["travel levels off", "no token back-projects to a different token"]
+    return ["mean KL under 1e-2 in fewer than 1,000 steps", "travel small next to random vocabulary pairs",
+            "nearly all dimensions moved less than 0.02", "some tokens back-project to different tokens"]
+
+
 def section(
     experiment: str,
     spec: dict,
@@ -115,7 +207,14 @@ def section(
     ]
     paths = paths or {}
     table = pd.DataFrame(
-        {m: {**measured(tables, m, pairs[m]), **(followed_word(paths[m]) if m in paths else {})} for m in models}
+        {
+            m: {
+                **measured(tables, m, pairs[m]),
+                **(followed_word(paths[m]) if m in paths else {}),
+                **study_verdicts(sequence_kind, kinds[m], tables, m, pairs[m], paths.get(m)),
+            }
+            for m in models
+        }
     )
     return Section(experiment, spec.get("description", ""), claims, table)
 
@@ -130,7 +229,8 @@ def markdown(sections: list[Section], header: str) -> str:
             lines += [claim if claim.startswith("The study") else f"**The study,** {claim}", ""]
         columns = ["measured", *part.table.columns]
         lines += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-        lines += ["| " + " | ".join([name, *row]) + " |" for name, row in zip(part.table.index, part.table.to_numpy())]
+        cells = part.table.fillna("").to_numpy()
+        lines += ["| " + " | ".join([name, *row]) + " |" for name, row in zip(part.table.index, cells)]
         lines.append("")
     return "\n".join(lines)
 
@@ -140,7 +240,7 @@ def as_html(sections: list[Section], header: str) -> str:
     for part in sections:
         body.append(f"<h2>{html.escape(part.experiment)}</h2><p>{html.escape(part.description)}</p>")
         body += [f"<p><b>The study,</b> {html.escape(claim)}</p>" for claim in part.claims]
-        body.append(part.table.rename_axis("measured").to_html(border=1))
+        body.append(part.table.fillna("").rename_axis("measured").to_html(border=1))
     style = "body{font-family:sans-serif;max-width:60em}td,th{padding:2px 8px;text-align:left}"
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{''.join(body)}</body></html>"
 
@@ -153,35 +253,101 @@ HYPOTHESES = (
     "The study's hypothesis (from indirect evidence): (1) in high dimension all points are close; "
     "(2) a zero-loss set lies close to almost every start, so descent nearly always reaches near-zero "
     "loss after a short trip; (3) that set is itself high-dimensional (and only a tiny fraction of its "
-    "points back-project to sensible tokens). Measured directly here:"
+    "points back-project to sensible tokens). Measured directly here, each verdict with its numbers; "
+    "flatness and barriers only at starts solved to the stated KL."
 )
 
 
-def landscape_rows(flatness: pd.DataFrame, barriers: pd.DataFrame, near: pd.DataFrame, median_pair: float) -> dict[str, str]:
-    """The landscape study's numbers, each tied to the hypothesis it speaks to."""
-    own, token, other = (near[c].median() for c in ("to_own_solution", "to_nearest_token", "to_other_solution"))
-    bent = barriers.bent_barrier.dropna()
-    resolved = flatness.resolved.all()
+@dataclass
+class LandscapeTables:
+    solutions: pd.DataFrame  # seq, start_kl, final_kl, steps, converged
+    flatness: pd.DataFrame  # one row per probed point (solutions and controls)
+    barriers: pd.DataFrame
+    nearness: pd.DataFrame
+
+
+def landscape_rows(tables: LandscapeTables, median_pair: float, solve_below: float) -> dict[str, str]:
+    """The landscape study's numbers and a verdict on each part of the hypothesis."""
+    solutions, flat, barriers, near = tables.solutions, tables.flatness, tables.barriers, tables.nearness
+    solved = int(solutions.converged.sum())
+    token = float(near.to_nearest_token.median())
+    concentrated = token / median_pair
+    rows = {
+        "(1) median distance, random start to nearest vocabulary token": (
+            f"{token:.3g}, {concentrated:.0%} of the median random-pair distance {median_pair:.3g}"),
+        "(1) verdict": _hypothesis(concentrated >= 0.5, "the nearest token is about as far as a random one: distances "
+                                   "concentrate (criterion: nearest at least half the random-pair distance)"),
+        "(2) starts solved to KL <= solve level": (
+            f"{solved} / {len(solutions)} to KL <= {solve_below:g} "
+            f"(steps: {', '.join(map(str, solutions.steps))}; final KL: "
+            f"{', '.join(f'{v:.2g}' for v in solutions.final_kl)})"),
+    }
+    converged_near = near[near.converged.astype(bool)]
+    if len(converged_near):
+        own = float(converged_near.to_own_solution.median())
+        other = float(converged_near.to_other_solution.median())
+        rows["(2) median distance, start to its own solution (per token)"] = (
+            f"{own:.3g} ({own / token:.0%} of the way to the nearest token); to another start's solution {other:.3g}")
+        rows["(2) verdict"] = _hypothesis(
+            solved >= CONVERGED_SHARE * len(solutions) and own < token,
+            f"{solved} / {len(solutions)} starts reach the zero-loss set, each after a trip shorter than the way to "
+            "its nearest token (criterion: 90% solved, median trip under the nearest-token distance)")
+    else:
+        rows["(2) verdict"] = f"not measured: no start reached KL <= {solve_below:g} within the step cap"
+    rows.update(_flatness_rows(flat))
+    rows.update(_barrier_rows(barriers))
+    return rows
+
+
+def _hypothesis(holds: bool, evidence: str) -> str:
+    return f"{'supported' if holds else 'NOT supported'}: {evidence}"
+
+
+def _flatness_rows(flat: pd.DataFrame) -> dict[str, str]:
+    rows = {}
+    for row in flat.itertuples():
+        after = "" if np.isnan(row.eigenvalue_after_d) else (
+            f"; |lambda_d| = {row.eigenvalue_d:.3g}, |lambda_d+1| = {row.eigenvalue_after_d:.3g} "
+            f"(drop x{row.eigenvalue_d / max(row.eigenvalue_after_d, 1e-300):.3g})")
+        rows[f"(3) Hessian at {row.point} (KL {row.kl:.2g}, {row.method})"] = (
+            f"numerical rank {row.numerical_rank:.0f} against d = {row.hidden} (tolerance {row.rank_tolerance:.3g}); "
+            f"flat {row.flat_fraction:.2%} of {row.dimensions} (|lambda| <= {row.flat_threshold:g} x largest "
+            f"{row.largest:.3g}; at least {row.bound_flat_fraction:.2%} at a zero-loss point){after}")
+    solutions = flat[flat.kind == "solution"]
+    controls = flat[flat.kind != "solution"]
+    if len(solutions):
+        within = bool((solutions.numerical_rank <= solutions.hidden * 1.02).all())
+        special = bool((controls.numerical_rank > controls.hidden * 1.02).any()) if len(controls) else False
+        rows["(3) verdict: dimension of the zero-loss set"] = _hypothesis(
+            within,
+            f"numerical rank at the solutions {', '.join(f'{r:.0f}' for r in solutions.numerical_rank)} against "
+            f"d = {int(solutions.hidden.iloc[0])}: the zero-loss set has at least "
+            f"{solutions.dimensions.iloc[0] - solutions.hidden.iloc[0]} flat directions of "
+            f"{solutions.dimensions.iloc[0]} (prediction: rank at most d); controls: "
+            + ", ".join(f"{r.point} rank {r.numerical_rank:.0f}" for r in controls.itertuples())
+            + (" (flatness beyond d is special to solutions)" if special else ""))
+    else:
+        rows["(3) verdict: dimension of the zero-loss set"] = "not measured: no converged solution was probed"
+    return rows
+
+
+def _barrier_rows(barriers: pd.DataFrame) -> dict[str, str]:
+    both = barriers[barriers.both_converged.astype(bool)]
+    left_out = len(barriers) - len(both)
+    if not len(both):
+        return {"(3) verdict: connectivity": f"not measured: no pair with both ends converged ({left_out} left out)"}
+    best = both.bent_barrier.fillna(both.straight_barrier)
+    relative = best / both.start_loss
     return {
-        "(1) median distance, random start to nearest vocabulary token": f"{token:.3g} (random vocabulary pairs: {median_pair:.3g})",
-        "(2) solutions with KL < 1e-2 (of those probed for the Hessian)": f"{int((flatness.final_kl < THRESHOLD).sum())} / {len(flatness)}",
-        "(2) median distance, start to its own solution (per token)": f"{own:.3g} ({own / token:.0%} of the way to the nearest token)",
-        "(2) median distance, start to another start's solution": f"{other:.3g}",
-        "(3) flat directions of the Hessian at a solution": (
-            f"{'' if resolved else 'at most '}{flatness.flat_fraction.min():.2%} to {flatness.flat_fraction.max():.2%} "
-            f"of {int(flatness.dimensions.iloc[0])}; top eigenvalue {flatness.largest.median():.3g}; "
-            f"directions above threshold: {', '.join(map(str, flatness.above_threshold))}"
-        ),
-        "(3) loss barrier on the straight path between two solutions (median; max)": (
-            f"{barriers.straight_barrier.median():.3g}; {barriers.straight_barrier.max():.3g} over {len(barriers)} pairs"
-        ),
-        "(3) barrier after bending through one optimised midpoint (max)": (
-            f"{bent.max():.3g} ({len(bent)} paths bent)" if len(bent) else "no straight path needed bending"
-        ),
+        "(3) loss barrier between two solutions, straight / best of bent paths (relative to the start loss)": "; ".join(
+            f"pair {r.pair}: {r.straight_barrier:.3g} / {b:.3g} ({rel:.2%})"
+            for r, b, rel in zip(both.itertuples(), best, relative)) + (f"; {left_out} pair(s) left out" if left_out else ""),
+        "(3) verdict: connectivity": _hypothesis(
+            bool((relative < 0.01).all()),
+            f"largest barrier {relative.max():.2%} of the start loss (connected: under 1% on the best path)"),
     }
 
 
-def landscape_section(experiment: str, tables: dict[str, tuple], pairs: dict[str, float]) -> Section:
-    """`tables[model]` = (flatness, barriers, nearness)."""
-    table = pd.DataFrame({m: landscape_rows(*t, pairs[m]) for m, t in tables.items()})
+def landscape_section(experiment: str, tables: dict[str, LandscapeTables], pairs: dict[str, float], solve_below: float) -> Section:
+    table = pd.DataFrame({m: landscape_rows(t, pairs[m], solve_below) for m, t in tables.items()})
     return Section(f"{experiment}: the zero-loss set", "", [HYPOTHESES], table)

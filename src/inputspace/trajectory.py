@@ -1,6 +1,8 @@
 """The Parquet schemas of an optimisation run, defined once for writers and readers.
 
-steps.parquet   one row per (sequence, step): KL, travel, top-1 prediction
+steps.parquet   one row per (sequence, step): KL, travel, top-1 prediction, and whether
+                the sequence was still optimised at that step (`active`: false once the
+                stopping rule took it out of the batch; its rows then hold its frozen values)
 tokens.parquet  one row per (sequence, optimised position, logged step): travel,
                 back-projection, heading, and cosines toward the watch tokens
 topk.parquet    one row per (sequence, logged step, rank): top-k prediction
@@ -21,6 +23,7 @@ STEPS = pa.schema(
         ("experiment", pa.string()),
         ("seq", pa.int32()),
         ("step", pa.int32()),
+        ("active", pa.bool_()),
         ("kl", pa.float32()),
         ("l2_total", pa.float32()),
         ("l2_max", pa.float32()),
@@ -36,6 +39,7 @@ TOKENS = pa.schema(
         ("seq", pa.int32()),
         ("pos", pa.int32()),
         ("step", pa.int32()),
+        ("active", pa.bool_()),
         ("token_id", pa.int32()),  # original token, -1 for a sampled point
         ("l2", pa.float32()),
         ("nearest_euclidean_id", pa.int32()),
@@ -56,6 +60,7 @@ TOPK = pa.schema(
         ("experiment", pa.string()),
         ("seq", pa.int32()),
         ("step", pa.int32()),
+        ("active", pa.bool_()),
         ("rank", pa.int32()),
         ("token_id", pa.int32()),
         ("prob", pa.float32()),
