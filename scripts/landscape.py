@@ -28,15 +28,12 @@ def main(snakemake):
     print(solved.describe(study["solve_below"]))
     solutions = landscape.points_of(starts, solved.end, targets)
     start_points = landscape.points_of(starts, starts.embeddings, targets)
-    control = experiments_control(lm, study["control_prompt"], target_prompt)
     probed = [
         (f"solution {i}", "solution", solutions[i], float(solved.final_kl[i]))
         for i in solved.converged_indices()[: study["hessian_sequences"]]
     ]
-    probed += [
-        ("random start 0", "random start", start_points[0], float(solved.start_kl[0])),
-        ("prompt", "prompt", control, float(landscape.loss(lm, control, control.flat()).detach())),
-    ]
+    probed.append(("random start 0", "random start", start_points[0], float(solved.start_kl[0])))
+    probed += landscape.prompt_controls(lm, study["control_prompt"], target_prompt)
     spectra, flatness = landscape.spectra(lm, probed, study)
     paths, barriers = landscape.connectivity(
         lm, solutions, solved.converged.tolist(), solved.start_kl.tolist(), study["line_points"],
@@ -58,13 +55,6 @@ def main(snakemake):
     print(flatness.to_string(index=False))
     print(barriers.to_string(index=False))
     print(nearness.drop(columns=["seq", "pos"]).median().to_string())
-
-
-def experiments_control(lm, prompt: str, target_prompt: str) -> landscape.Point:
-    """The control point: a prompt's own token embeddings, toward the experiment's target."""
-    batch = sequences.from_prompts(lm, [prompt])
-    target = experiments.target_logprobs(lm, [target_prompt])
-    return landscape.points_of(batch, batch.embeddings, target)[0]
 
 
 scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

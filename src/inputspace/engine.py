@@ -142,7 +142,7 @@ class Descent:
         self.embeddings = self.start.clone().requires_grad_(True)
         self.frozen = ~batch.trainable.to(device).unsqueeze(-1)
         self.attention_mask = batch.attention_mask.to(device)
-        self.lengths = batch.attention_mask.sum(dim=1).tolist()
+        self.lengths = batch.attention_mask.sum(dim=1)
         self.sites = batch.sites.to(device)
         self.target = problem.target_logprobs.to(device)
         self.optimizer = torch.optim.Adam([self.embeddings], lr=settings.lr, betas=settings.betas)
@@ -172,7 +172,7 @@ class Descent:
         step) backward and update; a sequence that meets the stopping rule here is not
         updated and leaves the batch."""
         last = self.step == self.settings.steps
-        rows = torch.nonzero(self.active).squeeze(1)
+        rows = self._active_rows()
         logprobs = self._forward_backward(rows.to(self.lm.device), with_grad=not last)
         self._apply_stop_rule(rows)
         step = Step(self.step, rows, logprobs, self.kl.detach().clone(), self.embeddings.detach(), self.active.clone())
@@ -182,6 +182,14 @@ class Descent:
             self._update(rows)
         self.step += 1
         return step
+
+    def _active_rows(self) -> Tensor:
+        """The sequences still optimised; in chunks, longest first, so that each chunk is
+        padded only to its own longest row."""
+        rows = torch.nonzero(self.active).squeeze(1)
+        if self.settings.chunk_size:
+            rows = rows[torch.argsort(self.lengths[rows], descending=True, stable=True)]
+        return rows
 
     def _forward_backward(self, rows: Tensor, with_grad: bool) -> Tensor:
         """Every chunk of `rows`: site log-probabilities, KL into `self.kl`, and (if asked)
@@ -214,7 +222,7 @@ class Descent:
         if key not in self._chunks:
             consecutive = key == tuple(range(key[0], key[-1] + 1))
             picked = slice(key[0], key[-1] + 1) if consecutive else chunk
-            length = max(self.lengths[i] for i in key)
+            length = int(self.lengths[list(key)].max())
             self._chunks[key] = (picked, length, self.prefix.rows(picked) if self.prefix else None)
         return self._chunks[key]
 
@@ -316,7 +324,8 @@ def optimise(
     try:
         while not run.finished:
             step = run.advance(observer)
-            bar.update(1)
+            if run.step <= settings.steps:  # the last forward makes no step
+                bar.update(1)
             if run.step % refresh == 0 or run.finished:
                 run.check_finite()
                 bar.set_postfix(mean_kl=f"{step.kl.mean().item():.3g}", active=int(step.active.sum()))

@@ -184,43 +184,48 @@ def topk_animation(topk: pd.DataFrame, strings: dict[str, np.ndarray], title: st
 
 
 def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, title: str, path: Path) -> None:
-    """|eigenvalue| of the Hessian at each point, largest first, log scale: exact spectra as
-    curves (index d marked: the rank bound at a zero-loss point; dashed, each point's rank
-    tolerance); stochastic Lanczos estimates as their cumulative share of directions."""
+    """|eigenvalue| / the largest, for the Hessian at each point: exact spectra as curves
+    by index (index d marked: the rank bound at a zero-loss point; dashed, each point's
+    rank tolerance), stochastic Lanczos estimates as the share of directions at least as
+    curved; the dotted horizontal / vertical line is the flat threshold."""
     exact = flatness[flatness.method == "exact"]
     estimated = flatness[flatness.method == "slq"]
     columns = int(len(exact) > 0) + int(len(estimated) > 0)
-    with figure(path, size=(4.2 * columns, 3.6), ncols=columns, squeeze=False) as (fig, axes):
+    colours = {point: f"C{number % 10}" for number, point in enumerate(flatness.point)}
+    threshold = float(flatness.flat_threshold.iloc[0])
+    with figure(path, size=(3.6 * columns + 0.4, 3.6), ncols=columns, squeeze=False) as (fig, axes):
         panels = iter(axes[0])
         if len(exact):
             ax = next(panels)
-            for number, row in enumerate(exact.itertuples()):
+            for row in exact.itertuples():
                 values = spectra[spectra.point == row.point].eigenvalue.abs().sort_values(ascending=False)
-                colour = f"C{number % 10}"
-                ax.semilogy(np.arange(1, len(values) + 1), values.clip(lower=1e-30), color=colour, linewidth=1.0,
-                            label=f"{row.point} (KL {row.kl:.1e}): rank {row.numerical_rank:.0f}, "
-                            f"flat {row.flat_fraction:.1%}")
-                ax.axhline(row.rank_tolerance, color=colour, linestyle="--", linewidth=0.7)
+                relative = (values / row.largest).clip(lower=1e-16)
+                ax.semilogy(np.arange(1, len(values) + 1), relative, color=colours[row.point], linewidth=1.0,
+                            label=f"{row.point} (KL {row.kl:.1e}): rank {row.numerical_rank:.0f} of {row.dimensions}")
+                ax.axhline(row.rank_tolerance / row.largest, color=colours[row.point], linestyle="--", linewidth=0.7)
             hidden = int(exact.hidden.iloc[0])
             ax.axvline(hidden, color="k", linestyle=":", linewidth=0.9)
-            ax.annotate(f"d = {hidden}", (hidden, 0.98), xycoords=("data", "axes fraction"), fontsize=7,
-                        ha="left", va="top")
+            ax.annotate(f" d = {hidden}", (hidden, 0.98), xycoords=("data", "axes fraction"), fontsize=7, va="top")
+            ax.axhline(threshold, color="0.4", linestyle=":", linewidth=0.9)
             ax.set_xlabel("eigenvalue index (largest |eigenvalue| first)")
-            ax.set_ylabel("|Hessian eigenvalue|")
-            ax.legend(fontsize=6, title="dashed: rank tolerance", title_fontsize=6)
-            ax.set_title("exact spectrum", fontsize=8.5)
+            ax.set_ylabel("|eigenvalue| / largest")
+            ax.legend(fontsize=6, title="dashed: rank tolerance; dotted: flat threshold", title_fontsize=6)
+            ax.set_title("whole Hessian (exact)", fontsize=8.5)
         if len(estimated):
             ax = next(panels)
-            for number, row in enumerate(estimated.itertuples()):
-                nodes = spectra[spectra.point == row.point].sort_values("eigenvalue", key=abs)
-                share = 1 - nodes.weight.cumsum().to_numpy() + nodes.weight.to_numpy()
-                ax.step(nodes.eigenvalue.abs().clip(lower=1e-30), share, where="post", color=f"C{number % 10}",
-                        label=f"{row.point} (KL {row.kl:.1e}): flat {row.flat_fraction:.1%}")
+            for row in estimated.itertuples():
+                nodes = spectra[spectra.point == row.point]
+                relative = (nodes.eigenvalue.abs() / row.largest).clip(lower=1e-16)
+                order = np.argsort(relative.to_numpy())
+                share = 1 - np.cumsum(nodes.weight.to_numpy()[order]) + nodes.weight.to_numpy()[order]
+                ax.step(relative.to_numpy()[order], share, where="post", color=colours[row.point],
+                        label=f"{row.point} (KL {row.kl:.1e}): flat {row.flat_fraction:.1%} of {row.dimensions}")
+            ax.axvline(threshold, color="0.4", linestyle=":", linewidth=0.9)
             ax.set_xscale("log")
-            ax.set_xlabel("|Hessian eigenvalue|")
+            ax.set_xlabel("|eigenvalue| / largest")
             ax.set_ylabel("share of directions at least this curved")
-            ax.legend(fontsize=6)
-            ax.set_title("stochastic Lanczos quadrature (estimate)", fontsize=8.5)
+            ax.legend(fontsize=6, title="dotted: flat threshold", title_fontsize=6)
+            ax.set_title("density by stochastic Lanczos quadrature", fontsize=8.5)
         fig.suptitle(title, fontsize=9)
 
 

@@ -30,9 +30,10 @@ from tqdm import tqdm
 
 from inputspace import engine
 from inputspace.engine import Problem, Settings, Step, StopRule, kl_divergence
+from inputspace.experiments import target_logprobs
 from inputspace.geometry import nearest_tokens
 from inputspace.models import LanguageModel
-from inputspace.sequences import SequenceBatch
+from inputspace.sequences import SequenceBatch, from_prompts
 
 
 @dataclass
@@ -265,11 +266,13 @@ def flatness(spectrum: Spectrum, dimensions: int, hidden: int, threshold: float,
     """Numerical rank: directions with |lambda| above `rank_tolerance` x the largest |lambda|
     or above the spectrum's measured rounding noise, whichever is larger. Flat: |lambda| at
     most `threshold` x the largest. Shares of directions come from the spectrum's weights,
-    so a stochastic Lanczos estimate gives estimated counts."""
+    so a stochastic Lanczos estimate gives estimated counts; its nodes do not resolve the
+    eigenvalues inside a cluster near zero, so its rank is counted at the flat threshold."""
     values, weights = spectrum.eigenvalues, spectrum.weights
     magnitude = np.abs(values)
     largest = float(magnitude.max())
-    tolerance = max(rank_tolerance * largest, spectrum.noise)
+    relative = rank_tolerance if spectrum.method == "exact" else max(rank_tolerance, threshold)
+    tolerance = max(relative * largest, spectrum.noise)
     ordered = np.sort(magnitude)[::-1] if spectrum.method == "exact" else np.array([])
     return Flatness(
         dimensions=dimensions,
@@ -284,6 +287,19 @@ def flatness(spectrum: Spectrum, dimensions: int, hidden: int, threshold: float,
         eigenvalue_d=float(ordered[hidden - 1]) if hidden <= len(ordered) else np.nan,
         eigenvalue_after_d=float(ordered[hidden]) if hidden < len(ordered) else np.nan,
     )
+
+
+def prompt_controls(lm: LanguageModel, prompt: str, target_prompt: str) -> list[tuple[str, str, Point, float]]:
+    """A prompt's own token embeddings as two controls: toward the experiment's target (not
+    a solution), and toward the prompt's own prediction, where the loss is exactly zero: a
+    zero-loss point made of real tokens."""
+    batch = from_prompts(lm, [prompt])
+    toward_target, own = target_logprobs(lm, [target_prompt, prompt]).split(1)
+    away = points_of(batch, batch.embeddings, toward_target)[0]
+    at_home = points_of(batch, batch.embeddings, own)[0]
+    with torch.no_grad():
+        kl = float(loss(lm, away, away.flat()))
+    return [("prompt", "prompt", away, kl), ("prompt, own prediction", "zero-loss prompt", at_home, 0.0)]
 
 
 def spectra(lm: LanguageModel, probed: list[tuple[str, str, Point, float]], study: dict) -> tuple[pd.DataFrame, pd.DataFrame]:

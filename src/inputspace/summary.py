@@ -314,18 +314,26 @@ def _flatness_rows(flat: pd.DataFrame) -> dict[str, str]:
             f"flat {row.flat_fraction:.2%} of {row.dimensions} (|lambda| <= {row.flat_threshold:g} x largest "
             f"{row.largest:.3g}; at least {row.bound_flat_fraction:.2%} at a zero-loss point){after}")
     solutions = flat[flat.kind == "solution"]
-    controls = flat[flat.kind != "solution"]
+    controls = flat[flat.kind.isin(["random start", "prompt"])]
+    exact_zero = flat[(flat.kl == 0) & (flat.method == "exact")]
+    if len(exact_zero):
+        row = exact_zero.iloc[0]
+        rows["(3) prediction at an exact zero-loss point: rank at most d"] = _hypothesis(
+            row.numerical_rank <= row.hidden,
+            f"{row.point}: numerical rank {row.numerical_rank:.0f} against d = {row.hidden} at tolerance "
+            f"{row.rank_tolerance:.3g}; the spectrum falls x{row.eigenvalue_d / max(row.eigenvalue_after_d, 1e-300):.3g} "
+            "after index d")
     if len(solutions):
-        within = bool((solutions.numerical_rank <= solutions.hidden * 1.02).all())
-        special = bool((controls.numerical_rank > controls.hidden * 1.02).any()) if len(controls) else False
+        high = bool((solutions.flat_fraction >= 0.9 * solutions.bound_flat_fraction).all())
+        special = len(controls) > 0 and bool((controls.flat_fraction < solutions.flat_fraction.min() - 0.2).all())
         rows["(3) verdict: dimension of the zero-loss set"] = _hypothesis(
-            within,
-            f"numerical rank at the solutions {', '.join(f'{r:.0f}' for r in solutions.numerical_rank)} against "
-            f"d = {int(solutions.hidden.iloc[0])}: the zero-loss set has at least "
-            f"{solutions.dimensions.iloc[0] - solutions.hidden.iloc[0]} flat directions of "
-            f"{solutions.dimensions.iloc[0]} (prediction: rank at most d); controls: "
-            + ", ".join(f"{r.point} rank {r.numerical_rank:.0f}" for r in controls.itertuples())
-            + (" (flatness beyond d is special to solutions)" if special else ""))
+            high,
+            f"flat at the solutions: {', '.join(f'{f:.1%}' for f in solutions.flat_fraction)} of the directions "
+            f"({', '.join(f'{r:.0f}' for r in solutions.numerical_rank)} curved, against d = "
+            f"{int(solutions.hidden.iloc[0])}; predicted at a zero-loss point: at least "
+            f"{solutions.bound_flat_fraction.iloc[0]:.1%} flat; high-dimensional: at least 90% of that); at the "
+            "controls: " + ", ".join(f"{r.point} {r.flat_fraction:.1%}" for r in controls.itertuples())
+            + ("; flatness is special to solutions" if special else "; the controls are about as flat"))
     else:
         rows["(3) verdict: dimension of the zero-loss set"] = "not measured: no converged solution was probed"
     return rows
