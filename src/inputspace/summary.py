@@ -307,8 +307,8 @@ def _flatness_rows(flat: pd.DataFrame) -> dict[str, str]:
     rows = {}
     for row in flat.itertuples():
         after = "" if np.isnan(row.eigenvalue_after_d) else (
-            f"; |lambda_d| = {row.eigenvalue_d:.3g}, |lambda_d+1| = {row.eigenvalue_after_d:.3g} "
-            f"(drop x{row.eigenvalue_d / max(row.eigenvalue_after_d, 1e-300):.3g})")
+            f"; |lambda_d| / largest = {row.eigenvalue_d / row.largest:.3g}, |lambda_d+1| / largest = "
+            f"{row.eigenvalue_after_d / row.largest:.3g}")
         rows[f"(3) Hessian at {row.point} (KL {row.kl:.2g}, {row.method})"] = (
             f"numerical rank {row.numerical_rank:.0f} against d = {row.hidden} (tolerance {row.rank_tolerance:.3g}); "
             f"flat {row.flat_fraction:.2%} of {row.dimensions} (|lambda| <= {row.flat_threshold:g} x largest "
@@ -321,8 +321,8 @@ def _flatness_rows(flat: pd.DataFrame) -> dict[str, str]:
         rows["(3) prediction at an exact zero-loss point: rank at most d"] = _hypothesis(
             row.numerical_rank <= row.hidden,
             f"{row.point}: numerical rank {row.numerical_rank:.0f} against d = {row.hidden} at tolerance "
-            f"{row.rank_tolerance:.3g}; the spectrum falls x{row.eigenvalue_d / max(row.eigenvalue_after_d, 1e-300):.3g} "
-            "after index d")
+            f"{row.rank_tolerance:.3g} ({row.rank_tolerance / row.largest:.2g} of the largest); at index d the "
+            f"spectrum is down to {row.eigenvalue_d / row.largest:.2g} of the largest")
     if len(solutions):
         high = bool((solutions.flat_fraction >= 0.9 * solutions.bound_flat_fraction).all())
         special = len(controls) > 0 and bool((controls.flat_fraction < solutions.flat_fraction.min() - 0.2).all())
