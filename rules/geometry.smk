@@ -68,6 +68,7 @@ rule vocab_distances:
         nearest="results/{model}/nearest_neighbours.parquet",
     params:
         pairs=config["geometry"]["distance_pairs"],
+        neighbours=config["geometry"]["neighbour_sample"],
         seed=config["geometry"]["seed"],
     log:
         "results/logs/vocab_distances/{model}.log",

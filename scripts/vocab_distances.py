@@ -13,10 +13,11 @@ def main(snakemake):
     generator = torch.Generator().manual_seed(snakemake.params.seed)
     pairs = geometry.random_pair_table(matrix, table, snakemake.params.pairs, generator)
     files.write_parquet(pairs, snakemake.output.pairs)
-    nearest = geometry.nearest_neighbour_table(matrix, table)
+    nearest = geometry.nearest_neighbour_table(matrix, table, snakemake.params.neighbours, generator)
     files.write_parquet(nearest, snakemake.output.nearest)
-    print(f"median random-pair distance {pairs.euclidean.median():.4g}, "
-          f"median nearest-neighbour distance {nearest.euclidean.median():.4g}")
+    print(f"median random-pair distance {pairs.euclidean.median():.4g}, median nearest-neighbour distance "
+          f"{nearest.euclidean.median():.4g} (of {len(nearest):,} sampled tokens among "
+          f"{int(table.is_regular.sum()):,} regular ones; {int(table.is_special.sum()):,} special tokens excluded)")
 
 
 scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

@@ -97,7 +97,7 @@ def test_defaults_are_filled_without_mutating_the_input():
     assert "allow_downloads" not in config and "vocab" not in config
     assert filled["allow_downloads"] is False
     assert filled["vocab"] == {"chunk_size": 8192}
-    assert filled["geometry"] == {"distance_pairs": 1000, "seed": 0}
+    assert filled["geometry"] == {"distance_pairs": 1000, "neighbour_sample": 8192, "seed": 0}
     # Defaults inside $ref'd definitions are filled too.
     assert all(experiment["seed"] == 0 for experiment in filled["experiments"].values())
     assert "target" not in filled["experiments"]["bark_neigh"]

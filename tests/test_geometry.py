@@ -156,12 +156,18 @@ def test_distance_tables_use_regular_tokens_only():
     row = pairs.iloc[0]
     assert row.euclidean == pytest.approx(torch.dist(matrix[row.token_a], matrix[row.token_b]).item(), rel=1e-5)
 
-    nearest = geometry.nearest_neighbour_table(matrix, table, chunk_size=4)
-    assert list(nearest.token_id) == list(range(2, 30))
+    generator = torch.Generator().manual_seed(0)
+    nearest = geometry.nearest_neighbour_table(matrix, table, sample=1000, generator=generator, chunk_size=4)
+    assert list(nearest.token_id) == list(range(2, 30))  # the sample covers the vocabulary: all, exactly
     assert (nearest.euclidean_neighbour != nearest.token_id).all()
     assert not set(nearest.euclidean_neighbour) & {0, 1}
     brute = torch.cdist(matrix[2:], matrix[2:]).fill_diagonal_(float("inf")).min(dim=1).values
     np.testing.assert_allclose(nearest.euclidean.to_numpy(), brute.numpy(), rtol=1e-5)
+
+    sampled = geometry.nearest_neighbour_table(matrix, table, sample=10, generator=generator, chunk_size=4)
+    assert len(sampled) == 10 and sampled.token_id.is_unique and sampled.token_id.is_monotonic_increasing
+    assert not set(sampled.token_id) & {0, 1}
+    np.testing.assert_allclose(sampled.euclidean.to_numpy(), brute[sampled.token_id.to_numpy() - 2].numpy(), rtol=1e-5)
 
 
 def test_projection_without_watch_tokens_and_for_unmoved_rows():

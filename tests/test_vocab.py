@@ -67,3 +67,29 @@ def test_write_then_read_round_trips(lm, matrix, tmp_path):
     pd.testing.assert_frame_equal(vocab.read_table(table_path), table, check_exact=True)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vocab.parquet", "vocab.safetensors"]
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_thousands_of_reserved_tokens_are_never_candidates(tmp_path):
+    """A Gemma/Llama-3-style vocabulary with 3,000 reserved special tokens: they are
+    marked special in the manifest and the table and excluded from back-projection, even
+    where a reserved token's embedding is exactly the query."""
+    from inputspace import geometry, models, sources, tiny
+
+    model, tokenizer = tiny.build(tiny.TinySpec(architecture="llama", hidden_size=32, intermediate_size=64))
+    reserved = [f"<reserved_{i}>" for i in range(3000)]
+    tokenizer.add_special_tokens({"additional_special_tokens": reserved})
+    model.resize_token_embeddings(len(tokenizer))
+    saved = tmp_path / "saved"
+    model.save_pretrained(saved)
+    tokenizer.save_pretrained(saved)
+    sources.prepare("reserved", {"kind": "local", "path": str(saved)}, tmp_path / "prepared")
+    lm = models.load(tmp_path / "prepared")
+    matrix = lm.vocab_embeddings()
+    table = vocab.vocabulary_table(lm, matrix)
+    reserved_ids = tokenizer.convert_tokens_to_ids(reserved)
+    assert table.is_special[reserved_ids].all() and not table.is_regular[reserved_ids].any()
+    regular = vocab.regular_ids(table)
+    assert len(regular) == len(table) - table.is_special.sum() and len(regular) < 600
+    near = geometry.nearest_tokens(matrix[reserved_ids[:5]], matrix, regular)
+    assert not set(near.euclidean_id.tolist()) & set(reserved_ids)
+    assert not set(near.cosine_id.tolist()) & set(reserved_ids)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from inputspace import provenance
+from inputspace import provenance, tiny
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,6 +28,12 @@ def write_config(tmp_path: Path, config: dict) -> Path:
 
 def tiny_config() -> dict:
     return yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
+
+
+def tiny_models() -> dict[str, str]:
+    """Model name -> kind (masked or causal) of every model of configs/tiny.yaml."""
+    models = tiny_config()["models"]
+    return {name: tiny.ARCHITECTURES[spec["source"]["architecture"]].kind for name, spec in models.items()}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,8 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_workflow_builds_every_target(tiny_run):
     results = tiny_run / "results"
-    for model, kind in (("tiny_modernbert", "masked"), ("tiny_llama", "causal")):
+    assert set(tiny_models().values()) == {"masked", "causal"}
+    for model, kind in tiny_models().items():
         manifest = json.loads((results / "models" / model / "manifest.json").read_text())
         assert manifest["kind"] == kind
         vocab = pd.read_parquet(results / model / "vocab.parquet")
@@ -85,7 +92,7 @@ def test_tiny_workflow_optimises_every_experiment(tiny_run):
 
 def test_tiny_workflow_builds_the_case_study(tiny_run):
     figures = tiny_run / "results/figures/bark_neigh"
-    for model in ("tiny_modernbert", "tiny_llama"):
+    for model in tiny_models():
         gradients = pd.read_csv(figures / f"{model}_gradients.csv")
         assert gradients.grad_norm.gt(0).all() and gradients.descent_v.str.len().gt(0).all()
         path = pd.read_parquet(figures / f"{model}_path.parquet")
@@ -109,14 +116,34 @@ def test_tiny_workflow_builds_every_figure_and_its_table(tiny_run):
         for name in TABLES:
             assert (folder / name).is_file(), name
         convergence = pd.read_csv(folder / "convergence.csv")
-        assert set(convergence.model) == {"tiny_modernbert", "tiny_llama"}
+        assert set(convergence.model) == set(tiny_models())
         counts = pd.read_csv(folder / "backprojection_counts.csv")
         assert counts.fraction_changed.between(0, 1).all()
     summary = (tiny_run / "results/summary.md").read_text()
     for experiment in tiny_config()["experiments"]:
         assert f"## {experiment}" in summary
-    assert "| measured | tiny_modernbert | tiny_llama |" in summary
+    assert "| measured | " + " | ".join(tiny_config()["experiments"]["bark_neigh"]["models"]) + " |" in summary
     assert "Experiment 5" in summary and "Experiment 4" in summary
+    assert "verdict: converges" in summary and "(3) verdict: dimension of the zero-loss set" in summary
+
+
+def test_tiny_workflow_measures_the_zero_loss_set(tiny_run):
+    """Spectra only at converged solutions and the controls; the exact spectrum at the
+    control prompt's own prediction (a real-token zero-loss point) has rank at most d."""
+    folder = tiny_run / "results/figures/random_sentences"
+    for model in tiny_models():
+        solutions = pd.read_csv(folder / f"{model}_solutions.csv")
+        flat = pd.read_csv(folder / f"{model}_flatness.csv")
+        spectra = pd.read_parquet(folder / f"{model}_hessian_spectrum.parquet")
+        probed = {int(point.split()[-1]) for point in flat.point[flat.kind == "solution"]}
+        assert probed <= set(solutions.seq[solutions.converged])
+        assert set(flat.kind) >= {"random start", "prompt", "zero-loss prompt"}
+        zero = flat[flat.kind == "zero-loss prompt"].iloc[0]
+        assert zero.kl == 0 and zero.method == "exact" and zero.numerical_rank <= zero.hidden
+        for row in flat[flat.method == "exact"].itertuples():  # the whole spectrum of each
+            assert (spectra.point == row.point).sum() == row.dimensions
+        barriers = pd.read_csv(folder / f"{model}_barriers.csv")
+        assert barriers.straight_barrier[~barriers.both_converged].isna().all()
 
 
 def test_report_holds_every_figure(tiny_run):
