@@ -4,12 +4,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from inputspace.config import load_schema, validated
-from inputspace.errors import ConfigError, InputspaceError
+from inputspace.config import checked, load_schema
+from inputspace.errors import InputspaceError
 
 try:
-    _checked = validated(config, load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml"))
-except ConfigError as error:
+    _checked = checked(config, load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml"), Path(workflow.basedir))
+except InputspaceError as error:
     sys.exit(f"inputspace: {error}")
 config.clear()
 config.update(_checked)
@@ -85,63 +85,6 @@ def provenance_scope(*keys):
     return scope
 
 
-def _check_prompts():
-    from inputspace.prompts import check_prompt, read_pairs
-
-    for name, experiment in EXPERIMENTS.items():
-        sequences = experiment["sequences"]
-        where = f"experiments.{name}"
-        if sequences["kind"] == "pairs":
-            read_pairs(workflow_path(sequences["file"]))
-        if sequences["kind"] == "prompt":
-            check_prompt(sequences["prompt"], f"{where}.sequences.prompt")
-        if sequences["kind"] == "random" and sequences["min_length"] > sequences["max_length"]:
-            raise ConfigError(
-                f"config error at {where}.sequences: min_length {sequences['min_length']} exceeds "
-                f"max_length {sequences['max_length']}"
-            )
-        if "case_study" in experiment:
-            _check_case_study(experiment, where)
-        if "landscape" in experiment and sequences["kind"] != "random":
-            raise ConfigError(
-                f"config error at {where}.landscape: the landscape study needs random sequences "
-                "(sequences: {kind: random, ...}) and a target"
-            )
-        if "target" in experiment:
-            check_prompt(experiment["target"]["prompt"], f"{where}.target.prompt")
-        elif sequences["kind"] != "pairs":
-            raise ConfigError(
-                f"config error at {where}: {sequences['kind']} sequences need a target "
-                "(target: {prompt: ...})"
-            )
-
-
-def _check_case_study(experiment, where):
-    """A case study follows a word of one source prompt toward a word of its target."""
-    from inputspace.gradients import word_span
-    from inputspace.prompts import PLACEHOLDER
-
-    if experiment["sequences"]["kind"] != "prompt" or "target" not in experiment:
-        raise ConfigError(
-            f"config error at {where}.case_study: a case study needs sequences of kind prompt "
-            "and a target prompt"
-        )
-    if not experiment["optimize"]["save_logged_embeddings"]:
-        raise ConfigError(
-            f"config error at {where}.optimize: a case study draws its path from the logged "
-            "embeddings; set save_logged_embeddings: true"
-        )
-    study = experiment["case_study"]
-    for key, prompt in (("word", experiment["sequences"]["prompt"]), ("toward", experiment["target"]["prompt"])):
-        try:
-            word_span(prompt.split(PLACEHOLDER)[0], study[key])
-        except InputspaceError:
-            raise ConfigError(
-                f"config error at {where}.case_study.{key}: {study[key]!r} is not a whole word "
-                f"before {PLACEHOLDER} in {prompt!r} (a causal LM reads only that part); fix one of them"
-            ) from None
-
-
 def optimisation_spec(experiment):
     """What an experiment's optimisation reads: not its description, nor the case-study
     and landscape blocks (changing those must not redo the run)."""
@@ -156,12 +99,6 @@ def landscapes():
 def case_studies():
     """(experiment, model) pairs of the experiments with a case study."""
     return [(name, model) for name, model in experiment_models("prompt") if "case_study" in EXPERIMENTS[name]]
-
-
-try:
-    _check_prompts()
-except InputspaceError as error:
-    sys.exit(f"inputspace: {error}")
 
 
 # Inputs and outputs shared by the figure rules.

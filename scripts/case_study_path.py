@@ -2,19 +2,17 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
 
-import pandas as pd
 import torch
-from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from inputspace import files, gradients, plots, scripting, sources, vocab
+from inputspace import files, gradients, plots, runs, scripting, sources, vocab
 from inputspace.errors import InputspaceError
 from inputspace.geometry import VocabIndex
 
 
-def logged_embeddings(tensors: dict[str, torch.Tensor]) -> dict[int, torch.Tensor]:
+def logged_embeddings(run: runs.RunEmbeddings) -> dict[int, torch.Tensor]:
     """The single sequence's [t, d] embeddings at every logged step."""
-    logged = {int(key.removeprefix("step_")): value[0] for key, value in tensors.items() if key.startswith("step_")}
+    logged = {step: value[0] for step, value in run.logged.items()}
     if not logged:
         raise InputspaceError(
             "the run holds no logged embeddings; set optimize.save_logged_embeddings: true and rerun"
@@ -31,17 +29,17 @@ def main(snakemake):
     table = vocab.read_table(snakemake.input.table)
     matrix = vocab.read_matrix(snakemake.input.matrix)
     regular = vocab.regular_ids(table)
-    tensors = load_file(snakemake.input.embeddings)
+    run = runs.RunEmbeddings.read(snakemake.input.embeddings)
     positions, _ = gradients.locate(tokenizer, manifest, spec["sequences"]["prompt"], study["word"])
     _, toward_ids = gradients.locate(tokenizer, manifest, spec["target"]["prompt"], study["toward"])
     path = gradients.follow_path(
-        logged_embeddings(tensors), tensors["start"][0], positions, tensors["ids"][0],
+        logged_embeddings(run), run.start[0], positions, run.ids[0],
         torch.tensor(toward_ids), matrix, VocabIndex(matrix, regular),
     )
     named = gradients.name_tokens(path, table.token.to_numpy())
     files.write_parquet(named, snakemake.output.table)
     files.write_csv(named, snakemake.output.csv)
-    steps = pd.read_parquet(snakemake.input.steps)
+    steps = files.read_parquet(snakemake.input.steps)
     plots.case_path(
         named, steps[steps.seq == 0], len(regular),
         f"{model} / {experiment}: the path of {study['word']!r} toward {study['toward']!r}",

@@ -4,12 +4,12 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, 
 
 import pandas as pd
 
-from inputspace import analysis, figures, files, scripting
+from inputspace import analysis, figures, files, runs, scripting
 
 
 def main(snakemake):
     experiment, models = snakemake.wildcards.experiment, snakemake.params.models
-    moves = {model: analysis.moves(path) for model, path in zip(models, snakemake.input.embeddings)}
+    moves = {model: runs.RunEmbeddings.read(path).moves() for model, path in zip(models, snakemake.input.embeddings)}
     stats = pd.DataFrame([{"model": m, **analysis.displacement_stats(moves[m]).as_dict()} for m in models])
     files.write_csv(stats, snakemake.output.stats)
     profiles = pd.concat(

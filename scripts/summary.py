@@ -11,23 +11,23 @@ from inputspace.summary import LandscapeTables, RunTables
 def main(snakemake):
     experiments, models = snakemake.params.experiments, snakemake.params.models
     kinds = {m: sources.read_manifest(folder)["kind"] for m, folder in zip(models, snakemake.input.models)}
-    pairs = {m: summary.median_pair_distance(pd.read_parquet(p)) for m, p in zip(models, snakemake.input.pairs)}
+    pairs = {m: summary.median_pair_distance(files.read_parquet(p)) for m, p in zip(models, snakemake.input.pairs)}
     landscapes = [tuple(pair) for pair in snakemake.params.landscapes]
     case_paths = dict(zip(map(tuple, snakemake.params.case_studies), snakemake.input.paths))
     sections = []
     for number, (name, spec) in enumerate(experiments.items()):
         tables = RunTables(
             convergence=pd.read_csv(snakemake.input.convergence[number]),
-            curves=pd.read_parquet(snakemake.input.curves[number]),
+            curves=files.read_parquet(snakemake.input.curves[number]),
             displacement=pd.read_csv(snakemake.input.displacement[number]),
             counts=pd.read_csv(snakemake.input.counts[number]),
         )
-        paths = {m: pd.read_parquet(case_paths[(name, m)]) for m in spec["models"] if (name, m) in case_paths}
+        paths = {m: files.read_parquet(case_paths[(name, m)]) for m in spec["models"] if (name, m) in case_paths}
         sections.append(summary.section(name, spec, kinds, tables, pairs, paths))
     inputs = snakemake.input
     for name, spec in experiments.items():
         found = {
-            m: LandscapeTables(pd.read_csv(s), pd.read_csv(f), pd.read_csv(b), pd.read_parquet(n))
+            m: LandscapeTables(pd.read_csv(s), pd.read_csv(f), pd.read_csv(b), files.read_parquet(n))
             for (e, m), s, f, b, n in zip(landscapes, inputs.solutions, inputs.flatness, inputs.barriers, inputs.nearness)
             if e == name
         }

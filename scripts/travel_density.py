@@ -4,7 +4,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, 
 
 import pandas as pd
 
-from inputspace import analysis, figures, files, scripting
+from inputspace import analysis, figures, files, runs, scripting
 
 
 def main(snakemake):
@@ -13,12 +13,12 @@ def main(snakemake):
     for model, embeddings, pairs, nearest in zip(
         models, snakemake.input.embeddings, snakemake.input.pairs, snakemake.input.nearest
     ):
-        travel[model] = analysis.moves(embeddings).l2
+        travel[model] = runs.RunEmbeddings.read(embeddings).moves().l2
         curves[model] = analysis.density_curves(
             {
                 "travelled": travel[model],
-                "random_pairs": pd.read_parquet(pairs).euclidean.to_numpy(),
-                "nearest_neighbours": pd.read_parquet(nearest).euclidean.to_numpy(),
+                "random_pairs": files.read_parquet(pairs).euclidean.to_numpy(),
+                "nearest_neighbours": files.read_parquet(nearest).euclidean.to_numpy(),
             }
         )
     files.write_parquet(pd.concat([c.assign(model=m) for m, c in curves.items()]), snakemake.output.densities)

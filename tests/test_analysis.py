@@ -2,9 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from safetensors.torch import save_file
 
-from inputspace import analysis, summary
+from inputspace import analysis, runs, summary
 
 
 def steps_table(kl_by_seq: dict[int, list[float]], l2_by_seq: dict[int, list[float]], stopped: dict | None = None) -> pd.DataFrame:
@@ -51,9 +50,15 @@ def test_moves_take_only_optimised_positions(tmp_path):
     end[0, 1] = torch.tensor([3.0, 4.0, 0.0, 0.0])
     end[1, 0] = 5.0  # frozen: must be ignored
     trainable = torch.tensor([[False, True, True], [False, True, False]])
+    ids = torch.zeros(2, 3, dtype=torch.long)
     path = tmp_path / "embeddings.safetensors"
-    save_file({"start": start, "end": end, "trainable": trainable}, str(path))
-    move = analysis.moves(path)
+    written = runs.RunEmbeddings(start, end, ids, torch.ones_like(ids), trainable, torch.tensor([2, 1]),
+                                 logged={10: end * 0.5, 1: end * 0.1})
+    written.write(path)
+    read = runs.RunEmbeddings.read(path)
+    assert list(read.logged) == [1, 10] and torch.equal(read.logged[10], end * 0.5)
+    assert torch.equal(read.sites, written.sites) and read.trainable.dtype == torch.bool
+    move = read.moves()
     assert move.delta.shape == (3, 4)
     np.testing.assert_allclose(sorted(move.l2), [0, 0, 5])
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file
 from scipy.stats import gaussian_kde
+from torch import Tensor
 
 THRESHOLD = 1e-2  # "converged": KL below this
 SMALL_DISPLACEMENT = 0.02  # the study: "nearly all dimensions moved less than 0.02"
@@ -78,10 +78,10 @@ class Moves:
         return np.linalg.norm(self.delta, axis=1)
 
 
-def moves(embeddings_file: str | Path) -> Moves:
-    tensors = load_file(str(embeddings_file))
-    seq, pos = torch.nonzero(tensors["trainable"], as_tuple=True)
-    delta = (tensors["end"] - tensors["start"])[seq, pos]
+def moves(start: Tensor, end: Tensor, trainable: Tensor) -> Moves:
+    """The displacement of every trainable position of [n, t, d] `start` and `end`."""
+    seq, pos = torch.nonzero(trainable, as_tuple=True)
+    delta = (end - start)[seq, pos]
     return Moves(delta.double().numpy(), seq.numpy(), pos.numpy())
 
 

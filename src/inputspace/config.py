@@ -8,7 +8,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from inputspace.errors import ConfigError
+from inputspace.errors import ConfigError, InputspaceError
+from inputspace.prompts import PLACEHOLDER, check_prompt, read_pairs, word_span
 
 
 def load_schema(path: Path) -> dict[str, Any]:
@@ -17,14 +18,37 @@ def load_schema(path: Path) -> dict[str, Any]:
 
 def validated(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of `config` with schema defaults filled in, or ConfigError for the first problem."""
-    validator = jsonschema.Draft202012Validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         raise ConfigError(describe(error))
     filled = copy.deepcopy(config)
-    _fill_defaults(filled, schema)
+    _FillingDefaults(schema).validate(filled)
     _check_references(filled)
     return filled
+
+
+def checked(config: dict[str, Any], schema: dict[str, Any], base: Path) -> dict[str, Any]:
+    """`validated`, then the checks the schema cannot express: prompts (and the pairs
+    files, relative to `base`), case studies, and what each kind of experiment needs."""
+    filled = validated(config, schema)
+    for name, experiment in filled["experiments"].items():
+        check_experiment(name, experiment, base)
+    return filled
+
+
+def _set_defaults(validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]) -> Any:
+    """jsonschema's documented recipe: fill a missing property from its default before
+    validating it (so nested defaults inside a filled-in default are filled too)."""
+    if isinstance(instance, dict):
+        for key, sub in properties.items():
+            if isinstance(sub, dict) and "default" in sub:
+                instance.setdefault(key, copy.deepcopy(sub["default"]))
+    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+
+
+# Branches of oneOf/anyOf would fill defaults of branches that do not match, so the
+# schema keeps defaults out of them (tests/test_config.py checks this).
+_FillingDefaults = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": _set_defaults})
 
 
 def _location(path: Any) -> str:
@@ -55,31 +79,6 @@ def describe(error: jsonschema.ValidationError) -> str:
     return f"config error at {where}: {error.message}"
 
 
-def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any] | None = None) -> None:
-    root = root or schema
-    if "$ref" in schema:
-        schema = _resolve(schema["$ref"], root)
-    if not isinstance(instance, dict):
-        return
-    for key, sub in schema.get("properties", {}).items():
-        if isinstance(sub, dict) and "default" in sub and key not in instance:
-            instance[key] = copy.deepcopy(sub["default"])
-        if key in instance and isinstance(sub, dict):
-            _fill_defaults(instance[key], sub, root)
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
-        for key, value in instance.items():
-            if key not in schema.get("properties", {}):
-                _fill_defaults(value, extra, root)
-
-
-def _resolve(ref: str, root: dict[str, Any]) -> dict[str, Any]:
-    node: Any = root
-    for part in ref.removeprefix("#/").split("/"):
-        node = node[part]
-    return node
-
-
 def _check_references(config: dict[str, Any]) -> None:
     defined = sorted(config["models"])
     for name, experiment in config["experiments"].items():
@@ -89,3 +88,54 @@ def _check_references(config: dict[str, Any]) -> None:
                     f"config error at experiments.{name}.models[{index}]: model {model!r} is not "
                     f"defined; defined models: {', '.join(defined)}"
                 )
+
+
+def check_experiment(name: str, experiment: dict[str, Any], base: Path) -> None:
+    """ConfigError (or PromptError) for the first thing `experiment` needs and lacks."""
+    where = f"experiments.{name}"
+    sequences = experiment["sequences"]
+    if sequences["kind"] == "pairs":
+        read_pairs(Path(base) / sequences["file"])
+    if sequences["kind"] == "prompt":
+        check_prompt(sequences["prompt"], f"{where}.sequences.prompt")
+    if sequences["kind"] == "random" and sequences["min_length"] > sequences["max_length"]:
+        raise ConfigError(
+            f"config error at {where}.sequences: min_length {sequences['min_length']} exceeds "
+            f"max_length {sequences['max_length']}"
+        )
+    if "target" in experiment:
+        check_prompt(experiment["target"]["prompt"], f"{where}.target.prompt")
+    elif sequences["kind"] != "pairs":
+        raise ConfigError(
+            f"config error at {where}: {sequences['kind']} sequences need a target (target: {{prompt: ...}})"
+        )
+    if "case_study" in experiment:
+        _check_case_study(experiment, where)
+    if "landscape" in experiment and sequences["kind"] != "random":
+        raise ConfigError(
+            f"config error at {where}.landscape: the landscape study needs random sequences "
+            "(sequences: {kind: random, ...}) and a target"
+        )
+
+
+def _check_case_study(experiment: dict[str, Any], where: str) -> None:
+    """A case study follows a word of one source prompt toward a word of its target."""
+    if experiment["sequences"]["kind"] != "prompt" or "target" not in experiment:
+        raise ConfigError(
+            f"config error at {where}.case_study: a case study needs sequences of kind prompt "
+            "and a target prompt"
+        )
+    if not experiment["optimize"]["save_logged_embeddings"]:
+        raise ConfigError(
+            f"config error at {where}.optimize: a case study draws its path from the logged "
+            "embeddings; set save_logged_embeddings: true"
+        )
+    study = experiment["case_study"]
+    for key, prompt in (("word", experiment["sequences"]["prompt"]), ("toward", experiment["target"]["prompt"])):
+        try:
+            word_span(prompt.split(PLACEHOLDER)[0], study[key])
+        except InputspaceError:
+            raise ConfigError(
+                f"config error at {where}.case_study.{key}: {study[key]!r} is not a whole word "
+                f"before {PLACEHOLDER} in {prompt!r} (a causal LM reads only that part); fix one of them"
+            ) from None

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from inputspace.errors import InputspaceError
-from inputspace.files import atomic_output
+from inputspace.errors import InputspaceError, first_line
+from inputspace.files import atomic_output, partial_of
 from inputspace.models import FrozenPrefix, LanguageModel
 from inputspace.sequences import SequenceBatch
 
@@ -108,7 +108,7 @@ class _Faults:
     """The first step at which each sequence's loss, gradient or point was non-finite,
     kept on the device (no synchronisation per step)."""
 
-    KINDS = ("loss", "gradient", "embeddings")
+    KINDS = ("embeddings", "loss", "gradient")  # at one step, a non-finite point is the cause
 
     def __init__(self, n: int, never: int, device: torch.device):
         self.never = never
@@ -126,6 +126,16 @@ class _Faults:
             if step < self.never and (found is None or step < found[0]):
                 found = (step, seq, kind)
         return found
+
+
+_WHAT = {"embeddings": " (a coordinate or its position's squared norm overflows)", "loss": "", "gradient": ""}
+
+
+def _representable(points: Tensor) -> Tensor:
+    """[n] per sequence of [n, t, d] `points`: every coordinate finite and every
+    position's squared L2 norm within the dtype's range (past it, distances and the
+    model's own normalisation overflow: a point at 1e20 is as lost as one at inf)."""
+    return torch.isfinite(points.square().sum(dim=-1)).all(dim=1)
 
 
 class Descent:
@@ -246,24 +256,30 @@ class Descent:
         self.faults.note("gradient", self.step, device_rows, torch.isfinite(grad[device_rows]).flatten(1).all(dim=1))
         stopped = torch.nonzero(~self.active).squeeze(1).to(grad.device)
         held = self.embeddings.detach()[stopped].clone()
-        if self.scaler:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
+        try:
+            if self.scaler:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+        except RuntimeError as error:  # Adam's step size lr / (1 - beta1^t) past float32's range
+            raise InputspaceError(
+                f"{self.label}: Adam's step overflows at step {self.step} ({first_line(error)}); lower the "
+                "learning rate (lr)"
+            ) from None
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
             # Adam's momentum would carry a stopped sequence on: put it back where it stopped.
             self.embeddings[stopped] = held
             moved = self.embeddings[device_rows]
-        self.faults.note("embeddings", self.step + 1, device_rows, torch.isfinite(moved).flatten(1).all(dim=1))
+        self.faults.note("embeddings", self.step + 1, device_rows, _representable(moved))
 
     def check_finite(self) -> None:
         fault = self.faults.earliest()
         if fault:
             step, seq, what = fault
             raise InputspaceError(
-                f"{self.label}: non-finite {what} at step {step} in sequence {seq}; lower the "
+                f"{self.label}: non-finite {what} at step {step} in sequence {seq}{_WHAT[what]}; lower the "
                 "learning rate (lr) or use precision fp32"
             )
 
@@ -335,14 +351,19 @@ def optimise(
                 _save_checkpoint(checkpoint, fingerprint, state)
         run.check_finite()
     except InputspaceError:
-        if checkpoint:  # a faulty run is not resumed
-            Path(checkpoint).unlink(missing_ok=True)
+        _remove_checkpoint(checkpoint)  # a faulty run is not resumed
         raise
     finally:
         bar.close()
-    if checkpoint:
-        Path(checkpoint).unlink(missing_ok=True)
+    _remove_checkpoint(checkpoint)
     return run
+
+
+def _remove_checkpoint(path: Path | None) -> None:
+    """The checkpoint and any write of it a killed job left unfinished."""
+    if path:
+        for stale in (Path(path), partial_of(path)):
+            stale.unlink(missing_ok=True)
 
 
 def _save_checkpoint(path: Path, fingerprint: str, state: dict[str, Any]) -> None:
@@ -351,10 +372,29 @@ def _save_checkpoint(path: Path, fingerprint: str, state: dict[str, Any]) -> Non
 
 
 def _load_checkpoint(path: Path | None, fingerprint: str) -> dict[str, Any] | None:
+    """The state saved at `path` if it is this run's; loaded as data only (tensors,
+    numbers, lists: no pickled code runs). One that does not load is set aside."""
     if not path or not Path(path).is_file():
         return None
-    state = torch.load(path, weights_only=False)
-    if state.get("fingerprint") != fingerprint:
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as error:  # any unreadable file: torch raises many kinds
+        aside = _set_aside(Path(path))
+        print(f"checkpoint {path} does not load as data ({first_line(error)}); set aside as {aside}, starting over",
+              file=sys.stderr)
+        return None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
         print(f"ignoring checkpoint {path}: it belongs to other inputs or settings", file=sys.stderr)
         return None
     return state
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename `path` to a free `<name>.unreadable[-n]` beside it (kept for inspection)."""
+    aside = path.with_name(path.name + ".unreadable")
+    number = 1
+    while aside.exists():
+        number += 1
+        aside = path.with_name(f"{path.name}.unreadable-{number}")
+    path.rename(aside)
+    return aside

@@ -2,6 +2,7 @@
 distributions at their prediction sites) and the recorder's landmarks (vocabulary and
 watch tokens)."""
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from inputspace.engine import Problem, Settings, StopRule
-from inputspace.errors import InputspaceError
+from inputspace.errors import InputspaceError, InputspaceWarning
 from inputspace.models import LanguageModel
 from inputspace.prompts import read_pairs
 from inputspace.recorder import Landmarks, Logging
@@ -44,15 +45,45 @@ def sources_and_targets(
     return batch, [target] * len(batch)
 
 
-def watch_token_ids(lm: LanguageModel, words: list[str]) -> tuple[Tensor, list[str]]:
-    """Token ids of the watch words; a word of several tokens contributes each piece."""
+WATCH_PIECES = ("first", "all", "refuse")
+
+
+def watch_token_ids(lm: LanguageModel, words: list[str], pieces: str = "first") -> Tensor:
+    """Token ids of the watch words. A word the tokenizer splits is tracked by its first
+    piece or by every piece (`pieces`), with a warning naming the pieces, or refused; a
+    word it cannot represent as tokens is an error."""
     ids: list[int] = []
     for word in words:
-        pieces = lm.tokenizer(word, add_special_tokens=False).input_ids
-        if not pieces:
-            raise InputspaceError(f"watch word {word!r} has no tokens; remove it from watch")
-        ids.extend(pieces)
-    return torch.tensor(ids, dtype=torch.long), [lm.tokenizer.decode([i]) for i in ids]
+        word_ids = lm.tokenizer(word, add_special_tokens=False).input_ids
+        texts = [lm.tokenizer.decode([i]) for i in word_ids]
+        _check_representable(lm, word, word_ids, texts)
+        if len(word_ids) > 1:
+            split = f"watch word {word!r} is not one token of {lm.name}'s tokenizer but {len(word_ids)}: {texts}"
+            if pieces == "refuse":
+                raise InputspaceError(f"{split}; watch_pieces is refuse: choose a single-token word or set watch_pieces")
+            tracked = f"only its first piece {texts[0]!r}" if pieces == "first" else "each piece"
+            warnings.warn(f"{split}; tracking {tracked} (watch_pieces: {pieces})", InputspaceWarning, stacklevel=2)
+            word_ids = word_ids[:1] if pieces == "first" else word_ids
+        ids.extend(word_ids)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _check_representable(lm: LanguageModel, word: str, word_ids: list[int], texts: list[str]) -> None:
+    unknown = lm.tokenizer.unk_token_id
+    if not word_ids:
+        why = "it has no tokens"
+    elif unknown is not None and unknown in word_ids:
+        why = f"it contains the unknown token {lm.tokenizer.unk_token!r}"
+    elif any(REPLACEMENT in text for text in texts) and REPLACEMENT not in word:
+        why = f"its pieces {texts} are fragments of a character's bytes, not text"
+    else:
+        return
+    raise InputspaceError(
+        f"watch word {word!r} cannot be represented by {lm.name}'s tokenizer ({why}); remove it from watch"
+    )
+
+
+REPLACEMENT = "\ufffd"  # what decoding a lone fragment of a UTF-8 character gives
 
 
 def build_problem(
@@ -64,7 +95,7 @@ def build_problem(
     base: Path = Path("."),
 ) -> tuple[Problem, Landmarks]:
     batch, targets = sources_and_targets(lm, experiment, samples, base)
-    watch_ids, _ = watch_token_ids(lm, experiment.get("watch", []))
+    watch_ids = watch_token_ids(lm, experiment.get("watch", []), experiment.get("watch_pieces", "first"))
     problem = Problem(batch=batch, target_logprobs=target_logprobs(lm, targets))
     return problem, Landmarks(vocab=vocab, candidates=candidates, watch_ids=watch_ids)
 

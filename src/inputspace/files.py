@@ -1,6 +1,14 @@
-"""All-or-nothing file writes: a failed job never leaves a half-written output."""
+"""All-or-nothing file writes and checked reads.
+
+A failed job never leaves a half-written output, and a write that fails (a full disk)
+names the path. Tensors and tables carry checksums (a digest in the safetensors
+metadata, Parquet page checksums) that every read verifies, so a truncated or damaged
+intermediate file stops the rule that reads it with one line naming the file, never a
+figure drawn from garbage.
+"""
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -8,24 +16,103 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from inputspace.errors import DamagedFile, WriteFailed, first_line
+
+DIGEST_KEY = "inputspace.sha256"
+
+
+def damaged(path: str | os.PathLike, why: object) -> DamagedFile:
+    return DamagedFile(
+        f"{path} is damaged or incomplete ({first_line(why)}); delete it and rerun snakemake, "
+        "which builds it again"
+    )
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; move it onto `path` only if the block succeeds."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    partial = final.with_name(final.name + ".partial")
+    partial = partial_of(final)
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
         yield partial
         os.replace(partial, final)
+    except OSError as error:
+        raise WriteFailed(
+            f"could not write {final} ({error.strerror or error}); free disk space or fix "
+            "permissions, then rerun"
+        ) from error
     finally:
         partial.unlink(missing_ok=True)
 
 
-def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
+def partial_of(path: str | os.PathLike) -> Path:
+    """Where `atomic_output` writes `path` until the write succeeds."""
+    return Path(path).with_name(Path(path).name + ".partial")
+
+
+# ------------------------------------------------------------------ tensors
+
+
+def tensor_digest(tensors: dict[str, Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of `tensors`."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def write_tensors(tensors: dict[str, Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
     with atomic_output(path) as partial:
-        table.to_parquet(partial, index=False)
+        save_file(tensors, str(partial), metadata={**(metadata or {}), DIGEST_KEY: tensor_digest(tensors)})
+
+
+def read_tensors(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """(tensors, metadata) of a file `write_tensors` wrote; DamagedFile unless it reads
+    back whole and matches its digest."""
+    try:
+        with safe_open(str(path), framework="pt") as stream:
+            metadata = dict(stream.metadata() or {})
+            tensors = {name: stream.get_tensor(name) for name in stream.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise damaged(path, error) from None
+    if metadata.pop(DIGEST_KEY, None) != tensor_digest(tensors):
+        raise damaged(path, "its content does not match the checksum written with it")
+    return tensors, metadata
+
+
+# ------------------------------------------------------------------ tables
+
+
+def write_table(table: pa.Table, path: str | os.PathLike) -> None:
+    with atomic_output(path) as partial:
+        pq.write_table(table, partial, write_page_checksum=True)
+
+
+def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    write_table(pa.Table.from_pandas(table, preserve_index=False), path)
+
+
+def read_table(path: str | os.PathLike, schema: pa.Schema | None = None) -> pa.Table:
+    """A Parquet file with its page checksums verified; DamagedFile if it does not read."""
+    try:
+        return pq.read_table(path, schema=schema, page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise damaged(path, error) from None
+
+
+def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
+    return read_table(path).to_pandas()
 
 
 def write_json(data: Any, path: str | os.PathLike) -> None:
@@ -36,3 +123,4 @@ def write_json(data: Any, path: str | os.PathLike) -> None:
 def write_csv(table: pd.DataFrame, path: str | os.PathLike, sep: str = ",") -> None:
     with atomic_output(path) as partial:
         table.to_csv(partial, index=False, sep=sep)
+

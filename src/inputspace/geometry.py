@@ -1,16 +1,17 @@
 """Geometry of input-embedding space: the vocabulary's hyper-ellipse, nearest tokens,
 and the distance yardstick against which travel is judged."""
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from tqdm import tqdm
 from torch import Tensor
 
-from inputspace.files import atomic_output
+from inputspace.files import read_tensors, write_tensors
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,11 @@ def sample_ellipse(ellipse: Ellipse, n: int, generator: torch.Generator) -> Tens
 
 
 def save_ellipse(ellipse: Ellipse, path: Path) -> None:
-    with atomic_output(path) as partial:
-        tensors = {"mean": ellipse.mean, "axes": ellipse.axes, "scales": ellipse.scales}
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(partial))
+    write_tensors({"mean": ellipse.mean, "axes": ellipse.axes, "scales": ellipse.scales}, path)
 
 
 def load_ellipse(path: Path) -> Ellipse:
-    tensors = load_file(str(path))
+    tensors, _ = read_tensors(path)
     return Ellipse(mean=tensors["mean"], axes=tensors["axes"], scales=tensors["scales"])
 
 
@@ -122,17 +121,20 @@ def nearest_tokens(
     exclude: Tensor | None = None,
     chunk_size: int = SCAN_ROWS,
     block_size: int = SCAN_COLUMNS,
+    progress: str | None = None,
 ) -> Nearest:
     """Nearest rows of `matrix` among `candidates` (token ids) for each query [m, d].
 
     `exclude[i]`, if given, is a token id query i may not match (its own id, or -1).
     Scans tiles of chunk_size queries x block_size candidates, so memory stays at a tile.
+    With `progress`, a progress bar of that name goes to stderr (for scans of seconds).
     """
     index = VocabIndex(matrix, candidates, block_size)
     nothing = torch.full((queries.shape[0],), -1, dtype=torch.long, device=queries.device)
     own = index.columns(exclude) if exclude is not None else nothing
     parts = []
-    for start in range(0, queries.shape[0], chunk_size):
+    starts = range(0, queries.shape[0], chunk_size)
+    for start in tqdm(starts, desc=progress, disable=progress is None, file=sys.stderr, mininterval=5.0):
         rows = slice(start, start + chunk_size)
         scan = _NearestScan(queries[rows], index, own[rows])
         for block in index.blocks:
@@ -177,15 +179,26 @@ def random_pair_table(
     )
 
 
-def nearest_neighbour_table(matrix: Tensor, vocab: pd.DataFrame, chunk_size: int = SCAN_ROWS) -> pd.DataFrame:
-    """Each regular token's nearest other regular token, by Euclidean distance and by cosine."""
+def nearest_neighbour_table(
+    matrix: Tensor, vocab: pd.DataFrame, sample: int, generator: torch.Generator, chunk_size: int = SCAN_ROWS
+) -> pd.DataFrame:
+    """The nearest other regular token, by Euclidean distance and by cosine, of `sample`
+    regular tokens drawn without replacement (of every regular token, exactly, when the
+    sample covers them), each against the whole regular vocabulary: the cost grows with
+    the sample, not with the vocabulary squared."""
     regular = torch.tensor(vocab.token_id[vocab.is_regular].to_numpy())
-    nearest = nearest_tokens(matrix[regular], matrix, regular, exclude=regular, chunk_size=chunk_size)
+    queries = regular
+    if sample < len(regular):
+        queries = regular[torch.randperm(len(regular), generator=generator)[:sample]].sort().values
+    nearest = nearest_tokens(
+        matrix[queries], matrix, regular, exclude=queries, chunk_size=chunk_size,
+        progress=f"nearest neighbours of {len(queries):,} tokens among {len(regular):,}",
+    )
     tokens = vocab.token.to_numpy()
     return pd.DataFrame(
         {
-            "token_id": regular.numpy(),
-            "token": tokens[regular.numpy()],
+            "token_id": queries.numpy(),
+            "token": tokens[queries.numpy()],
             "euclidean_neighbour": nearest.euclidean_id.numpy(),
             "euclidean": nearest.euclidean.numpy(),
             "cosine_neighbour": nearest.cosine_id.numpy(),

@@ -11,7 +11,6 @@ tokenizer splits into several tokens is followed token by token, and each of its
 is compared with each token of the counterpart word.
 """
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,21 +23,12 @@ from torch import Tensor
 from inputspace.errors import PromptError
 from inputspace.geometry import VocabIndex, project
 from inputspace.models import LanguageModel
-from inputspace.prompts import render
+from inputspace.prompts import render, word_span
 
 TOP = 5  # vocabulary tokens listed per direction and measure
 
 
 # ------------------------------------------------------------------ the followed word
-
-
-def word_span(text: str, word: str) -> tuple[int, int]:
-    """Character span of the first whole-word occurrence of `word` in `text`."""
-    bare = word.strip()
-    found = re.search(rf"(?<!\w){re.escape(bare)}(?!\w)", text) if bare else None
-    if not found:
-        raise PromptError(f"the word {bare!r} does not occur in {text!r}; fix case_study in the config")
-    return found.span()
 
 
 def locate(tokenizer, manifest: dict[str, Any], prompt: str, word: str) -> tuple[list[int], list[int]]:

@@ -1,12 +1,14 @@
-"""Model access, the same for masked and causal LMs.
+"""Model access, the same for masked and causal LMs of any architecture.
 
 A `LanguageModel` wraps a prepared folder. It embeds token ids exactly as the model
 consumes them through `inputs_embeds` (through `get_input_embeddings()`, including any
 scaling inside that module), and returns logits only at each sequence's prediction
-site: the mask position of a masked LM, the last real position of a causal LM.
+site: the mask position of a masked LM, the last real position of a causal LM. Those
+logits come from the model's own output path (its head and whatever its forward does
+after the body: final-logit softcapping, scaling, tied or untied weights), run on the
+sites' final hidden states only.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from torch import Tensor
 from transformers import AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from inputspace.errors import InputspaceError
-from inputspace.sources import auto_class, read_manifest
+from inputspace.sources import auto_class, check_unchanged, read_manifest
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class LanguageModel:
     @property
     def kind(self) -> str:
         return self.manifest["kind"]
+
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name", "the model")
 
     @property
     def device(self) -> torch.device:
@@ -108,7 +114,12 @@ class LanguageModel:
             inputs_embeds=inputs_embeds[:, start:], attention_mask=attention_mask, **extra
         ).last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        return self._head(hidden[rows, sites.to(hidden.device) - start])
+        return self.head(hidden[rows, sites.to(hidden.device) - start])
+
+    def head(self, hidden: Tensor) -> Tensor:
+        """[n, vocab] logits from [n, d] final hidden states, by the model's own forward
+        after its body (see `own_output_path`)."""
+        return own_output_path(self.model, hidden)
 
     def frozen_prefix_length(self, trainable: Tensor, attention_mask: Tensor, sites: Tensor) -> int:
         """How many leading positions no sequence optimises, up to the first prediction
@@ -131,22 +142,47 @@ class LanguageModel:
             return None
         return FrozenPrefix(length, [(layer.keys, layer.values) for layer in cache.layers])
 
-    @property
-    def _head(self) -> Callable[[Tensor], Tensor]:
-        return prediction_head(self.model, self.kind)
 
 
-def prediction_head(model: PreTrainedModel, kind: str) -> Callable[[Tensor], Tensor]:
-    """The map from the body's final hidden state to vocabulary logits."""
-    if model.config.model_type == "modernbert":
-        return lambda hidden: model.decoder(model.head(hidden))
-    head = model.get_output_embeddings()
-    if kind == "causal" and head is not None and not hasattr(model.config, "final_logit_softcapping"):
-        return head
-    raise InputspaceError(
-        f"no known prediction head for model type {model.config.model_type!r}; add it to "
-        "inputspace.models.prediction_head"
-    )
+class _BodyOutput:
+    """A body's output holding only its last hidden state: field 0 and `last_hidden_state`;
+    every other field a head's forward may pass on (cache, attentions, ...) is None."""
+
+    def __init__(self, last_hidden_state: Tensor):
+        self.last_hidden_state = last_hidden_state
+
+    def __getattr__(self, name: str) -> None:
+        return None
+
+    def __getitem__(self, key: int | slice | str):
+        return getattr(self, key) if isinstance(key, str) else (self.last_hidden_state,)[key]
+
+
+def own_output_path(model: PreTrainedModel, hidden: Tensor) -> Tensor:
+    """What `model`'s forward makes of final hidden states `hidden` [n, d]: its own code
+    after the body, run on a one-position batch whose body output is `hidden`.
+
+    The forward of every *ForCausalLM / *LMHeadModel / *ForMaskedLM calls its body
+    (`base_model`) first and builds the logits from the body's last hidden state; for
+    this one call the body answers with `hidden` instead of running. So the head,
+    softcapping, scaling and weight tying are the model's own, and the head runs only on
+    the rows given.
+    """
+    body = model.base_model
+    if body is model:
+        raise InputspaceError(
+            f"{type(model).__name__} has no separate body (base_model); inputspace needs a model "
+            "whose forward runs a body and then a language-model head"
+        )
+    n = hidden.shape[0]
+    answer = _BodyOutput(hidden.unsqueeze(1))
+    body.forward = lambda *args, **kwargs: answer  # this instance only, for this call
+    try:
+        ids = torch.zeros((n, 1), dtype=torch.long, device=hidden.device)
+        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    finally:
+        del body.forward
+    return logits[:, 0]
 
 
 def attention_for(device: torch.device, setting: str = "auto") -> str:
@@ -160,6 +196,7 @@ def attention_for(device: torch.device, setting: str = "auto") -> str:
 def load(folder: Path, device: str | torch.device = "cpu", attention: str = "auto") -> LanguageModel:
     """Load a prepared model folder with frozen fp32 weights in eval mode."""
     manifest = read_manifest(folder)
+    check_unchanged(folder, manifest)
     model = auto_class(manifest["kind"]).from_pretrained(
         folder, dtype=torch.float32, attn_implementation=attention_for(device, attention)
     )

@@ -6,6 +6,7 @@ next token. So one prompt serves both kinds.
 """
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,15 @@ def render(prompt: str, kind: str, mask_token: str | None) -> str:
     return f"{before}{mask_token}{after}"
 
 
+def word_span(text: str, word: str) -> tuple[int, int]:
+    """Character span of the first whole-word occurrence of `word` in `text`."""
+    bare = word.strip()
+    found = re.search(rf"(?<!\w){re.escape(bare)}(?!\w)", text) if bare else None
+    if not found:
+        raise PromptError(f"the word {bare!r} does not occur in {text!r}; fix case_study in the config")
+    return found.span()
+
+
 def read_pairs(path: Path) -> list[Pair]:
     """Read and validate a tab-separated (source, target) file; '#' lines are comments."""
     path = Path(path)
@@ -54,13 +64,13 @@ def read_pairs(path: Path) -> list[Pair]:
         raise PromptError(f"prompt-pairs file {str(path)!r} does not exist; fix sequences.file")
     pairs: list[Pair] = []
     header_seen = False
-    with open(path, newline="", encoding="utf-8") as stream:
-        for number, line in enumerate(stream, start=1):
-            text = line.rstrip("\n").rstrip("\r")
+    with open(path, "rb") as stream:
+        for number, raw in enumerate(stream, start=1):
+            text = _decoded(raw, f"{path}:{number}").rstrip("\n").rstrip("\r")
             if not text.strip() or text.lstrip().startswith("#"):
                 continue
             fields = next(csv.reader([text], delimiter="\t", quoting=csv.QUOTE_NONE))
-            where = f"{path.name}:{number}"
+            where = f"{path}:{number}"
             if not header_seen:
                 if fields != HEADER:
                     raise PromptError(f"{where}: expected the header 'source<TAB>target', got {text!r}")
@@ -76,3 +86,13 @@ def read_pairs(path: Path) -> list[Pair]:
     if not pairs:
         raise PromptError(f"{path.name}: no prompt pairs; add lines 'source<TAB>target'")
     return pairs
+
+
+def _decoded(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PromptError(
+            f"{where}: byte {error.start + 1} of the line is not UTF-8 ({raw[error.start:error.start + 1]!r}); "
+            "save the file as UTF-8"
+        ) from None

@@ -8,11 +8,13 @@ the rule files and the figure's script), library versions, the device and seed o
 runs behind it, and every input file with its sha256.
 """
 
+import functools
 import hashlib
 import html
 import json
 import platform
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -25,7 +27,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from inputspace.files import atomic_output
-from inputspace.hashing import sha256_file
+from inputspace.hashing import changed_files, sha256_file
 
 SIDECAR = ".provenance.json"
 PNG_KEY = "inputspace:provenance"
@@ -134,7 +136,10 @@ def model_records(models: list[str], results: Path) -> dict[str, Any]:
         manifest = json.loads(manifest_file.read_text())
         records[name] = {
             key: manifest.get(key)
-            for key in ("source", "revision", "weights_sha256", "architecture", "kind", "vocab_size", "embedding_dim")
+            for key in (
+                "source", "revision", "weights_sha256", "files_sha256", "architecture", "kind", "vocab_size",
+                "embedding_dim",
+            )
         }
     return records
 
@@ -258,9 +263,10 @@ def audit_table(figures: Path, config: dict[str, Any], root: Path) -> pd.DataFra
     rows = []
     code_now = code_digests(root, None)  # package and rules: the same for every figure
     inputs_now: dict[str, dict[str, Any] | None] = {}  # figures share inputs: hash each once
+    digest = functools.cache(sha256_file)  # and share model files: each hashed once per audit
     for sidecar in sorted(Path(figures).rglob(f"*{SIDECAR}")):
         data = json.loads(sidecar.read_text())
-        status, why = audit(data, config, root, code_now, inputs_now)
+        status, why = audit(data, config, root, code_now, inputs_now, digest)
         rows.append({"figure": data["figure"], "status": status, "why": why, "made": data["created"],
                      "git_commit": data["git"]["commit"]})
     return pd.DataFrame(rows, columns=["figure", "status", "why", "made", "git_commit"])
@@ -272,10 +278,18 @@ def audit(
     root: Path,
     code_now: dict[str, str | None] | None = None,
     inputs_now: dict[str, dict[str, Any] | None] | None = None,
+    digest: Callable[[Path], str] = sha256_file,
+    results: Path = Path("results"),
 ) -> tuple[str, str]:
     """('fresh' | 'stale', why) for one figure's record against the disk and `config`.
-    `code_now` and `inputs_now` let a caller auditing many figures share that work."""
+    `code_now`, `inputs_now` and a memoised `digest` let a caller auditing many figures
+    share that work."""
     reasons = []
+    for name, model in data["models"].items():
+        if model:  # every file of the prepared model, as its record holds them
+            recorded = model.get("files_sha256") or model["weights_sha256"]
+            changed = changed_files(results / "models" / name, recorded, digest)
+            reasons.extend(f"model file {item}" for item in changed)
     figure = Path(data["figure"])
     if not figure.is_file():
         reasons.append("figure missing")

@@ -1,20 +1,22 @@
-"""Writing a finished run: the trajectory tables and the start and end embeddings."""
+"""A finished run on disk: the trajectory tables, and the embeddings file (start, end,
+the batch's layout and the embeddings at logged steps) with its one reader."""
 
 import dataclasses
+from dataclasses import dataclass
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.torch import save_file
+from torch import Tensor
 
 from inputspace import trajectory
 from inputspace.engine import Settings
 from inputspace.recorder import Logging, Result
 from inputspace.sequences import SequenceBatch
-from inputspace.files import atomic_output
-from inputspace.analysis import THRESHOLD
+from inputspace.files import read_tensors, write_tensors
+from inputspace.analysis import THRESHOLD, Moves, moves
 from inputspace.hashing import sha256_file
 from inputspace.provenance import RUN_METADATA
 
@@ -43,17 +45,40 @@ def write(
     trajectory.write({**label, **result.steps}, trajectory.STEPS, output.steps, metadata)
     trajectory.write({**label, **result.tokens}, trajectory.TOKENS, output.tokens, metadata)
     trajectory.write({**label, **result.topk}, trajectory.TOPK, output.topk, metadata)
-    tensors = {
-        "start": result.start,
-        "end": result.end,
-        "ids": batch.ids,
-        "attention_mask": batch.attention_mask,
-        "trainable": batch.trainable,
-        "sites": batch.sites,
-        **{f"step_{step}": embeddings for step, embeddings in result.logged.items()},
-    }
-    with atomic_output(output.embeddings) as partial:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(partial))
+    embeddings = RunEmbeddings(
+        result.start, result.end, batch.ids, batch.attention_mask, batch.trainable, batch.sites, result.logged
+    )
+    embeddings.write(output.embeddings)
+
+
+_LOGGED = "step_"
+
+
+@dataclass
+class RunEmbeddings:
+    """What a run's embeddings file holds."""
+
+    start: Tensor  # [n, t, d] embeddings before the first step
+    end: Tensor  # [n, t, d] after the last
+    ids: Tensor  # [n, t] the batch's token ids (sequences.NO_TOKEN at sampled points)
+    attention_mask: Tensor  # [n, t]
+    trainable: Tensor  # [n, t] bool: the positions optimised
+    sites: Tensor  # [n] prediction sites
+    logged: dict[int, Tensor]  # step -> [n, t, d], when the run saved its logged steps
+
+    def write(self, path: str | Path) -> None:
+        fixed = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "logged"}
+        write_tensors({**fixed, **{f"{_LOGGED}{step}": value for step, value in self.logged.items()}}, path)
+
+    def moves(self) -> Moves:
+        return moves(self.start, self.end, self.trainable)
+
+    @classmethod
+    def read(cls, path: str | Path) -> "RunEmbeddings":
+        tensors, _ = read_tensors(path)
+        logged = {int(k.removeprefix(_LOGGED)): v for k, v in tensors.items() if k.startswith(_LOGGED)}
+        fixed = {k: v for k, v in tensors.items() if not k.startswith(_LOGGED)}
+        return cls(**fixed, logged=dict(sorted(logged.items())))
 
 
 def describe(result: Result) -> str:

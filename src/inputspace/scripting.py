@@ -3,12 +3,13 @@
 import contextlib
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from inputspace import provenance
-from inputspace.errors import InputspaceError
+from inputspace.errors import InputspaceError, InputspaceWarning
 
 
 def run(main: Callable[[Any], None], snakemake: Any) -> None:
@@ -19,7 +20,8 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
     """
     log_path = Path(snakemake.log[0])
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w", buffering=1) as log:
+    with open(log_path, "w", buffering=1) as log, warnings.catch_warnings():
+        warnings.showwarning = _warn_on_console_and_in(log, snakemake.rule)
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             try:
                 _limit_threads(snakemake.threads)
@@ -33,6 +35,20 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
             except Exception:
                 traceback.print_exc(file=log)  # a bug: keep the whole story in the log
                 raise
+
+
+def _warn_on_console_and_in(log: TextIO, rule: str) -> Callable[..., None]:
+    """A `warnings.showwarning` that puts an InputspaceWarning on the console and in the
+    log, one line each; other warnings (libraries') go to the log only."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, InputspaceWarning):
+            print(f"WARNING: {message}", file=log)
+            print(f"inputspace [{rule}] warning: {message}", file=sys.__stderr__)
+        else:
+            print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=log)
+
+    return show
 
 
 def _limit_threads(threads: int) -> None:

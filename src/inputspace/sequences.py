@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from inputspace.geometry import Ellipse, sample_ellipse
 from inputspace.models import LanguageModel, pad_batch
 from inputspace.prompts import render
-from inputspace.files import atomic_output
+from inputspace.files import read_tensors, write_tensors
 
 NO_TOKEN = -1
 
@@ -32,13 +31,11 @@ class SequenceBatch:
         return self.ids.shape[0]
 
     def save(self, path: Path) -> None:
-        with atomic_output(path) as partial:
-            tensors = {name: getattr(self, name).contiguous() for name in _FIELDS}
-            save_file(tensors, str(partial))
+        write_tensors({name: getattr(self, name) for name in _FIELDS}, path)
 
     @classmethod
     def load(cls, path: Path) -> "SequenceBatch":
-        tensors = load_file(str(path))
+        tensors, _ = read_tensors(path)
         return cls(**{name: tensors[name] for name in _FIELDS})
 
     def describe(self) -> pd.DataFrame:

@@ -21,10 +21,11 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from inputspace import tiny
-from inputspace.errors import InputspaceError, ModelUnavailable
-from inputspace.hashing import sha256_file
+from inputspace.errors import DamagedFile, InputspaceError, ModelUnavailable, WriteFailed, first_line
+from inputspace.hashing import changed_files, file_digests, sha256_file
 
 SOURCE_KINDS = ("package_gguf", "hub", "local", "random")
 MANIFEST = "manifest.json"
@@ -33,16 +34,30 @@ Loaded = tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]
 
 
 def model_kind(config: PretrainedConfig) -> str:
-    """'masked' or 'causal', from the architectures a config declares."""
+    """'masked' or 'causal', from the architectures a config declares: a class transformers
+    maps as a masked LM (BertForMaskedLM, ...) or as a causal LM (LlamaForCausalLM,
+    GPT2LMHeadModel, ...)."""
     for architecture in config.architectures or []:
-        if architecture.endswith("ForMaskedLM"):
+        if architecture in _MASKED_LM_CLASSES:
             return "masked"
-        if architecture.endswith("ForCausalLM"):
+        if architecture in _CAUSAL_LM_CLASSES:
             return "causal"
     raise InputspaceError(
         f"model architectures {config.architectures} are neither a masked nor a causal LM; "
-        "inputspace needs a *ForMaskedLM or *ForCausalLM checkpoint"
+        "inputspace needs a checkpoint of a masked-LM or causal-LM class (e.g. *ForMaskedLM, "
+        "*ForCausalLM, GPT2LMHeadModel)"
     )
+
+
+def _class_names(mapping: dict[str, str | tuple[str, ...]]) -> set[str]:
+    names: set[str] = set()
+    for value in mapping.values():
+        names.update((value,) if isinstance(value, str) else value)
+    return names
+
+
+_MASKED_LM_CLASSES = _class_names(MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+_CAUSAL_LM_CLASSES = _class_names(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
 
 
 def auto_class(kind: str) -> type:
@@ -68,6 +83,11 @@ def prepare(name: str, source: dict[str, Any], dest: Path, allow_downloads: bool
         shutil.rmtree(dest, ignore_errors=True)
         partial.rename(dest)
         return manifest
+    except OSError as error:
+        raise WriteFailed(
+            f"model {name!r}: could not write {partial} ({error.strerror or error}); free disk space "
+            "or fix permissions, then rerun"
+        ) from error
     finally:
         shutil.rmtree(partial, ignore_errors=True)
 
@@ -182,14 +202,25 @@ def _load_local(name: str, source: dict[str, Any]) -> Loaded:
         )
     try:
         kind = model_kind(AutoConfig.from_pretrained(folder))
-        model = auto_class(kind).from_pretrained(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as error:
         raise ModelUnavailable(
             f"model {name!r}: local folder {str(folder)!r} could not be loaded "
-            f"({str(error).splitlines()[0]}); it needs config, weights and tokenizer files"
+            f"({first_line(error)}); it needs config, weights and tokenizer files"
+        ) from None
+    try:
+        model = auto_class(kind).from_pretrained(folder)
+    except Exception as error:  # unreadable weights raise pickle, safetensors, zip, OS errors
+        weights = ", ".join(p.name for p in sorted(folder.iterdir()) if p.suffix in WEIGHT_SUFFIXES) or "none found"
+        raise ModelUnavailable(
+            f"model {name!r}: the weights in {str(folder)!r} ({weights}) do not load "
+            f"({first_line(error)}); replace them with a valid checkpoint (.safetensors preferred)"
         ) from None
     return model.eval(), tokenizer, {}
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
+
 
 
 def _load_random(name: str, source: dict[str, Any]) -> Loaded:
@@ -232,9 +263,25 @@ def build_manifest(
         "embedding_dim": int(embedding.embedding_dim),
         "special_token_ids": special_token_ids(tokenizer),
         "weights_sha256": {path.name: sha256_file(path) for path in weights},
+        "files_sha256": file_digests(folder, skip={MANIFEST}),
         "transformers_version": transformers.__version__,
         "torch_version": torch.__version__,
     }
+
+
+def recorded_files(manifest: dict[str, Any]) -> dict[str, str]:
+    """File name -> sha256 of what prepare_model wrote (older manifests: the weights only)."""
+    return manifest.get("files_sha256") or manifest["weights_sha256"]
+
+
+def check_unchanged(folder: Path, manifest: dict[str, Any]) -> None:
+    """DamagedFile unless every file of a prepared folder is still what prepare_model wrote."""
+    changed = changed_files(folder, recorded_files(manifest))
+    if changed:
+        raise DamagedFile(
+            f"prepared model {folder} is not what prepare_model wrote: {', '.join(changed)}; delete "
+            f"{folder} and rerun snakemake to prepare it again"
+        )
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

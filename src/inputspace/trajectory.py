@@ -13,9 +13,8 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from inputspace.files import atomic_output
+from inputspace import files
 
 STEPS = pa.schema(
     [
@@ -84,9 +83,8 @@ def write(
     table = pa.table({name: pa.array(full[name], type=schema.field(name).type) for name in schema.names})
     if metadata:
         table = table.replace_schema_metadata(metadata)
-    with atomic_output(path) as partial:
-        pq.write_table(table, partial)
+    files.write_table(table, path)
 
 
 def read(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
-    return pq.read_table(path, schema=schema).to_pandas()
+    return files.read_table(path, schema).to_pandas()

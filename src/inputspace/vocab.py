@@ -4,11 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from inputspace.models import LanguageModel
-from inputspace.files import atomic_output, write_parquet
+from inputspace.files import read_parquet, read_tensors, write_parquet, write_tensors
 
 MATRIX_KEY = "embeddings"
 
@@ -40,17 +39,16 @@ def vocabulary_table(lm: LanguageModel, matrix: Tensor) -> pd.DataFrame:
 
 
 def write(table: pd.DataFrame, matrix: Tensor, table_path: Path, matrix_path: Path) -> None:
-    with atomic_output(matrix_path) as partial:
-        save_file({MATRIX_KEY: matrix.contiguous()}, str(partial))
+    write_tensors({MATRIX_KEY: matrix}, matrix_path)
     write_parquet(table, table_path)
 
 
 def read_matrix(path: Path) -> Tensor:
-    return load_file(str(path))[MATRIX_KEY]
+    return read_tensors(path)[0][MATRIX_KEY]
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
+    return read_parquet(path)
 
 
 def regular_ids(table: pd.DataFrame) -> torch.Tensor:

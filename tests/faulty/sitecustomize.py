@@ -1,0 +1,91 @@
+"""Faults for tests/test_workflow_faults.py, injected into every Python process of a
+workflow run whose PYTHONPATH starts with this folder, as INPUTSPACE_FAULT says:
+
+    kill:advance:<step>   SIGKILL the optimize job as it is about to take step <step>
+    kill:saving:<step>    SIGKILL it half-way through writing the checkpoint of <step>
+    enospc:<name>         a full disk while writing an output file called <name>
+
+Nothing here is imported unless the variable is set; the package is patched right
+after Python first imports the module concerned.
+"""
+
+import errno
+import importlib.util
+import io
+import os
+import signal
+import sys
+
+FAULT = os.environ.get("INPUTSPACE_FAULT", "")
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _patch_engine(engine) -> None:
+    _, where, step = FAULT.split(":")
+    step = int(step)
+    if where == "advance":
+        advance = engine.Descent.advance
+
+        def advance_or_die(self, observer=None):
+            if self.step == step:
+                _die()
+            return advance(self, observer)
+
+        engine.Descent.advance = advance_or_die
+    else:
+        save = engine._save_checkpoint
+
+        def save_half_then_die(path, fingerprint, state):
+            if state["run"]["step"] == step:
+                buffer = io.BytesIO()
+                engine.torch.save({"fingerprint": fingerprint, **state}, buffer)
+                data = buffer.getvalue()
+                engine.partial_of(path).write_bytes(data[: len(data) // 2])
+                _die()
+            save(path, fingerprint, state)
+
+        engine._save_checkpoint = save_half_then_die
+
+
+def _patch_files(files) -> None:
+    name = FAULT.split(":", 1)[1]
+    save = files.save_file
+
+    def save_until_full(tensors, where, metadata=None):
+        if os.path.basename(where) == name + ".partial":
+            with open(where, "wb") as stream:
+                stream.write(b"half a file")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save(tensors, where, metadata=metadata)
+
+    files.save_file = save_until_full
+
+
+class _PatchAfterImport:
+    """A meta-path finder that runs `patch(module)` right after `name` is imported."""
+
+    def __init__(self, name, patch):
+        self.name, self.patch = name, patch
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        execute = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            execute(module)
+            self.patch(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+if FAULT.startswith("kill:"):
+    sys.meta_path.insert(0, _PatchAfterImport("inputspace.engine", _patch_engine))
+elif FAULT.startswith("enospc:"):
+    sys.meta_path.insert(0, _PatchAfterImport("inputspace.files", _patch_files))
