@@ -32,15 +32,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from timing import timed  # benchmarks/timing.py
 
 from inputspace import engine
 from inputspace.engine import Problem, Settings, kl_divergence
-from inputspace.recorder import Landmarks, Logging, Recorder, log_schedule
 from inputspace.models import LanguageModel, load
 from inputspace.prompts import PLACEHOLDER, read_pairs
+from inputspace.recorder import Landmarks, Logging, Recorder, log_schedule
 from inputspace.sequences import SequenceBatch, from_prompts, trainable_positions
-
-from timing import timed  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"c/a": 1.8, "c/b": 1.15, "utilisation": 0.75}
@@ -58,8 +57,11 @@ def build_batch(lm: LanguageModel, pairs_file: Path, n: int, length: int) -> Seq
     count = len(sources)
     # each prompt follows the text of the three before it, so even the shortest fills the length
     prompts = [
-        " ".join(sources[(i - back) % count].split(PLACEHOLDER)[0].rstrip() + "." for back in (3, 2, 1))
-        + " " + sources[i % count]
+        " ".join(
+            sources[(i - back) % count].split(PLACEHOLDER)[0].rstrip() + "." for back in (3, 2, 1)
+        )
+        + " "
+        + sources[i % count]
         for i in range(n)
     ]
     tokenized = from_prompts(lm, prompts)
@@ -107,7 +109,9 @@ def build_problem(lm: LanguageModel, batch: SequenceBatch) -> tuple[Problem, Lan
 
 def full_site_logits(lm: LanguageModel, embeddings, attention_mask, sites):
     """The study's loops: logits at every position from the full model, then the site."""
-    logits = lm.model(inputs_embeds=embeddings, attention_mask=attention_mask, use_cache=False).logits
+    logits = lm.model(
+        inputs_embeds=embeddings, attention_mask=attention_mask, use_cache=False
+    ).logits
     return logits[torch.arange(logits.shape[0]), sites]
 
 
@@ -245,7 +249,9 @@ def timed_snapshots():
         Recorder._snapshot = original
 
 
-def recorder_for(lm: LanguageModel, problem: Problem, landmarks: Landmarks, steps: int, log_points: int) -> Recorder:
+def recorder_for(
+    lm: LanguageModel, problem: Problem, landmarks: Landmarks, steps: int, log_points: int
+) -> Recorder:
     return Recorder(problem.batch, landmarks, Logging(log_points=log_points), steps, lm.device)
 
 
@@ -255,7 +261,9 @@ def profile_engine(lm: LanguageModel, problem: Problem, landmarks: Landmarks, lr
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         watcher = recorder_for(lm, problem, landmarks, 1, 1)
-        engine.optimise(lm, problem, Settings(steps=1, lr=lr, checkpoint_every=10**9), watcher, progress=False)
+        engine.optimise(
+            lm, problem, Settings(steps=1, lr=lr, checkpoint_every=10**9), watcher, progress=False
+        )
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
@@ -279,20 +287,30 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=ROOT / "prompts/pairs.tsv")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=60, help="steps of the engine's run")
-    parser.add_argument("--samples", type=int, default=20,
-                        help="timed steps of (a) and (b) and reference matmuls, spread through the run")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=20,
+        help="timed steps of (a) and (b) and reference matmuls, spread through the run",
+    )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--length", type=int, default=12)
     parser.add_argument("--lr", type=float, default=0.003)
-    parser.add_argument("--log-points", type=int, default=None,
-                        help="engine log_points; default: at least the logging density of the default "
-                        "config (150 steps, log_points 20)")
+    parser.add_argument(
+        "--log-points",
+        type=int,
+        default=None,
+        help="engine log_points; default: at least the logging density of the default "
+        "config (150 steps, log_points 20)",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile one engine step")
     args = parser.parse_args()
 
     if not (args.model_folder / "manifest.json").is_file():
-        sys.exit(f"no prepared model at {args.model_folder}; run "
-                 "`.venv/bin/snakemake --cores all results/models/smollm2` first")
+        sys.exit(
+            f"no prepared model at {args.model_folder}; run "
+            "`.venv/bin/snakemake --cores all results/models/smollm2` first"
+        )
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     lm = load(args.model_folder, device="cpu")
@@ -303,9 +321,14 @@ def main() -> None:
     prefix = lm.frozen_prefix_length(batch.trainable, batch.attention_mask, batch.sites)
     log_points = args.log_points or default_density_log_points(args.steps)
     settings = Settings(steps=args.steps, lr=args.lr, betas=betas, checkpoint_every=10**9)
-    print(f"{config.model_type}, threads {torch.get_num_threads()}, fp32 CPU, batch {args.batch} x "
-          f"{args.length} tokens ({int(batch.trainable.sum())} optimised)")
-    print(f"the engine computes the first {prefix} position(s) of every sequence (frozen: BOS) once per run")
+    print(
+        f"{config.model_type}, threads {torch.get_num_threads()}, fp32 CPU, batch {args.batch} x "
+        f"{args.length} tokens ({int(batch.trainable.sum())} optimised)"
+    )
+    print(
+        f"the engine computes the first {prefix} position(s) of every sequence "
+        "(frozen: BOS) once per run"
+    )
 
     first, final = first_loop(lm, problem, args.lr, betas), final_loop(lm, problem, args.lr, betas)
     reference_flops, reference = reference_matmuls(config, args.batch * args.length)
@@ -319,7 +342,13 @@ def main() -> None:
     # Warm-ups; then the others take turns between the engine's steps (see the docstring).
     for work in (step_a, final, reference):
         work()
-    engine.optimise(lm, problem, Settings(steps=1, lr=args.lr), recorder_for(lm, problem, landmarks, 1, 1), progress=False)
+    engine.optimise(
+        lm,
+        problem,
+        Settings(steps=1, lr=args.lr),
+        recorder_for(lm, problem, landmarks, 1, 1),
+        progress=False,
+    )
     turns = {"a": step_a, "b": final, "reference": reference}
     times: dict[str, list[float]] = {"a": [], "b": [], "c": [], "reference": []}
     every = max(1, args.steps // args.samples)
@@ -332,7 +361,7 @@ def main() -> None:
             times["c"].append(timed(lambda: run.advance(watcher)))
             sample = len(times["a"])
             if run.step % every == 0 and sample < args.samples:
-                names = list(turns)[sample % 3:] + list(turns)[: sample % 3]
+                names = list(turns)[sample % 3 :] + list(turns)[: sample % 3]
                 for name in names:
                     times[name].append(timed(turns[name]))
     time_a, time_b = statistics.mean(times["a"]), statistics.mean(times["b"])
@@ -340,14 +369,30 @@ def main() -> None:
     logged = log_schedule(args.steps, log_points)
     samples = len(times["a"])
 
-    print(f"(a) study's first loop: {time_a:7.3f} s/step  {1 / time_a:6.3f} steps/s  (mean of {samples}; {spread(times['a'])})")
-    print(f"(b) study's final loop: {time_b:7.3f} s/step  {1 / time_b:6.3f} steps/s  (mean of {samples}; {spread(times['b'])})")
-    print(f"(c) engine:             {time_c:7.3f} s/step  {1 / time_c:6.3f} steps/s  (set-up {setup:.3f} s, "
-          f"{args.steps + 1} forwards, {args.steps} backwards, {len(logged)} logged steps {logged}; total / {args.steps})")
-    print(f"    of which logging snapshots: {sum(snapshots):.3f} s in all ({len(snapshots)}, "
-          f"{statistics.mean(snapshots):.3f} s each); without them {time_c - sum(snapshots) / args.steps:.3f} s/step")
+    print(
+        f"(a) study's first loop: {time_a:7.3f} s/step  {1 / time_a:6.3f} steps/s  "
+        f"(mean of {samples}; {spread(times['a'])})"
+    )
+    print(
+        f"(b) study's final loop: {time_b:7.3f} s/step  {1 / time_b:6.3f} steps/s  "
+        f"(mean of {samples}; {spread(times['b'])})"
+    )
+    print(
+        f"(c) engine:             {time_c:7.3f} s/step  {1 / time_c:6.3f} steps/s  "
+        f"(set-up {setup:.3f} s, "
+        f"{args.steps + 1} forwards, {args.steps} backwards, "
+        f"{len(logged)} logged steps {logged}; total / {args.steps})"
+    )
+    print(
+        f"    of which logging snapshots: {sum(snapshots):.3f} s in all ({len(snapshots)}, "
+        f"{statistics.mean(snapshots):.3f} s each); "
+        f"without them {time_c - sum(snapshots) / args.steps:.3f} s/step"
+    )
     for name, ratio in (("c/a", time_a / time_c), ("c/b", time_b / time_c)):
-        print(f"speed {name}: {ratio:.2f}x  (target >= {TARGETS[name]}x)  {'ok' if ratio >= TARGETS[name] else 'BELOW'}")
+        print(
+            f"speed {name}: {ratio:.2f}x  (target >= {TARGETS[name]}x)  "
+            f"{'ok' if ratio >= TARGETS[name] else 'BELOW'}"
+        )
 
     breakdown = step_flops(config, args.batch, args.length, prefix)
     total = sum(breakdown.values())
@@ -355,18 +400,28 @@ def main() -> None:
     print("matmul FLOPs of one engine step:")
     for name, flops in breakdown.items():
         print(f"  {name:38s} {flops / 1e9:8.2f} GFLOP")
-    print(f"  {'total':38s} {total / 1e9:8.2f} GFLOP  (the run: {args.steps} steps and a final forward)")
+    print(
+        f"  {'total':38s} {total / 1e9:8.2f} GFLOP  "
+        f"(the run: {args.steps} steps and a final forward)"
+    )
     achieved = (args.steps * total + forward) / (time_c * args.steps)
     attainable = reference_flops / statistics.mean(times["reference"])
     fastest = reference_flops / min(times["reference"])
     utilisation = achieved / attainable
     print(f"achieved:   {achieved / 1e9:.1f} GFLOP/s (engine step)")
-    print(f"attainable: {attainable / 1e9:.1f} GFLOP/s (fp32 matmul, [{args.batch * args.length}, in] @ [in, out] of "
-          f"q,k,v,o,gate,up,down x {config.num_hidden_layers} layers; mean of {samples} interleaved; the fastest "
-          f"single one: {fastest / 1e9:.1f})")
-    print(f"utilisation: {utilisation:.0%}  (target >= {TARGETS['utilisation']:.0%})  "
-          f"{'ok' if utilisation >= TARGETS['utilisation'] else 'BELOW'};  against the fastest single reference: "
-          f"{achieved / fastest:.0%}")
+    print(
+        f"attainable: {attainable / 1e9:.1f} GFLOP/s (fp32 matmul, "
+        f"[{args.batch * args.length}, in] @ [in, out] of "
+        f"q,k,v,o,gate,up,down x {config.num_hidden_layers} layers; "
+        f"mean of {samples} interleaved; the fastest "
+        f"single one: {fastest / 1e9:.1f})"
+    )
+    print(
+        f"utilisation: {utilisation:.0%}  (target >= {TARGETS['utilisation']:.0%})  "
+        f"{'ok' if utilisation >= TARGETS['utilisation'] else 'BELOW'};  "
+        "against the fastest single reference: "
+        f"{achieved / fastest:.0%}"
+    )
 
     if args.profile:
         profile_engine(lm, problem, landmarks, args.lr)

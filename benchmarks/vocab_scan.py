@@ -11,18 +11,15 @@ nearest neighbours of the default sample, against the 2-minute target.
 """
 
 import argparse
-
-import torch
-
 import time
 
 import numpy as np
 import pandas as pd
+import torch
+from timing import best_of  # benchmarks/timing.py
 
 from inputspace import geometry
 from inputspace.geometry import nearest_tokens
-
-from timing import best_of  # benchmarks/timing.py
 
 
 def main() -> None:
@@ -32,7 +29,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2048)
     parser.add_argument("--chunk-size", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--large", action="store_true", help="time the vocab_distances rule at 262,144 x 640")
+    parser.add_argument(
+        "--large", action="store_true", help="time the vocab_distances rule at 262,144 x 640"
+    )
     args = parser.parse_args()
     if args.large:
         large()
@@ -44,10 +43,19 @@ def main() -> None:
     candidates = torch.arange(args.vocab)
     flops = 2 * args.queries * args.vocab * args.dim
 
-    scan = best_of(args.repeats, lambda: nearest_tokens(queries, matrix, candidates, chunk_size=args.chunk_size))
+    scan = best_of(
+        args.repeats,
+        lambda: nearest_tokens(queries, matrix, candidates, chunk_size=args.chunk_size),
+    )
     matmul = best_of(args.repeats, lambda: queries @ matrix.T)
-    print(f"threads {torch.get_num_threads()}, vocab {args.vocab}, dim {args.dim}, queries {args.queries}")
-    print(f"scan:   {scan:.3f} s  {args.queries / scan:,.0f} queries/s  {flops / scan / 1e9:.1f} GFLOP/s")
+    print(
+        f"threads {torch.get_num_threads()}, vocab {args.vocab}, "
+        f"dim {args.dim}, queries {args.queries}"
+    )
+    print(
+        f"scan:   {scan:.3f} s  {args.queries / scan:,.0f} queries/s  "
+        f"{flops / scan / 1e9:.1f} GFLOP/s"
+    )
     print(f"matmul: {matmul:.3f} s  {flops / matmul / 1e9:.1f} GFLOP/s (ceiling)")
     print(f"scan reaches {matmul / scan:.0%} of the plain matmul")
 
@@ -58,15 +66,27 @@ def large(vocab: int = 262_144, dim: int = 640, specials: int = 6_000, sample: i
     matrix = torch.randn(vocab, dim, generator=generator) * 0.05
     special = np.zeros(vocab, dtype=bool)
     special[:specials] = True
-    table = pd.DataFrame({"token_id": np.arange(vocab), "token": [f"t{i}" for i in range(vocab)],
-                          "is_special": special, "is_regular": ~special})
+    table = pd.DataFrame(
+        {
+            "token_id": np.arange(vocab),
+            "token": [f"t{i}" for i in range(vocab)],
+            "is_special": special,
+            "is_regular": ~special,
+        }
+    )
     start = time.perf_counter()
     geometry.random_pair_table(matrix, table, 1000, generator)
     nearest = geometry.nearest_neighbour_table(matrix, table, sample, generator)
     took = time.perf_counter() - start
-    print(f"threads {torch.get_num_threads()}, vocab {vocab:,} x {dim}, {specials:,} special tokens excluded, "
-          f"nearest neighbours of {len(nearest):,} sampled tokens")
-    print(f"vocab_distances work: {took:.1f} s (target: under 120 s)  {'ok' if took < 120 else 'OVER'}")
+    print(
+        f"threads {torch.get_num_threads()}, vocab {vocab:,} x {dim}, "
+        f"{specials:,} special tokens excluded, "
+        f"nearest neighbours of {len(nearest):,} sampled tokens"
+    )
+    print(
+        f"vocab_distances work: {took:.1f} s (target: under 120 s)  "
+        f"{'ok' if took < 120 else 'OVER'}"
+    )
 
 
 if __name__ == "__main__":

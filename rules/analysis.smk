@@ -10,17 +10,17 @@ rule convergence_figures:
         travel=figure_of("travel.png", "travel"),
         curves="results/figures/{experiment}/curves.parquet",
         convergence="results/figures/{experiment}/convergence.csv",
-    params:
-        provenance=provenance_scope(*RUN_KEYS),
-        models=experiment_models_of,
     log:
         "results/logs/convergence_figures/{experiment}.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        provenance=provenance_scope(*RUN_KEYS),
+        models=experiment_models_of,
     script:
         "../scripts/convergence_figures.py"
 
@@ -34,17 +34,17 @@ rule displacement_figures:
         favoured=figure_of("favoured.png", "favoured"),
         stats="results/figures/{experiment}/displacement.csv",
         profiles="results/figures/{experiment}/favoured.parquet",
-    params:
-        provenance=provenance_scope(*RUN_KEYS),
-        models=experiment_models_of,
     log:
         "results/logs/displacement_figures/{experiment}.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        provenance=provenance_scope(*RUN_KEYS),
+        models=experiment_models_of,
     script:
         "../scripts/displacement_figures.py"
 
@@ -58,17 +58,17 @@ rule travel_density:
     output:
         figure=figure_of("travel_density.png", "travel_density"),
         densities="results/figures/{experiment}/travel_density.parquet",
-    params:
-        provenance=provenance_scope(*RUN_KEYS, "geometry"),
-        models=experiment_models_of,
     log:
         "results/logs/travel_density/{experiment}.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        provenance=provenance_scope(*RUN_KEYS, "geometry"),
+        models=experiment_models_of,
     script:
         "../scripts/travel_density.py"
 
@@ -92,16 +92,16 @@ rule token_tables:
             category="{experiment}",
             subcategory="tables",
         ),
-    params:
-        models=experiment_models_of,
     log:
         "results/logs/token_tables/{experiment}.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        models=experiment_models_of,
     script:
         "../scripts/token_tables.py"
 
@@ -115,18 +115,18 @@ rule topk_figures:
         animation=figure_of("topk.gif", "topk_animation"),
         frames=figure_of("topk.png", "topk"),
         table="results/figures/{experiment}/topk.csv",
-    params:
-        provenance=provenance_scope(*RUN_KEYS),
-        models=experiment_models_of,
-        columns=5,
     log:
         "results/logs/topk_figures/{experiment}.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        provenance=provenance_scope(*RUN_KEYS),
+        models=experiment_models_of,
+        columns=5,
     script:
         "../scripts/topk_figures.py"
 
@@ -148,18 +148,21 @@ rule summary:
     output:
         markdown="results/summary.md",
         html=report("results/summary.html", caption="../report/summary.rst", category="Summary"),
-    params:
-        experiments=EXPERIMENTS,
-        models=MODELS,
-        case_studies=case_studies(),
-        landscapes=landscapes(),
     log:
         "results/logs/summary.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        ENV
+    params:
+        experiments={
+            name: {k: v for k, v in spec.items() if k != "description"}
+            for name, spec in EXPERIMENTS.items()
+        },
+        models=MODELS,
+        case_studies=case_studies(),
+        landscapes=landscapes(),
     script:
         "../scripts/summary.py"

@@ -13,19 +13,19 @@ rule gradient_case_study:
             category="{experiment}",
             subcategory="{model}",
         ),
-    params:
-        provenance=provenance_scope(*RUN_KEYS),
-        experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
-        device=config["device"],
-        attention=config["attention"],
     log:
         "results/logs/gradient_case_study/{model}_{experiment}.log",
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=20,
-    conda:
-        ENV
+    params:
+        provenance=provenance_scope(*RUN_KEYS),
+        experiment=experiment_keys("sequences", "target", "case_study"),
+        device=config["device"],
+        attention=config["attention"],
     script:
         "../scripts/gradient_case_study.py"
 
@@ -47,16 +47,16 @@ rule case_study_path:
             category="{experiment}",
             subcategory="{model}",
         ),
-    params:
-        provenance=provenance_scope(*RUN_KEYS),
-        experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
     log:
         "results/logs/case_study_path/{model}_{experiment}.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        ENV
+    params:
+        provenance=provenance_scope(*RUN_KEYS),
+        experiment=experiment_keys("sequences", "target", "case_study"),
     script:
         "../scripts/case_study_path.py"

@@ -1,14 +1,32 @@
 # Config validation, offline mode and the names every rule file uses.
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
-from inputspace.config import checked, load_schema
-from inputspace.errors import InputspaceError
+# Snakemake itself needs the package installed (setup.sh does it); every job imports it
+# from this workflow's src/ through PYTHONPATH, which jobs inherit (scripts, conda envs,
+# cluster jobs alike; a conda env is made from a copy of envs/inputspace.yaml, so it
+# cannot pip-install a path relative to the workflow).
+os.environ.update(  # set, not read: the lint's envvars advice is for variables a user must give
+    PYTHONPATH=os.pathsep.join(
+        p for p in (str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")) if p
+    )
+)
+try:
+    from inputspace import provenance
+    from inputspace.config import checked, load_schema
+    from inputspace.errors import InputspaceError
+except ModuleNotFoundError as missing:
+    sys.exit(
+        f"inputspace: cannot import {missing.name!r}; run ./setup.sh (or pip install -e . in {workflow.basedir})"
+    )
 
 try:
-    _checked = checked(config, load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml"), Path(workflow.basedir))
+    _checked = checked(
+        config,
+        load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml"),
+        Path(workflow.basedir),
+    )
 except InputspaceError as error:
     sys.exit(f"inputspace: {error}")
 config.clear()
@@ -67,7 +85,7 @@ def experiment_models(kind=None):
     ]
 
 
-RUN_KEYS = ("device", "precision", "attention", "vocab")  # config every optimisation reads
+RUN_KEYS = provenance.RUN_KEYS
 
 
 def provenance_scope(*keys):
@@ -88,17 +106,39 @@ def provenance_scope(*keys):
 def optimisation_spec(experiment):
     """What an experiment's optimisation reads: not its description, nor the case-study
     and landscape blocks (changing those must not redo the run)."""
-    return {k: v for k, v in EXPERIMENTS[experiment].items() if k not in ("description", "case_study", "landscape")}
+    return {
+        k: v
+        for k, v in EXPERIMENTS[experiment].items()
+        if k not in ("description", "case_study", "landscape")
+    }
+
+
+def experiment_keys(*keys):
+    """Params entry: only these keys of the wildcards' experiment, so that a rule reruns
+    when what it reads changes and for nothing else (a description, another block)."""
+    return lambda wildcards: {
+        k: EXPERIMENTS[wildcards.experiment][k]
+        for k in keys
+        if k in EXPERIMENTS[wildcards.experiment]
+    }
 
 
 def landscapes():
     """(experiment, model) pairs of the experiments with a landscape study."""
-    return [(name, model) for name, model in experiment_models("random") if "landscape" in EXPERIMENTS[name]]
+    return [
+        (name, model)
+        for name, model in experiment_models("random")
+        if "landscape" in EXPERIMENTS[name]
+    ]
 
 
 def case_studies():
     """(experiment, model) pairs of the experiments with a case study."""
-    return [(name, model) for name, model in experiment_models("prompt") if "case_study" in EXPERIMENTS[name]]
+    return [
+        (name, model)
+        for name, model in experiment_models("prompt")
+        if "case_study" in EXPERIMENTS[name]
+    ]
 
 
 # Inputs and outputs shared by the figure rules.
@@ -136,7 +176,10 @@ def landscape_file(name):
 
 def landscape_figure(name, caption):
     return report(
-        landscape_file(name), caption=f"../report/{caption}.rst", category="{experiment}", subcategory="{model}"
+        landscape_file(name),
+        caption=f"../report/{caption}.rst",
+        category="{experiment}",
+        subcategory="{model}",
     )
 
 
@@ -167,5 +210,11 @@ def all_figures():
 
 
 EXPERIMENT_FIGURES = [
-    "kl.png", "travel.png", "displacement.png", "favoured.png", "travel_density.png", "topk.png", "topk.gif",
+    "kl.png",
+    "travel.png",
+    "displacement.png",
+    "favoured.png",
+    "travel_density.png",
+    "topk.png",
+    "topk.gif",
 ]

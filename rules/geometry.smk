@@ -12,16 +12,16 @@ rule fit_ellipse:
             category="Geometry",
             subcategory="{model}",
         ),
-    params:
-        provenance=provenance_scope("vocab"),
     log:
         "results/logs/fit_ellipse/{model}.log",
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        provenance=provenance_scope("vocab"),
     script:
         "../scripts/fit_ellipse.py"
 
@@ -42,18 +42,18 @@ rule sample_sequences:
             category="Geometry",
             subcategory="{model}",
         ),
-    params:
-        provenance=provenance_scope("vocab"),
-        spec=lambda wildcards: EXPERIMENTS[wildcards.experiment]["sequences"],
-        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
     log:
         "results/logs/sample_sequences/{model}_{experiment}.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        provenance=provenance_scope("vocab"),
+        spec=lambda wildcards: EXPERIMENTS[wildcards.experiment]["sequences"],
+        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
     script:
         "../scripts/sample_sequences.py"
 
@@ -66,17 +66,17 @@ rule vocab_distances:
     output:
         pairs="results/{model}/vocab_distances.parquet",
         nearest="results/{model}/nearest_neighbours.parquet",
-    params:
-        pairs=config["geometry"]["distance_pairs"],
-        neighbours=config["geometry"]["neighbour_sample"],
-        seed=config["geometry"]["seed"],
     log:
         "results/logs/vocab_distances/{model}.log",
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        ENV
+    params:
+        pairs=config["geometry"]["distance_pairs"],
+        neighbours=config["geometry"]["neighbour_sample"],
+        seed=config["geometry"]["seed"],
     script:
         "../scripts/vocab_distances.py"

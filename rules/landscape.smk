@@ -15,18 +15,18 @@ rule landscape:
         spectrum_figure=landscape_figure("hessian_spectrum.png", "hessian_spectrum"),
         barrier_figure=landscape_figure("barriers.png", "barriers"),
         nearness_figure=landscape_figure("nearness.png", "nearness"),
-    params:
-        provenance=provenance_scope(*RUN_KEYS),
-        experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
-        device=config["device"],
-        precision=config["precision"],
     log:
         "results/logs/landscape/{model}_{experiment}.log",
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        ENV
+    params:
+        provenance=provenance_scope(*RUN_KEYS),
+        experiment=experiment_keys("landscape", "optimize", "seed", "target"),
+        device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/landscape.py"

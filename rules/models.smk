@@ -2,16 +2,16 @@ rule prepare_model:
     """Materialise a configured model source as a safetensors HF folder with a manifest."""
     output:
         directory("results/models/{model}"),
-    params:
-        source=lambda wildcards: config["models"][wildcards.model]["source"],
-        allow_downloads=config["allow_downloads"],
     log:
         "results/logs/prepare_model/{model}.log",
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        source=lambda wildcards: config["models"][wildcards.model]["source"],
+        allow_downloads=config["allow_downloads"],
     script:
         "../scripts/prepare_model.py"

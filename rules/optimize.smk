@@ -8,6 +8,14 @@ rule optimize:
         prompts=prompt_inputs,
     output:
         **run_files("{experiment}", "{model}"),
+    log:
+        "results/logs/optimize/{model}_{experiment}.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
         experiment=lambda wildcards: optimisation_spec(wildcards.experiment),
         device=config["device"],
@@ -16,13 +24,5 @@ rule optimize:
         # Outside the outputs, so that it survives a killed job and the rerun resumes.
         checkpoint="results/checkpoints/{model}/{experiment}.pt",
         base=workflow.basedir,
-    log:
-        "results/logs/optimize/{model}_{experiment}.log",
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=120,
-    conda:
-        ENV
     script:
         "../scripts/optimize.py"

@@ -1,4 +1,5 @@
 # Provenance of the figures: a page in the report, and an audit against the disk.
+import time
 
 
 rule provenance_report:
@@ -9,30 +10,33 @@ rule provenance_report:
         report("results/provenance.html", caption="../report/provenance.rst", category="Provenance"),
     log:
         "results/logs/provenance_report.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        ENV
     script:
         "../scripts/provenance_report.py"
 
 
 rule audit:
     """results/audit.tsv: is each figure on disk still what its inputs, config and code
-    would make? Reads the records only (rebuilds nothing); runs whenever asked for."""
-    localrule: True
+    would make? Reads the records only (rebuilds nothing); runs whenever asked for: its
+    `asked` param is new at every invocation, and a changed param reruns a rule."""
+    output:
+        table="results/audit.tsv",
     log:
         "results/logs/audit.log",
-    params:
-        figures="results/figures",
-        table="results/audit.tsv",
+    localrule: True
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        figures="results/figures",
+        asked=time.time_ns(),
     script:
         "../scripts/audit.py"

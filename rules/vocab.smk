@@ -5,15 +5,15 @@ rule extract_vocab:
     output:
         table="results/{model}/vocab.parquet",
         matrix="results/{model}/vocab.safetensors",
-    params:
-        chunk_size=config["vocab"]["chunk_size"],
     log:
         "results/logs/extract_vocab/{model}.log",
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,
         runtime=20,
-    conda:
-        ENV
+    params:
+        chunk_size=config["vocab"]["chunk_size"],
     script:
         "../scripts/extract_vocab.py"

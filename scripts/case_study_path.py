@@ -1,11 +1,7 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
 import torch
 from transformers import AutoTokenizer
 
-from inputspace import files, gradients, plots, runs, scripting, sources, vocab
+from inputspace import figures, files, gradients, runs, scripting, sources, vocab
 from inputspace.errors import InputspaceError
 from inputspace.geometry import VocabIndex
 
@@ -15,7 +11,8 @@ def logged_embeddings(run: runs.RunEmbeddings) -> dict[int, torch.Tensor]:
     logged = {step: value[0] for step, value in run.logged.items()}
     if not logged:
         raise InputspaceError(
-            "the run holds no logged embeddings; set optimize.save_logged_embeddings: true and rerun"
+            "the run holds no logged embeddings; "
+            "set optimize.save_logged_embeddings: true and rerun"
         )
     return logged
 
@@ -33,15 +30,22 @@ def main(snakemake):
     positions, _ = gradients.locate(tokenizer, manifest, spec["sequences"]["prompt"], study["word"])
     _, toward_ids = gradients.locate(tokenizer, manifest, spec["target"]["prompt"], study["toward"])
     path = gradients.follow_path(
-        logged_embeddings(run), run.start[0], positions, run.ids[0],
-        torch.tensor(toward_ids), matrix, VocabIndex(matrix, regular),
+        logged_embeddings(run),
+        run.start[0],
+        positions,
+        run.ids[0],
+        torch.tensor(toward_ids),
+        matrix,
+        VocabIndex(matrix, regular),
     )
     named = gradients.name_tokens(path, table.token.to_numpy())
     files.write_parquet(named, snakemake.output.table)
     files.write_csv(named, snakemake.output.csv)
     steps = files.read_parquet(snakemake.input.steps)
-    plots.case_path(
-        named, steps[steps.seq == 0], len(regular),
+    figures.case_path(
+        named,
+        steps[steps.seq == 0],
+        len(regular),
         f"{model} / {experiment}: the path of {study['word']!r} toward {study['toward']!r}",
         snakemake.output.figure,
     )

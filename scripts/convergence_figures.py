@@ -1,7 +1,3 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
 import pandas as pd
 
 from inputspace import analysis, figures, files, scripting, trajectory
@@ -14,9 +10,19 @@ def main(snakemake):
     files.write_parquet(curves, snakemake.output.curves)
     summary = analysis.convergence(steps)
     files.write_csv(summary, snakemake.output.convergence)
-    figures.kl_curves(curves, models, f"{experiment}: KL per sequence and mean", snakemake.output.kl)
-    figures.travel_curves(curves, models, f"{experiment}: total L2 travelled per sequence", snakemake.output.travel)
-    columns = ["steps_to_threshold", "steps_optimised", "final_kl", "l2_growth_last_tenth", "l2_growth_past_threshold"]
+    figures.kl_curves(
+        curves, models, f"{experiment}: KL per sequence and mean", snakemake.output.kl
+    )
+    figures.travel_curves(
+        curves, models, f"{experiment}: total L2 travelled per sequence", snakemake.output.travel
+    )
+    columns = [
+        "steps_to_threshold",
+        "steps_optimised",
+        "final_kl",
+        "l2_growth_last_tenth",
+        "l2_growth_past_threshold",
+    ]
     print(summary.groupby("model")[columns].describe().T)
 
 

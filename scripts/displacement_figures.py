@@ -1,7 +1,3 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
 import pandas as pd
 
 from inputspace import analysis, figures, files, runs, scripting
@@ -9,16 +5,35 @@ from inputspace import analysis, figures, files, runs, scripting
 
 def main(snakemake):
     experiment, models = snakemake.wildcards.experiment, snakemake.params.models
-    moves = {model: runs.RunEmbeddings.read(path).moves() for model, path in zip(models, snakemake.input.embeddings)}
-    stats = pd.DataFrame([{"model": m, **analysis.displacement_stats(moves[m]).as_dict()} for m in models])
+    moves = {
+        model: runs.RunEmbeddings.read(path).moves()
+        for model, path in zip(models, snakemake.input.embeddings)
+    }
+    stats = pd.DataFrame(
+        [{"model": m, **analysis.displacement_stats(moves[m]).as_dict()} for m in models]
+    )
     files.write_csv(stats, snakemake.output.stats)
     profiles = pd.concat(
-        [pd.DataFrame({"model": m, "dimension": range(move.delta.shape[1]),
-                       "rms_displacement": analysis.dimension_rms(move.delta)}) for m, move in moves.items()]
+        [
+            pd.DataFrame(
+                {
+                    "model": m,
+                    "dimension": range(move.delta.shape[1]),
+                    "rms_displacement": analysis.dimension_rms(move.delta),
+                }
+            )
+            for m, move in moves.items()
+        ]
     )
     files.write_parquet(profiles, snakemake.output.profiles)
-    figures.displacement_distribution(moves, f"{experiment}: displacement of every optimised coordinate", snakemake.output.distribution)
-    figures.favoured(moves, f"{experiment}: is any dimension or token favoured?", snakemake.output.favoured)
+    figures.displacement_distribution(
+        moves,
+        f"{experiment}: displacement of every optimised coordinate",
+        snakemake.output.distribution,
+    )
+    figures.favoured(
+        moves, f"{experiment}: is any dimension or token favoured?", snakemake.output.favoured
+    )
     print(stats.T)
 
 

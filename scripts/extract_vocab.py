@@ -1,7 +1,3 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
 from inputspace import models, scripting, vocab
 
 
@@ -9,7 +5,7 @@ def main(snakemake):
     lm = models.load(snakemake.input[0])
     matrix = lm.vocab_embeddings(chunk_size=snakemake.params.chunk_size)
     table = vocab.vocabulary_table(lm, matrix)
-    vocab.write(table, matrix, snakemake.output.table, snakemake.output.matrix)
+    vocab.write_vocabulary(table, matrix, snakemake.output.table, snakemake.output.matrix)
     print(f"{len(table)} tokens, {int(table.is_special.sum())} special, dim {matrix.shape[1]}")
 
 

@@ -1,8 +1,4 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
-from inputspace import files, geometry, plots, scripting, vocab
+from inputspace import figures, files, geometry, scripting, vocab
 
 
 def main(snakemake):
@@ -12,8 +8,10 @@ def main(snakemake):
     geometry.save_ellipse(ellipse, snakemake.output.ellipse)
     spectrum = geometry.spectrum_table(ellipse)
     files.write_parquet(spectrum, snakemake.output.spectrum)
-    plots.ellipse_spectrum(spectrum, snakemake.wildcards.model, snakemake.output.figure)
-    print(f"fitted {int(table.is_regular.sum())} tokens; top eigenvalue {spectrum.eigenvalue[0]:.4g}")
+    figures.ellipse_spectrum(spectrum, snakemake.wildcards.model, snakemake.output.figure)
+    print(
+        f"fitted {int(table.is_regular.sum())} tokens; top eigenvalue {spectrum.eigenvalue[0]:.4g}"
+    )
 
 
 scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,9 +1,14 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
-from inputspace import engine, experiments, files, gradients, models, plots, scripting
-from inputspace import sequences, vocab
+from inputspace import (
+    engine,
+    experiments,
+    figures,
+    files,
+    gradients,
+    models,
+    scripting,
+    sequences,
+    vocab,
+)
 from inputspace.geometry import VocabIndex
 
 
@@ -12,7 +17,11 @@ def main(snakemake):
     spec = snakemake.params.experiment
     study = spec["case_study"]
     source, target = spec["sequences"]["prompt"], spec["target"]["prompt"]
-    lm = models.load(snakemake.input.model, engine.pick_device(snakemake.params.device), snakemake.params.attention)
+    lm = models.load(
+        snakemake.input.model,
+        engine.pick_device(snakemake.params.device),
+        snakemake.params.attention,
+    )
     table = vocab.read_table(snakemake.input.table)
     index = VocabIndex(vocab.read_matrix(snakemake.input.matrix), vocab.regular_ids(table))
     batch = sequences.from_prompts(lm, [source])
@@ -23,22 +32,31 @@ def main(snakemake):
     length = int(batch.attention_mask[0].sum())
     rows = slice(0, length)
     result = gradients.gradient_table(
-        batch.ids[0, rows], batch.embeddings[0, rows], gradient[0, rows].cpu(),
-        batch.trainable[0, rows], index, table.token.to_numpy(),
+        batch.ids[0, rows],
+        batch.embeddings[0, rows],
+        gradient[0, rows].cpu(),
+        batch.trainable[0, rows],
+        index,
+        table.token.to_numpy(),
     )
     files.write_parquet(result, snakemake.output.table)
     files.write_csv(gradients.readable(result), snakemake.output.csv)
     followed, _ = gradients.locate(lm.tokenizer, lm.manifest, source, study["word"])
-    plots.gradient_bars(
-        result, followed,
+    figures.gradient_bars(
+        result,
+        followed,
         f"{model} / {experiment}: gradient of cross-entropy toward the target, per input embedding",
         snakemake.output.figure,
     )
     largest = result.sort_values("grad_norm", ascending=False).head(3)
-    print(f"loss {float(loss[0]):.4g}; largest gradient norms: "
-          + ", ".join(f"{t!r} {n:.3g}" for t, n in zip(largest.token, largest.grad_norm)))
-    print(f"cos(gradient, own embedding) over optimised tokens: "
-          f"{result.cos_grad_embedding[result.optimised].describe().to_dict()}")
+    print(
+        f"loss {float(loss[0]):.4g}; largest gradient norms: "
+        + ", ".join(f"{t!r} {n:.3g}" for t, n in zip(largest.token, largest.grad_norm))
+    )
+    print(
+        f"cos(gradient, own embedding) over optimised tokens: "
+        f"{result.cos_grad_embedding[result.optimised].describe().to_dict()}"
+    )
 
 
 scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,7 +1,3 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
 from pathlib import Path
 
 from inputspace import engine, experiments, models, recorder, runs, scripting, vocab
@@ -18,18 +14,33 @@ def main(snakemake):
     problem, landmarks = experiments.build_problem(
         lm, spec, matrix, vocab.regular_ids(table), samples, Path(snakemake.params.base)
     )
-    settings, logging = experiments.settings(spec["optimize"], snakemake.params.precision)
-    print(f"{model}/{experiment}: {len(problem.batch)} sequences, "
-          f"{int(problem.batch.trainable.sum())} optimised tokens, {settings} on {lm.device}")
+    settings, logging = experiments.optimisation_settings(
+        spec["optimize"], snakemake.params.precision
+    )
+    print(
+        f"{model}/{experiment}: {len(problem.batch)} sequences, "
+        f"{int(problem.batch.trainable.sum())} optimised tokens, {settings} on {lm.device}"
+    )
     fingerprint = runs.fingerprint(lm.manifest, spec, settings, logging, samples)
     watcher = recorder.Recorder(problem.batch, landmarks, logging, settings.steps, lm.device)
     run = engine.optimise(
-        lm, problem, settings, watcher, Path(snakemake.params.checkpoint), fingerprint, f"{model}/{experiment}"
+        lm,
+        problem,
+        settings,
+        watcher,
+        Path(snakemake.params.checkpoint),
+        fingerprint,
+        f"{model}/{experiment}",
     )
     result = watcher.result(run.end)
-    run_info = {"device": str(lm.device), "precision": settings.precision, "seed": spec["seed"],
-                "attention": lm.model.config._attn_implementation, "fingerprint": fingerprint}
-    runs.write(result, problem.batch, model, experiment, snakemake.output, run_info)
+    run_info = {
+        "device": str(lm.device),
+        "precision": settings.precision,
+        "seed": spec["seed"],
+        "attention": lm.model.config._attn_implementation,
+        "fingerprint": fingerprint,
+    }
+    runs.write_run(result, problem.batch, model, experiment, snakemake.output, run_info)
     print(runs.describe(result))
 
 

@@ -1,7 +1,3 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
 from inputspace import scripting, sources
 
 
@@ -12,8 +8,10 @@ def main(snakemake):
         snakemake.output[0],
         allow_downloads=snakemake.params.allow_downloads,
     )
-    print(f"prepared {manifest['name']}: {manifest['architecture']} ({manifest['kind']}), "
-          f"vocab {manifest['vocab_size']}, dim {manifest['embedding_dim']}")
+    print(
+        f"prepared {manifest['name']}: {manifest['architecture']} ({manifest['kind']}), "
+        f"vocab {manifest['vocab_size']}, dim {manifest['embedding_dim']}"
+    )
 
 
 scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

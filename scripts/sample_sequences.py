@@ -1,8 +1,4 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
-from inputspace import files, geometry, models, plots, samples, scripting, vocab
+from inputspace import figures, files, geometry, models, samples, scripting, vocab
 
 
 def main(snakemake):
@@ -17,8 +13,13 @@ def main(snakemake):
     drawn = samples.sampled_norms(batch)
     comparison = samples.compare_norms(drawn, vocab_norms)
     files.write_json(comparison.as_dict(), snakemake.output.norms)
-    title = f"{snakemake.wildcards.model} / {snakemake.wildcards.experiment}\nsampled vs vocabulary norms"
-    plots.norm_comparison(drawn, vocab_norms, comparison.ks_statistic, title, snakemake.output.figure)
+    title = (
+        f"{snakemake.wildcards.model} / {snakemake.wildcards.experiment}"
+        "\nsampled vs vocabulary norms"
+    )
+    figures.norm_comparison(
+        drawn, vocab_norms, comparison.ks_statistic, title, snakemake.output.figure
+    )
     print(f"{len(batch)} sequences, {drawn.size} sampled points; KS {comparison.ks_statistic:.3f}")
 
 

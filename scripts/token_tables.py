@@ -1,7 +1,3 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
 import pandas as pd
 
 from inputspace import analysis, files, gradients, scripting, trajectory, vocab
@@ -9,9 +5,15 @@ from inputspace import analysis, files, gradients, scripting, trajectory, vocab
 
 def main(snakemake):
     models = snakemake.params.models
-    strings = {m: vocab.read_table(path).token.to_numpy() for m, path in zip(models, snakemake.input.vocab)}
-    tokens = pd.concat([trajectory.read(path, trajectory.TOKENS) for path in snakemake.input.tokens])
-    changes = pd.concat([analysis.backprojection_changes(tokens, measure) for measure in ("euclidean", "cosine")])
+    strings = {
+        m: vocab.read_table(path).token.to_numpy() for m, path in zip(models, snakemake.input.vocab)
+    }
+    tokens = pd.concat(
+        [trajectory.read(path, trajectory.TOKENS) for path in snakemake.input.tokens]
+    )
+    changes = pd.concat(
+        [analysis.backprojection_changes(tokens, measure) for measure in ("euclidean", "cosine")]
+    )
     counts = analysis.backprojection_counts(tokens, changes)
     files.write_csv(_named(changes, strings), snakemake.output.changes)
     files.write_csv(counts, snakemake.output.counts)
@@ -24,7 +26,10 @@ def _named(table: pd.DataFrame, strings: dict) -> pd.DataFrame:
     if table.empty:
         return table
     return pd.concat(
-        [gradients.name_tokens(rows, strings[model]) for model, rows in table.groupby("model", sort=False)]
+        [
+            gradients.name_tokens(rows, strings[model])
+            for model, rows in table.groupby("model", sort=False)
+        ]
     )
 
 

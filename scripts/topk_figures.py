@@ -1,7 +1,3 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
 import pandas as pd
 
 from inputspace import figures, files, scripting, trajectory, vocab
@@ -9,12 +5,19 @@ from inputspace import figures, files, scripting, trajectory, vocab
 
 def main(snakemake):
     experiment, models = snakemake.wildcards.experiment, snakemake.params.models
-    strings = {m: vocab.read_table(path).token.to_numpy() for m, path in zip(models, snakemake.input.vocab)}
+    strings = {
+        m: vocab.read_table(path).token.to_numpy() for m, path in zip(models, snakemake.input.vocab)
+    }
     topk = pd.concat([trajectory.read(path, trajectory.TOPK) for path in snakemake.input.topk])
     first = topk[topk.seq == 0]
-    files.write_csv(first.assign(token=[strings[m][i] for m, i in zip(first.model, first.token_id)]), snakemake.output.table)
+    files.write_csv(
+        first.assign(token=[strings[m][i] for m, i in zip(first.model, first.token_id)]),
+        snakemake.output.table,
+    )
     title = f"{experiment}: top-{first['rank'].max()} predictions of sequence 0"
-    figures.topk_small_multiples(first, strings, snakemake.params.columns, title, snakemake.output.frames)
+    figures.topk_small_multiples(
+        first, strings, snakemake.params.columns, title, snakemake.output.frames
+    )
     figures.topk_animation(first, strings, title, snakemake.output.animation)
 
 

@@ -1,7 +1,3 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
 import pandas as pd
 
 from inputspace import analysis, figures, files, runs, scripting
@@ -21,7 +17,9 @@ def main(snakemake):
                 "nearest_neighbours": files.read_parquet(nearest).euclidean.to_numpy(),
             }
         )
-    files.write_parquet(pd.concat([c.assign(model=m) for m, c in curves.items()]), snakemake.output.densities)
+    files.write_parquet(
+        pd.concat([c.assign(model=m) for m, c in curves.items()]), snakemake.output.densities
+    )
     title = f"{experiment}: travel against vocabulary distances"
     figures.travel_against_vocabulary(curves, travel, title, snakemake.output.figure)
 

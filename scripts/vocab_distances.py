@@ -1,7 +1,3 @@
-import sys
-
-sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821 (the package, however deployed)
-
 import torch
 
 from inputspace import files, geometry, scripting, vocab
@@ -13,11 +9,17 @@ def main(snakemake):
     generator = torch.Generator().manual_seed(snakemake.params.seed)
     pairs = geometry.random_pair_table(matrix, table, snakemake.params.pairs, generator)
     files.write_parquet(pairs, snakemake.output.pairs)
-    nearest = geometry.nearest_neighbour_table(matrix, table, snakemake.params.neighbours, generator)
+    nearest = geometry.nearest_neighbour_table(
+        matrix, table, snakemake.params.neighbours, generator
+    )
     files.write_parquet(nearest, snakemake.output.nearest)
-    print(f"median random-pair distance {pairs.euclidean.median():.4g}, median nearest-neighbour distance "
-          f"{nearest.euclidean.median():.4g} (of {len(nearest):,} sampled tokens among "
-          f"{int(table.is_regular.sum()):,} regular ones; {int(table.is_special.sum()):,} special tokens excluded)")
+    print(
+        f"median random-pair distance {pairs.euclidean.median():.4g}, "
+        "median nearest-neighbour distance "
+        f"{nearest.euclidean.median():.4g} (of {len(nearest):,} sampled tokens among "
+        f"{int(table.is_regular.sum()):,} regular ones; "
+        f"{int(table.is_special.sum()):,} special tokens excluded)"
+    )
 
 
 scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

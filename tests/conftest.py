@@ -6,6 +6,7 @@ Tests must not mutate the models in `tiny_models`; load a fresh copy from
 """
 
 import os
+import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -16,9 +17,25 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-from inputspace import models, sources  # noqa: E402
+from inputspace import engine, experiments, models, recorder, sources  # noqa: E402
+from inputspace import vocab as vocab_module  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """This workflow's snakemake, run in `workdir` with `args`."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        *args,
+    ]
+
 
 # Name in the fixtures' dicts -> tiny architecture.
 TINY_ARCHITECTURES = {"modernbert": "modernbert", "llama": "llama"}
@@ -46,5 +63,59 @@ def tiny_folders(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_models(tiny_folders) -> dict[str, models.LanguageModel]:
-    """{"modernbert": LanguageModel, "llama": LanguageModel} loaded from `tiny_folders` (read-only)."""
+    """{"modernbert": LanguageModel, "llama": LanguageModel} from `tiny_folders` (read-only)."""
     return {name: models.load(folder) for name, folder in tiny_folders.items()}
+
+
+def loss_gradient(lm: models.LanguageModel, point, flat: torch.Tensor) -> torch.Tensor:
+    """The gradient of the landscape's loss at `flat`: the first-order reference the
+    Hessian-vector products are checked against."""
+    from inputspace import landscape
+
+    x = flat.detach().to(lm.device).requires_grad_(True)
+    (grad,) = torch.autograd.grad(landscape.loss(lm, point, x), x)
+    return grad
+
+
+# ------------------------------------------------------------------ engine runs on tiny models
+
+KINDS = ["modernbert", "llama"]
+PAIRS = {
+    "sequences": {"kind": "pairs", "file": "prompts/pairs.tsv", "count": 4},
+    "watch": [" neigh"],
+}
+
+
+def make_problem(lm, repo_root, experiment=PAIRS):
+    """(problem, landmarks) of the tiny pairs experiment."""
+    matrix = lm.vocab_embeddings()
+    table = vocab_module.vocabulary_table(lm, matrix)
+    return experiments.build_problem(
+        lm, experiment, matrix, vocab_module.regular_ids(table), base=repo_root
+    )
+
+
+def settings(**overrides):
+    values = dict(steps=40, lr=0.01, checkpoint_every=10)
+    return engine.Settings(**{**values, **overrides})
+
+
+LOGGING = recorder.Logging(log_points=4)
+
+
+def recorded(lm, made, run_settings, logging=LOGGING, **options):
+    """Run the engine with a recorder; the recorder's result."""
+    problem, landmarks = made
+    watcher = recorder.Recorder(problem.batch, landmarks, logging, run_settings.steps, lm.device)
+    run = engine.optimise(lm, problem, run_settings, watcher, progress=False, **options)
+    return watcher.result(run.end)
+
+
+@pytest.fixture(scope="session")
+def finished(tiny_models, repo_root):
+    """One run of the tiny pairs experiment per architecture, shared by read-only tests."""
+    out = {}
+    for name in KINDS:
+        made = make_problem(tiny_models[name], repo_root)
+        out[name] = (made[0], made[1], recorded(tiny_models[name], made, settings()))
+    return out

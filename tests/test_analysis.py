@@ -6,7 +6,11 @@ import torch
 from inputspace import analysis, runs, summary
 
 
-def steps_table(kl_by_seq: dict[int, list[float]], l2_by_seq: dict[int, list[float]], stopped: dict | None = None) -> pd.DataFrame:
+def steps_table(
+    kl_by_seq: dict[int, list[float]],
+    l2_by_seq: dict[int, list[float]],
+    stopped: dict | None = None,
+) -> pd.DataFrame:
     """`stopped[seq]`: the step after which the stopping rule took it out (its rows then
     hold its last values, inactive, as the recorder writes them)."""
     stopped = stopped or {}
@@ -15,8 +19,16 @@ def steps_table(kl_by_seq: dict[int, list[float]], l2_by_seq: dict[int, list[flo
         last = stopped.get(seq, len(kls))
         for step in range(len(kls)):
             held = min(step, last)
-            rows.append({"model": "m", "seq": seq, "step": step, "active": step <= last, "kl": kls[held],
-                         "l2_total": l2_by_seq[seq][held]})
+            rows.append(
+                {
+                    "model": "m",
+                    "seq": seq,
+                    "step": step,
+                    "active": step <= last,
+                    "kl": kls[held],
+                    "l2_total": l2_by_seq[seq][held],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -31,16 +43,24 @@ def test_convergence_by_hand():
     assert table.final_l2_total[0] == 10
     assert table.l2_growth_last_tenth[0] == pytest.approx(0.1)  # from step 9 to step 10 of 10
     assert table.l2_growth_last_tenth[1] == 0
-    assert table.steps_past_threshold[0] == 8 and table.l2_growth_past_threshold[0] == pytest.approx(0.8)
+    assert table.steps_past_threshold[0] == 8 and table.l2_growth_past_threshold[
+        0
+    ] == pytest.approx(0.8)
 
 
 def test_convergence_of_a_stopped_sequence_counts_its_optimised_steps_only():
     """Stopped at step 5 of 10: travel is judged over steps 0-5, not over the held rows."""
-    steps = steps_table({0: [1.0, 0.5, 0.009, 0.005, 0.004, 0.004] + [9.0] * 5}, {0: list(range(11))}, stopped={0: 5})
+    steps = steps_table(
+        {0: [1.0, 0.5, 0.009, 0.005, 0.004, 0.004] + [9.0] * 5},
+        {0: list(range(11))},
+        stopped={0: 5},
+    )
     row = analysis.convergence(steps).iloc[0]
     assert row.steps_optimised == 5 and row.final_kl == 0.004
     assert row.final_l2_total == 5
-    assert row.l2_growth_last_tenth == pytest.approx(1 / 5)  # step 4 (the last at or below 4.5) to 5
+    assert row.l2_growth_last_tenth == pytest.approx(
+        1 / 5
+    )  # step 4 (the last at or below 4.5) to 5
     assert row.steps_past_threshold == 3 and row.l2_growth_past_threshold == pytest.approx(3 / 5)
 
 
@@ -52,8 +72,15 @@ def test_moves_take_only_optimised_positions(tmp_path):
     trainable = torch.tensor([[False, True, True], [False, True, False]])
     ids = torch.zeros(2, 3, dtype=torch.long)
     path = tmp_path / "embeddings.safetensors"
-    written = runs.RunEmbeddings(start, end, ids, torch.ones_like(ids), trainable, torch.tensor([2, 1]),
-                                 logged={10: end * 0.5, 1: end * 0.1})
+    written = runs.RunEmbeddings(
+        start,
+        end,
+        ids,
+        torch.ones_like(ids),
+        trainable,
+        torch.tensor([2, 1]),
+        logged={10: end * 0.5, 1: end * 0.1},
+    )
     written.write(path)
     read = runs.RunEmbeddings.read(path)
     assert list(read.logged) == [1, 10] and torch.equal(read.logged[10], end * 0.5)
@@ -86,12 +113,21 @@ def tokens_table(nearest_by_step: list[int], token_id: int = 7) -> pd.DataFrame:
     n = len(nearest_by_step)
     return pd.DataFrame(
         {
-            "model": "m", "seq": 0, "pos": 1, "step": [10 * i for i in range(n)], "token_id": token_id,
-            "l2": np.linspace(0, 1, n), "nearest_euclidean_id": nearest_by_step,
-            "nearest_euclidean": np.linspace(0.0, 0.5, n), "nearest_cosine_id": [token_id] * n,
-            "nearest_cosine": 1.0, "heading_id": [-1] + [3] * (n - 1),
+            "model": "m",
+            "seq": 0,
+            "pos": 1,
+            "step": [10 * i for i in range(n)],
+            "token_id": token_id,
+            "l2": np.linspace(0, 1, n),
+            "nearest_euclidean_id": nearest_by_step,
+            "nearest_euclidean": np.linspace(0.0, 0.5, n),
+            "nearest_cosine_id": [token_id] * n,
+            "nearest_cosine": 1.0,
+            "heading_id": [-1] + [3] * (n - 1),
             "heading_cosine": [np.nan] + [0.2] * (n - 1),
-            "watch_ids": [[3, 4]] * n, "watch_cosines": [[0.2, 0.1]] * n, "watch_ranks": [[1, 9]] * n,
+            "watch_ids": [[3, 4]] * n,
+            "watch_cosines": [[0.2, 0.1]] * n,
+            "watch_ranks": [[1, 9]] * n,
         }
     )
 
@@ -118,7 +154,9 @@ def test_headings_one_row_per_watch_token_at_the_last_step():
 
 def test_density_curves_share_a_grid_and_integrate_to_one():
     rng = np.random.default_rng(1)
-    curves = analysis.density_curves({"a": rng.normal(3, 0.3, 500), "b": rng.normal(1, 0.2, 500), "one": np.ones(3)})
+    curves = analysis.density_curves(
+        {"a": rng.normal(3, 0.3, 500), "b": rng.normal(1, 0.2, 500), "one": np.ones(3)}
+    )
     dx = curves.x[1] - curves.x[0]
     assert curves.a.sum() * dx == pytest.approx(1, abs=0.02)
     assert curves.b.sum() * dx == pytest.approx(1, abs=0.02)
@@ -128,21 +166,57 @@ def test_density_curves_share_a_grid_and_integrate_to_one():
 def run_tables(final_kl: list[float]) -> summary.RunTables:
     n = len(final_kl)
     return summary.RunTables(
-        convergence=pd.DataFrame({"model": "a", "seq": range(n), "steps_to_threshold": [5.0] * n, "final_kl": final_kl,
-                                  "final_l2_total": 1.0, "l2_growth_last_tenth": 0.01}),
-        curves=pd.DataFrame({"model": "a", "seq": [*range(n)] * 2, "step": [0] * n + [1] * n,
-                             "kl": [1.0] * n + final_kl}),
-        displacement=pd.DataFrame([{"model": "a", "median_l2": 0.5, "max_l2": 1.0, "max_abs_dimension": 0.1,
-                                    "share_below_small": 0.95, "top_dimensions_share": 0.02,
-                                    "token_l2_max_over_median": 2.0}]),
-        counts=pd.DataFrame({"model": "a", "measure": ["euclidean", "cosine"], "tokens": 10, "changed": [1, 0],
-                             "fraction_changed": [0.1, 0.0]}),
+        convergence=pd.DataFrame(
+            {
+                "model": "a",
+                "seq": range(n),
+                "steps_to_threshold": [5.0] * n,
+                "final_kl": final_kl,
+                "final_l2_total": 1.0,
+                "l2_growth_last_tenth": 0.01,
+            }
+        ),
+        curves=pd.DataFrame(
+            {
+                "model": "a",
+                "seq": [*range(n)] * 2,
+                "step": [0] * n + [1] * n,
+                "kl": [1.0] * n + final_kl,
+            }
+        ),
+        displacement=pd.DataFrame(
+            [
+                {
+                    "model": "a",
+                    "median_l2": 0.5,
+                    "max_l2": 1.0,
+                    "max_abs_dimension": 0.1,
+                    "share_below_small": 0.95,
+                    "top_dimensions_share": 0.02,
+                    "token_l2_max_over_median": 2.0,
+                }
+            ]
+        ),
+        counts=pd.DataFrame(
+            {
+                "model": "a",
+                "measure": ["euclidean", "cosine"],
+                "tokens": 10,
+                "changed": [1, 0],
+                "fraction_changed": [0.1, 0.0],
+            }
+        ),
     )
 
 
 def test_summary_markdown_names_every_model_and_claim():
-    part = summary.section("rand", {"models": ["a"], "sequences": {"kind": "random"}}, {"a": "causal"},
-                           run_tables([0.001, 0.2]), {"a": 2.0})
+    part = summary.section(
+        "rand",
+        {"models": ["a"], "sequences": {"kind": "random"}},
+        {"a": "causal"},
+        run_tables([0.001, 0.2]),
+        {"a": 2.0},
+    )
     text = summary.markdown([part], "header")
     assert "Experiment 5" in text and "| measured | a |" in text
     assert "1 / 2" in text and "25.0%" in text and "10.0%; 0.0% of 10 tokens" in text
@@ -152,12 +226,24 @@ def test_summary_markdown_names_every_model_and_claim():
 def test_verdicts_only_at_converged_runs():
     """9 of 10 below 1e-2 with mean below it: judged; 8 of 10: every claim 'not measured'."""
     judged = summary.study_verdicts("random", "causal", run_tables([0.001] * 9 + [0.05]), "a", 2.0)
-    assert judged["verdict: converges (KL < 1e-2 for 90% of sequences, mean < 1e-2)"].startswith("reproduced")
+    assert judged["verdict: converges (KL < 1e-2 for 90% of sequences, mean < 1e-2)"].startswith(
+        "reproduced"
+    )
     assert judged["verdict: mean KL under 1e-2 in fewer than 1,000 steps"].startswith("reproduced")
-    assert judged["verdict: nearly all dimensions moved less than 0.02"].startswith("reproduced")  # 95%
-    assert judged["verdict: some tokens back-project to different tokens"].startswith("reproduced")  # 10%
+    assert judged["verdict: nearly all dimensions moved less than 0.02"].startswith(
+        "reproduced"
+    )  # 95%
+    assert judged["verdict: some tokens back-project to different tokens"].startswith(
+        "reproduced"
+    )  # 10%
     masked = summary.study_verdicts("random", "masked", run_tables([0.001] * 10), "a", 2.0)
-    assert masked["verdict: no token back-projects to a different token"].startswith("NOT reproduced")
-    short = summary.study_verdicts("random", "causal", run_tables([0.001] * 8 + [0.05] * 2), "a", 2.0)
-    assert short["verdict: converges (KL < 1e-2 for 90% of sequences, mean < 1e-2)"].startswith("NOT")
+    assert masked["verdict: no token back-projects to a different token"].startswith(
+        "NOT reproduced"
+    )
+    short = summary.study_verdicts(
+        "random", "causal", run_tables([0.001] * 8 + [0.05] * 2), "a", 2.0
+    )
+    assert short["verdict: converges (KL < 1e-2 for 90% of sequences, mean < 1e-2)"].startswith(
+        "NOT"
+    )
     assert short["verdict: travel small next to random vocabulary pairs"].startswith("not measured")

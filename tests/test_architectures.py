@@ -8,14 +8,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import loss_gradient
 
 from inputspace import engine, experiments, landscape, models, sources, tiny
-from inputspace.errors import InputspaceError
 from inputspace import vocab as vocab_module
+from inputspace.errors import InputspaceError
 from inputspace.sequences import from_prompts
 
 ARCHITECTURES = sorted(tiny.ARCHITECTURES)
-PROMPTS = ["The animal that says bark is a [MASK].", "One plus one is [MASK].", "The capital of Italy is [MASK]."]
+PROMPTS = [
+    "The animal that says bark is a [MASK].",
+    "One plus one is [MASK].",
+    "The capital of Italy is [MASK].",
+]
 PAIRS = {"sequences": {"kind": "pairs", "file": "prompts/pairs.tsv", "count": 3}}
 
 
@@ -25,7 +30,9 @@ def prepared(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("architectures")
     folders = {}
     for name in ARCHITECTURES:
-        model, tokenizer = tiny.build(tiny.TinySpec(architecture=name, hidden_size=32, intermediate_size=64))
+        model, tokenizer = tiny.build(
+            tiny.TinySpec(architecture=name, hidden_size=32, intermediate_size=64)
+        )
         saved = root / "saved" / name
         model.save_pretrained(saved)
         tokenizer.save_pretrained(saved)
@@ -41,7 +48,13 @@ def loaded(prepared) -> dict[str, models.LanguageModel]:
 
 def test_the_matrix_covers_both_kinds(loaded):
     kinds = {name: lm.kind for name, lm in loaded.items()}
-    assert {k for k, v in kinds.items() if v == "masked"} == {"modernbert", "bert", "roberta", "distilbert", "deberta_v2"}
+    assert {k for k, v in kinds.items() if v == "masked"} == {
+        "modernbert",
+        "bert",
+        "roberta",
+        "distilbert",
+        "deberta_v2",
+    }
     assert len([k for k, v in kinds.items() if v == "causal"]) == 11
 
 
@@ -56,10 +69,14 @@ def test_site_logits_are_the_models_own(loaded, name):
         ours = lm.logits_at(batch.embeddings, batch.attention_mask, batch.sites)
         for row in range(len(batch)):
             length = int(batch.attention_mask[row].sum())
-            alone = lm.model(input_ids=batch.ids[row : row + 1, :length]).logits[0, batch.sites[row]]
+            alone = lm.model(input_ids=batch.ids[row : row + 1, :length]).logits[
+                0, batch.sites[row]
+            ]
             torch.testing.assert_close(ours[row], alone, rtol=1e-5, atol=1e-5)
         padded = lm.model(input_ids=batch.ids, attention_mask=batch.attention_mask).logits
-        torch.testing.assert_close(ours, padded[torch.arange(len(batch)), batch.sites], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            ours, padded[torch.arange(len(batch)), batch.sites], rtol=1e-5, atol=1e-5
+        )
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
@@ -67,7 +84,9 @@ def test_embed_is_what_the_model_consumes(loaded, name):
     lm = loaded[name]
     batch = from_prompts(lm, PROMPTS[:1])
     seen = []
-    handle = lm.model.get_input_embeddings().register_forward_hook(lambda module, args, out: seen.append(out))
+    handle = lm.model.get_input_embeddings().register_forward_hook(
+        lambda module, args, out: seen.append(out)
+    )
     try:
         with torch.no_grad():
             from_ids = lm.model(input_ids=batch.ids).logits
@@ -95,16 +114,22 @@ def test_gradient_and_hessian_vector_products_by_taylor_tests(prepared, name):
     x = point.flat()
     v = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     v *= x.norm() / v.norm() * 0.1
-    gradient = landscape.gradient(lm, point, x)
+    gradient = loss_gradient(lm, point, x)
     product = landscape.hessian_vector_products(lm, point, x, v.unsqueeze(0))[0]
     with torch.no_grad():
         base = landscape.loss(lm, point, x)
-        loss_remainder = [float(abs(landscape.loss(lm, point, x + h * v) - base - h * (gradient @ v)))
-                          for h in (0.2, 0.1, 0.05)]
-    gradient_remainder = [float((landscape.gradient(lm, point, x + h * v) - gradient - h * product).norm())
-                          for h in (0.2, 0.1, 0.05)]
+        loss_remainder = [
+            float(abs(landscape.loss(lm, point, x + h * v) - base - h * (gradient @ v)))
+            for h in (0.2, 0.1, 0.05)
+        ]
+    gradient_remainder = [
+        float((loss_gradient(lm, point, x + h * v) - gradient - h * product).norm())
+        for h in (0.2, 0.1, 0.05)
+    ]
     for remainders in (loss_remainder, gradient_remainder):
-        assert remainders[1] < 0.35 * remainders[0] and remainders[2] < 0.35 * remainders[1], remainders
+        assert remainders[1] < 0.35 * remainders[0] and remainders[2] < 0.35 * remainders[1], (
+            remainders
+        )
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
@@ -112,13 +137,17 @@ def test_engine_lowers_the_kl_and_keeps_frozen_positions(loaded, name, repo_root
     lm = loaded[name]
     matrix = lm.vocab_embeddings()
     table = vocab_module.vocabulary_table(lm, matrix)
-    problem, _ = experiments.build_problem(lm, PAIRS, matrix, vocab_module.regular_ids(table), base=repo_root)
+    problem, _ = experiments.build_problem(
+        lm, PAIRS, matrix, vocab_module.regular_ids(table), base=repo_root
+    )
     settings = engine.Settings(steps=20, lr=0.01)
     run = engine.optimise(lm, problem, settings, progress=False)
     batch = problem.batch
     with torch.no_grad():
-        before = engine.kl_divergence(lm.logits_at(batch.embeddings, batch.attention_mask, batch.sites),
-                                      problem.target_logprobs)
+        before = engine.kl_divergence(
+            lm.logits_at(batch.embeddings, batch.attention_mask, batch.sites),
+            problem.target_logprobs,
+        )
     assert run.kl.sum() < 0.9 * before.sum()
     frozen = ~batch.trainable
     assert frozen.any()
@@ -138,6 +167,21 @@ def test_embeddings_driven_to_infinity_stop_the_run_at_step_one(loaded, name, re
     lm = loaded[name]
     matrix = lm.vocab_embeddings()
     table = vocab_module.vocabulary_table(lm, matrix)
-    problem, _ = experiments.build_problem(lm, PAIRS, matrix, vocab_module.regular_ids(table), base=repo_root)
+    problem, _ = experiments.build_problem(
+        lm, PAIRS, matrix, vocab_module.regular_ids(table), base=repo_root
+    )
     with pytest.raises(InputspaceError, match="non-finite embeddings at step 1 in sequence 0"):
         engine.optimise(lm, problem, engine.Settings(steps=5, lr=1e20), progress=False)
+
+
+@pytest.mark.parametrize("name", ["deberta_v2", "gemma2"])
+def test_an_architecture_without_sdpa_gets_eager_on_auto_and_a_line_when_chosen(
+    prepared, name, monkeypatch
+):
+    """On a GPU, auto means sdpa, which these two architectures lack in transformers 5.23:
+    auto falls back to eager; a config that asks for sdpa is told what to set."""
+    told = "does not support attention 'sdpa'; set attention: eager"
+    with pytest.raises(InputspaceError, match=told):
+        models.load(prepared[name], attention="sdpa")
+    monkeypatch.setattr(models, "attention_for", lambda device, setting: "sdpa")
+    assert models.load(prepared[name]).model.config._attn_implementation == "eager"

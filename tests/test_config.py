@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inputspace.config import load_schema, validated
+from inputspace.config import check_experiment, checked, load_schema, validated
 from inputspace.errors import ConfigError, InputspaceError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,3 +132,68 @@ def test_names_with_a_trailing_newline_are_rejected(section):
             "sequences": {"kind": "prompt", "prompt": "x [MASK]"},
         }
     error_of(config)
+
+
+def test_defaults_inside_a_filled_default_and_a_chosen_branch_are_filled():
+    config = base_config()
+    experiment = config["experiments"]["random_sentences"]
+    experiment.pop("optimize", None)
+    experiment["landscape"] = {}
+    filled = validated(config, SCHEMA)["experiments"]["random_sentences"]
+    assert filled["optimize"]["checkpoint_every"] == 50 and filled["optimize"]["stop"] is None
+    assert filled["landscape"]["solve_below"] == 0.001 and filled["watch_pieces"] == "first"
+    experiment["optimize"] = {"stop": {"below": 0.01}}
+    stop = validated(config, SCHEMA)["experiments"]["random_sentences"]["optimize"]["stop"]
+    assert stop == {"below": 0.01, "patience": 1}
+
+
+def test_schema_keeps_defaults_out_of_alternatives():
+    """Defaults are filled while validating; inside oneOf/anyOf a branch that does not
+    match would still leave its defaults behind, unless it is an object branch (the only
+    one whose properties apply to an object)."""
+
+    def walk(node, inside_alternative=False):
+        if isinstance(node, dict):
+            if inside_alternative and node.get("type") != "object":
+                assert "default" not in node.get("properties", {}), node
+            for key, value in node.items():
+                walk(value, inside_alternative or key in ("oneOf", "anyOf"))
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, inside_alternative)
+
+    walk(SCHEMA)
+
+
+def checked_experiment(without: str | None = None, **changes) -> None:
+    experiment = copy.deepcopy(validated(base_config(), SCHEMA)["experiments"]["random_sentences"])
+    experiment.update(changes)
+    experiment.pop(without, None)
+    check_experiment("random_sentences", experiment, REPO)
+
+
+def test_semantic_checks_name_the_key():
+    with pytest.raises(
+        ConfigError,
+        match=r"experiments.random_sentences.sequences: min_length 9 exceeds max_length 4",
+    ):
+        checked_experiment(
+            sequences={"kind": "random", "count": 2, "min_length": 9, "max_length": 4}
+        )
+    with pytest.raises(
+        ConfigError, match=r"experiments.random_sentences: random sequences need a target"
+    ):
+        checked_experiment(without="target")
+    with pytest.raises(ConfigError, match=r"landscape study needs random sequences"):
+        checked_experiment(
+            sequences={"kind": "prompt", "prompt": "A dog is a [MASK]."}, landscape={}
+        )
+    with pytest.raises(
+        ConfigError, match=r"case_study: a case study needs sequences of kind prompt"
+    ):
+        checked_experiment(case_study={"word": "dog", "toward": "cat"})
+
+
+def test_shipped_configs_pass_the_semantic_checks():
+    for path in ("config.yaml", "configs/paper.yaml", "configs/tiny.yaml"):
+        checked(yaml.safe_load((REPO / path).read_text()), SCHEMA, REPO)

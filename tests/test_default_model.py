@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from inputspace import models, sources
+from inputspace import models, sequences, sources
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_capital_of_france_is_paris(smollm2):
     # This tokenizer adds no special tokens: every id is a regular one.
     assert not set(ids) & set(lm.special_ids)
     assert lm.tokenizer.decode(ids) == "The capital of France is"
-    batch, mask = models.pad_batch([ids, ids[:2]], lm.tokenizer.pad_token_id)
+    batch, mask = sequences.pad_batch([ids, ids[:2]], lm.tokenizer.pad_token_id)
     sites = lm.prediction_sites(batch, mask)
     assert sites.tolist() == [len(ids) - 1, 1]
     logits = lm.logits_at(lm.embed(batch), mask, sites)

@@ -7,46 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import KINDS, make_problem, recorded, settings
 
-from inputspace import engine, experiments, recorder, runs, trajectory
-from inputspace import vocab as vocab_module
+from inputspace import engine, recorder, runs, trajectory
 from inputspace.errors import InputspaceError
-
-KINDS = ["modernbert", "llama"]
-PAIRS = {"sequences": {"kind": "pairs", "file": "prompts/pairs.tsv", "count": 4}, "watch": [" neigh"]}
-
-
-def make_problem(lm, repo_root, experiment=PAIRS):
-    """(problem, landmarks) of the tiny pairs experiment."""
-    matrix = lm.vocab_embeddings()
-    table = vocab_module.vocabulary_table(lm, matrix)
-    return experiments.build_problem(lm, experiment, matrix, vocab_module.regular_ids(table), base=repo_root)
-
-
-def settings(**overrides):
-    values = dict(steps=40, lr=0.01, checkpoint_every=10)
-    return engine.Settings(**{**values, **overrides})
-
-
-LOGGING = recorder.Logging(log_points=4)
-
-
-def recorded(lm, made, run_settings, logging=LOGGING, **options):
-    """Run the engine with a recorder; the recorder's result."""
-    problem, landmarks = made
-    watcher = recorder.Recorder(problem.batch, landmarks, logging, run_settings.steps, lm.device)
-    run = engine.optimise(lm, problem, run_settings, watcher, progress=False, **options)
-    return watcher.result(run.end)
-
-
-@pytest.fixture(scope="module")
-def finished(tiny_models, repo_root):
-    """One run per architecture, shared by the read-only tests below."""
-    out = {}
-    for name in KINDS:
-        made = make_problem(tiny_models[name], repo_root)
-        out[name] = (made[0], made[1], recorded(tiny_models[name], made, settings()))
-    return out
 
 
 def test_log_schedule_by_hand():
@@ -75,7 +39,9 @@ def test_special_and_padding_embeddings_are_bit_identical(finished, name):
     frozen = ~problem.batch.trainable
     assert frozen.any() and (~problem.batch.attention_mask.bool()).any()  # padding exists
     assert torch.equal(result.end[frozen], result.start[frozen])
-    assert not torch.equal(result.end[problem.batch.trainable], result.start[problem.batch.trainable])
+    assert not torch.equal(
+        result.end[problem.batch.trainable], result.start[problem.batch.trainable]
+    )
 
 
 def test_model_weights_get_no_gradients(tiny_models, finished):
@@ -147,11 +113,16 @@ def test_frozen_prefix_changes_no_result(tiny_models, repo_root, finished, monke
 
 
 def written(result, problem, folder):
-    outputs = type("Out", (), {k: str(folder / f"{k}.parquet") for k in ("steps", "tokens", "topk")})()
+    outputs = type(
+        "Out", (), {k: str(folder / f"{k}.parquet") for k in ("steps", "tokens", "topk")}
+    )()
     outputs.embeddings = str(folder / "embeddings.safetensors")
     folder.mkdir(parents=True, exist_ok=True)
-    runs.write(result, problem.batch, "tiny", "pairs", outputs)
-    return {k: trajectory.read(getattr(outputs, k), getattr(trajectory, k.upper())) for k in ("steps", "tokens", "topk")}
+    runs.write_run(result, problem.batch, "tiny", "pairs", outputs)
+    return {
+        k: trajectory.read(getattr(outputs, k), getattr(trajectory, k.upper()))
+        for k in ("steps", "tokens", "topk")
+    }
 
 
 def test_two_runs_write_identical_parquet(tiny_models, repo_root, tmp_path):
@@ -163,7 +134,9 @@ def test_two_runs_write_identical_parquet(tiny_models, repo_root, tmp_path):
         tables.append(written(result, made[0], tmp_path / attempt))
     for name in ("steps", "tokens", "topk"):
         pd.testing.assert_frame_equal(tables[0][name], tables[1][name])
-    assert (tmp_path / "a/steps.parquet").read_bytes() == (tmp_path / "b/steps.parquet").read_bytes()
+    assert (tmp_path / "a/steps.parquet").read_bytes() == (
+        tmp_path / "b/steps.parquet"
+    ).read_bytes()
 
 
 def test_tables_follow_the_schemas(finished, tmp_path):
@@ -182,7 +155,7 @@ KILL_AT_CHECKPOINT = textwrap.dedent(
     from pathlib import Path
     from inputspace import engine, models
     sys.path.insert(0, {tests!r})
-    from test_engine import make_problem, recorded, settings
+    from conftest import make_problem, recorded, settings
 
     real_save = engine._save_checkpoint
     def save_then_die(path, fingerprint, state):
@@ -191,24 +164,33 @@ KILL_AT_CHECKPOINT = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, like a killed job
     engine._save_checkpoint = save_then_die
     lm = models.load({folder!r})
-    recorded(lm, make_problem(lm, Path({repo!r})), settings(), checkpoint=Path({checkpoint!r}), fingerprint="fp")
+    made = make_problem(lm, Path({repo!r}))
+    recorded(lm, made, settings(), checkpoint=Path({checkpoint!r}), fingerprint="fp")
     """
 )
 
 
-def test_killed_run_resumes_to_the_same_result(tiny_folders, tiny_models, repo_root, tmp_path, finished):
+def test_killed_run_resumes_to_the_same_result(
+    tiny_folders, tiny_models, repo_root, tmp_path, finished
+):
     checkpoint = tmp_path / "run.pt"
     script = KILL_AT_CHECKPOINT.format(
-        tests=str(repo_root / "tests"), folder=str(tiny_folders["llama"]), repo=str(repo_root),
+        tests=str(repo_root / "tests"),
+        folder=str(tiny_folders["llama"]),
+        repo=str(repo_root),
         checkpoint=str(checkpoint),
     )
-    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert checkpoint.is_file()
     assert torch.load(checkpoint, weights_only=False)["run"]["step"] == 20
 
     lm = tiny_models["llama"]
-    resumed = recorded(lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp")
+    resumed = recorded(
+        lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp"
+    )
     whole = finished["llama"][2]
     assert torch.equal(resumed.end, whole.end)
     for name in whole.steps:
@@ -222,7 +204,9 @@ def test_checkpoint_of_other_settings_is_ignored(tiny_models, repo_root, tmp_pat
     lm = tiny_models["llama"]
     checkpoint = tmp_path / "run.pt"
     engine._save_checkpoint(checkpoint, "other", {"run": {"step": 39}})
-    result = recorded(lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp")
+    result = recorded(
+        lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp"
+    )
     assert torch.equal(result.end, finished["llama"][2].end)
 
 
@@ -232,7 +216,16 @@ def test_non_finite_loss_names_step_and_sequence(tiny_models, repo_root, tmp_pat
     problem.target_logprobs[2, 5] = float("nan")
     checkpoint = tmp_path / "run.pt"
     with pytest.raises(InputspaceError) as error:
-        engine.optimise(lm, problem, settings(steps=30), None, checkpoint, "fp", label="tiny/pairs", progress=False)
+        engine.optimise(
+            lm,
+            problem,
+            settings(steps=30),
+            None,
+            checkpoint,
+            "fp",
+            label="tiny/pairs",
+            progress=False,
+        )
     message = str(error.value)
     assert "non-finite loss at step 0 in sequence 2" in message and "tiny/pairs" in message
     assert "\n" not in message
@@ -250,7 +243,9 @@ def test_non_finite_input_names_its_sequence(tiny_models, repo_root):
 def test_unknown_precision_is_refused(tiny_models, repo_root):
     lm = tiny_models["llama"]
     with pytest.raises(InputspaceError, match="precision"):
-        engine.optimise(lm, make_problem(lm, repo_root)[0], settings(precision="fp8"), progress=False)
+        engine.optimise(
+            lm, make_problem(lm, repo_root)[0], settings(precision="fp8"), progress=False
+        )
 
 
 class EveryStep:
@@ -313,18 +308,29 @@ def test_stopping_rule_leaves_the_others_unchanged(stopped_and_not):
     assert len(stayed) > 0
     torch.testing.assert_close(run_stop.end[stayed], run_all.end[stayed], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(
-        torch.stack(every_stop.kl)[:, stayed], torch.stack(every_all.kl)[:, stayed], rtol=1e-4, atol=1e-6
+        torch.stack(every_stop.kl)[:, stayed],
+        torch.stack(every_all.kl)[:, stayed],
+        rtol=1e-4,
+        atol=1e-6,
     )
     # and every sequence followed the same path up to where it stopped
     for seq in range(run_all.end.shape[0]):
-        stop = int(torch.nonzero(~torch.stack(every_stop.active)[:, seq])[0]) if not every_stop.active[-1][seq] else 40
-        torch.testing.assert_close(every_stop.points[stop][seq], every_all.points[stop][seq], rtol=1e-5, atol=1e-6)
+        stop = (
+            int(torch.nonzero(~torch.stack(every_stop.active)[:, seq])[0])
+            if not every_stop.active[-1][seq]
+            else 40
+        )
+        torch.testing.assert_close(
+            every_stop.points[stop][seq], every_all.points[stop][seq], rtol=1e-5, atol=1e-6
+        )
 
 
 def test_run_ends_when_every_sequence_has_stopped(tiny_models, repo_root):
     """Rows after the early end hold every sequence's last values, marked inactive."""
     lm = tiny_models["llama"]
-    result = recorded(lm, make_problem(lm, repo_root), settings(stop=engine.StopRule(below=10.0, patience=2)))
+    result = recorded(
+        lm, make_problem(lm, repo_root), settings(stop=engine.StopRule(below=10.0, patience=2))
+    )
     steps = pd.DataFrame(result.steps)
     assert len(steps) == 41 * 4
     assert steps[steps.step <= 1].active.all() and not steps[steps.step >= 2].active.any()

@@ -26,8 +26,20 @@ def pins(lines) -> dict[str, str]:
 def test_requirements_and_conda_env_pin_the_same_versions():
     requirements = pins((REPO / "requirements.txt").read_text().splitlines())
     env = yaml.safe_load((REPO / "envs/inputspace.yaml").read_text())
-    pip_lists = [dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict) and "pip" in dep]
+    pip_lists = [
+        dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict) and "pip" in dep
+    ]
     assert len(pip_lists) == 1
     conda = pins(pip_lists[0])
     assert requirements, "requirements.txt pins nothing"
     assert conda == requirements
+
+
+def test_scripts_and_rules_import_the_package_without_path_hacks():
+    """Jobs import inputspace from PYTHONPATH, set once by the workflow (rules/common.smk)."""
+    for path in [
+        *(REPO / "scripts").glob("*.py"),
+        *(REPO / "rules").glob("*.smk"),
+        REPO / "Snakefile",
+    ]:
+        assert "sys.path.insert" not in path.read_text(), path

@@ -12,11 +12,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import make_problem, recorded, settings
 
 from inputspace import config, engine, experiments, files, models, prompts, sources
-from inputspace.errors import DamagedFile, InputspaceError, InputspaceWarning, ModelUnavailable, PromptError, WriteFailed
-
-from test_engine import finished, make_problem, recorded, settings  # noqa: F401 (finished: a fixture)
+from inputspace.errors import (
+    DamagedFile,
+    InputspaceError,
+    InputspaceWarning,
+    ModelUnavailable,
+    PromptError,
+    WriteFailed,
+)
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -152,7 +158,10 @@ def test_a_changed_prepared_model_is_refused(tiny_folders, tmp_path, name):
 
 def test_pairs_file_with_bytes_that_are_not_utf8(tmp_path):
     path = tmp_path / "pairs.tsv"
-    path.write_bytes(b"source\ttarget\nA dog is a [MASK].\tA cat is a [MASK].\nA caf\xe9 is a [MASK].\tA [MASK].\n")
+    path.write_bytes(
+        b"source\ttarget\nA dog is a [MASK].\tA cat is a [MASK].\n"
+        b"A caf\xe9 is a [MASK].\tA [MASK].\n"
+    )
     with pytest.raises(PromptError) as error:
         prompts.read_pairs(path)
     message = one_line(error)
@@ -232,25 +241,33 @@ def test_a_watch_word_made_of_byte_fragments_is_an_error(tiny_models, word):
 # ------------------------------------------------------------------ checkpoints
 
 
-def test_a_checkpoint_with_code_in_it_is_set_aside_unrun(tiny_models, repo_root, tmp_path, finished):
+def test_a_checkpoint_with_code_in_it_is_set_aside_unrun(
+    tiny_models, repo_root, tmp_path, finished
+):
     lm = tiny_models["llama"]
     checkpoint = tmp_path / "run.pt"
     ran = tmp_path / "ran"
     torch.save({"fingerprint": "fp", "run": Planted(str(ran))}, checkpoint)
-    result = recorded(lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp")
+    result = recorded(
+        lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp"
+    )
     assert not ran.exists()
     assert (tmp_path / "run.pt.unreadable").is_file() and not checkpoint.exists()
     assert torch.equal(result.end, finished["llama"][2].end)  # started over
 
 
-def test_a_truncated_checkpoint_is_set_aside_and_the_run_starts_over(tiny_models, repo_root, tmp_path, finished):
+def test_a_truncated_checkpoint_is_set_aside_and_the_run_starts_over(
+    tiny_models, repo_root, tmp_path, finished
+):
     lm = tiny_models["llama"]
     checkpoint = tmp_path / "run.pt"
     run = engine.Descent(lm, make_problem(lm, repo_root)[0], settings())
     engine._save_checkpoint(checkpoint, "fp", {"run": run.state(), "observer": None})
     os.truncate(checkpoint, checkpoint.stat().st_size // 2)
     (tmp_path / "run.pt.unreadable").write_text("an earlier one")
-    result = recorded(lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp")
+    result = recorded(
+        lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp"
+    )
     assert (tmp_path / "run.pt.unreadable-2").stat().st_size > 0
     assert torch.equal(result.end, finished["llama"][2].end)
 
@@ -265,9 +282,19 @@ def test_checkpoints_load_as_data_only(tiny_models, repo_root, tmp_path, monkeyp
         shutil.copy(path, kept)
 
     monkeypatch.setattr(engine, "_save_checkpoint", save_and_keep)
-    recorded(lm, make_problem(lm, repo_root), settings(), checkpoint=tmp_path / "run.pt", fingerprint="fp")
+    recorded(
+        lm,
+        make_problem(lm, repo_root),
+        settings(),
+        checkpoint=tmp_path / "run.pt",
+        fingerprint="fp",
+    )
     loaded = torch.load(kept, weights_only=True)
-    assert loaded["fingerprint"] == "fp" and loaded["run"]["step"] == 40 and loaded["observer"]["token_rows"]
+    assert (
+        loaded["fingerprint"] == "fp"
+        and loaded["run"]["step"] == 40
+        and loaded["observer"]["token_rows"]
+    )
 
 
 # ------------------------------------------------------------------ non-finite runs
@@ -294,11 +321,15 @@ def test_nan_in_the_loss_at_a_step_stops_the_run_and_leaves_no_checkpoint(
     monkeypatch.setattr(engine, "kl_from_logprobs", poisoned)
     checkpoint = tmp_path / "run.pt"
     with pytest.raises(InputspaceError) as error:
-        recorded(lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp")
+        recorded(
+            lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp"
+        )
     assert "non-finite loss at step 23 in sequence 2" in one_line(error)
     assert not checkpoint.exists() and not files.partial_of(checkpoint).exists()
     monkeypatch.setattr(engine, "kl_from_logprobs", real)
-    result = recorded(lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp")
+    result = recorded(
+        lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp"
+    )
     assert torch.equal(result.end, finished["llama"][2].end)
 
 

@@ -12,9 +12,13 @@ from inputspace import geometry
 def known_points(n=20000, seed=0):
     """Points from a Gaussian with a known, deliberately anisotropic covariance."""
     generator = torch.Generator().manual_seed(seed)
-    mixing = torch.tensor([[2.0, 0.0, 0.0, 0.0], [0.5, 1.0, 0.0, 0.0], [0.0, 0.3, 0.2, 0.0], [0.1, 0.0, 0.0, 0.05]])
+    mixing = torch.tensor(
+        [[2.0, 0.0, 0.0, 0.0], [0.5, 1.0, 0.0, 0.0], [0.0, 0.3, 0.2, 0.0], [0.1, 0.0, 0.0, 0.05]]
+    )
     z = torch.randn(n, 4, generator=generator, dtype=torch.float64)
-    return (z @ mixing.T.double() + torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)).float()
+    return (
+        z @ mixing.T.double() + torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+    ).float()
 
 
 def test_fit_matches_numpy_mean_and_covariance():
@@ -46,7 +50,9 @@ def test_samples_match_the_fit():
     for column in z.T.numpy():
         assert stats.kstest(column, "norm").pvalue > 1e-3
     refit = geometry.fit_ellipse(drawn.float())
-    np.testing.assert_allclose(refit.covariance.numpy(), ellipse.covariance.numpy(), rtol=0.05, atol=0.03)
+    np.testing.assert_allclose(
+        refit.covariance.numpy(), ellipse.covariance.numpy(), rtol=0.05, atol=0.03
+    )
 
 
 def test_sampling_is_seeded():
@@ -100,7 +106,9 @@ def test_nearest_tokens_equals_brute_force(exclude_self, block_size):
     candidates = torch.arange(3, 40)
     queries = matrix[5:15] + 0.01 * torch.randn(10, 6, generator=generator)
     exclude = torch.arange(5, 15) if exclude_self else None
-    fast = geometry.nearest_tokens(queries, matrix, candidates, exclude=exclude, chunk_size=3, block_size=block_size)
+    fast = geometry.nearest_tokens(
+        queries, matrix, candidates, exclude=exclude, chunk_size=3, block_size=block_size
+    )
     for i, ((e_id, e), (c_id, c)) in enumerate(slow_nearest(queries, matrix, candidates, exclude)):
         assert fast.euclidean_id[i].item() == e_id
         assert fast.euclidean[i].item() == pytest.approx(e, rel=1e-5)
@@ -120,7 +128,9 @@ def test_nearest_distance_is_exact_for_small_moves():
 
 def test_pair_distances_by_hand():
     matrix = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [3.0, 4.0]])
-    euclid, cosine = geometry.pair_distances(matrix, torch.tensor([0, 0, 3]), torch.tensor([1, 2, 2]))
+    euclid, cosine = geometry.pair_distances(
+        matrix, torch.tensor([0, 0, 3]), torch.tensor([1, 2, 2])
+    )
     np.testing.assert_allclose(euclid.numpy(), [np.sqrt(2), 1.0, np.sqrt(1 + 16)], rtol=1e-6)
     np.testing.assert_allclose(cosine.numpy(), [1.0, 0.0, 1 - 3 / 5], atol=1e-6)
 
@@ -154,20 +164,34 @@ def test_distance_tables_use_regular_tokens_only():
     assert not set(pairs.token_a) & {0, 1} and not set(pairs.token_b) & {0, 1}
     assert (pairs.token_a != pairs.token_b).all()
     row = pairs.iloc[0]
-    assert row.euclidean == pytest.approx(torch.dist(matrix[row.token_a], matrix[row.token_b]).item(), rel=1e-5)
+    assert row.euclidean == pytest.approx(
+        torch.dist(matrix[row.token_a], matrix[row.token_b]).item(), rel=1e-5
+    )
 
     generator = torch.Generator().manual_seed(0)
-    nearest = geometry.nearest_neighbour_table(matrix, table, sample=1000, generator=generator, chunk_size=4)
-    assert list(nearest.token_id) == list(range(2, 30))  # the sample covers the vocabulary: all, exactly
+    nearest = geometry.nearest_neighbour_table(
+        matrix, table, sample=1000, generator=generator, chunk_size=4
+    )
+    assert list(nearest.token_id) == list(
+        range(2, 30)
+    )  # the sample covers the vocabulary: all, exactly
     assert (nearest.euclidean_neighbour != nearest.token_id).all()
     assert not set(nearest.euclidean_neighbour) & {0, 1}
     brute = torch.cdist(matrix[2:], matrix[2:]).fill_diagonal_(float("inf")).min(dim=1).values
     np.testing.assert_allclose(nearest.euclidean.to_numpy(), brute.numpy(), rtol=1e-5)
 
-    sampled = geometry.nearest_neighbour_table(matrix, table, sample=10, generator=generator, chunk_size=4)
-    assert len(sampled) == 10 and sampled.token_id.is_unique and sampled.token_id.is_monotonic_increasing
+    sampled = geometry.nearest_neighbour_table(
+        matrix, table, sample=10, generator=generator, chunk_size=4
+    )
+    assert (
+        len(sampled) == 10
+        and sampled.token_id.is_unique
+        and sampled.token_id.is_monotonic_increasing
+    )
     assert not set(sampled.token_id) & {0, 1}
-    np.testing.assert_allclose(sampled.euclidean.to_numpy(), brute[sampled.token_id.to_numpy() - 2].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        sampled.euclidean.to_numpy(), brute[sampled.token_id.to_numpy() - 2].numpy(), rtol=1e-5
+    )
 
 
 def test_projection_without_watch_tokens_and_for_unmoved_rows():
@@ -197,7 +221,9 @@ def test_cached_origin_terms_give_the_same_projection():
     assert too_big.chunks is None  # over the memory cap: recomputed per scan instead
     plain = geometry.project(current, origin, ids, index, watch, chunk_size=6)
     for terms in (cached, too_big):
-        other = geometry.project(current, origin, ids, index, watch, chunk_size=6, origin_terms=terms)
+        other = geometry.project(
+            current, origin, ids, index, watch, chunk_size=6, origin_terms=terms
+        )
         assert torch.equal(other.heading_id, plain.heading_id)
         torch.testing.assert_close(other.heading_cosine, plain.heading_cosine)
         assert torch.equal(other.watch_ranks, plain.watch_ranks)

@@ -28,10 +28,14 @@ def test_directional_derivative_matches_autograd(tiny_folders, name):
     lm.model.double()
     start = batch.embeddings.double()
     gradient, _ = gradients.input_gradient(lm, start, batch.attention_mask, batch.sites, target)
-    direction = torch.randn(start.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    direction = torch.randn(
+        start.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
 
     def loss(embeddings):
-        _, per_sequence = gradients.input_gradient(lm, embeddings, batch.attention_mask, batch.sites, target)
+        _, per_sequence = gradients.input_gradient(
+            lm, embeddings, batch.attention_mask, batch.sites, target
+        )
         return float(per_sequence.sum())
 
     h = 1e-4
@@ -52,11 +56,15 @@ def test_cross_entropy_and_kl_share_the_gradient(tiny_models, name):
     lm = tiny_models[name]
     batch = from_prompts(lm, [SOURCE])
     target = experiments.target_logprobs(lm, [TARGET])
-    ce_gradient, _ = gradients.input_gradient(lm, batch.embeddings, batch.attention_mask, batch.sites, target)
+    ce_gradient, _ = gradients.input_gradient(
+        lm, batch.embeddings, batch.attention_mask, batch.sites, target
+    )
     leaf = batch.embeddings.clone().requires_grad_(True)
     kl = F.kl_div(
-        F.log_softmax(lm.logits_at(leaf, batch.attention_mask, batch.sites), dim=-1), target,
-        log_target=True, reduction="sum",
+        F.log_softmax(lm.logits_at(leaf, batch.attention_mask, batch.sites), dim=-1),
+        target,
+        log_target=True,
+        reduction="sum",
     )
     (kl_gradient,) = torch.autograd.grad(kl, leaf)
     torch.testing.assert_close(ce_gradient, kl_gradient, rtol=1e-4, atol=1e-7)
@@ -96,9 +104,16 @@ def test_gradient_table_rows_and_columns(tiny_models, name):
     matrix, table, index = vocab_index(lm)
     batch = from_prompts(lm, [SOURCE])
     target = experiments.target_logprobs(lm, [TARGET])
-    gradient, _ = gradients.input_gradient(lm, batch.embeddings, batch.attention_mask, batch.sites, target)
+    gradient, _ = gradients.input_gradient(
+        lm, batch.embeddings, batch.attention_mask, batch.sites, target
+    )
     result = gradients.gradient_table(
-        batch.ids[0], batch.embeddings[0], gradient[0], batch.trainable[0], index, table.token.to_numpy()
+        batch.ids[0],
+        batch.embeddings[0],
+        gradient[0],
+        batch.trainable[0],
+        index,
+        table.token.to_numpy(),
     )
     assert len(result) == batch.ids.shape[1]
     np.testing.assert_allclose(result.grad_norm, gradient[0].norm(dim=1).numpy(), rtol=1e-6)
@@ -132,8 +147,18 @@ def test_follow_path_matches_brute_force(tiny_models, name):
     _, toward_ids = gradients.locate(lm.tokenizer, lm.manifest, TARGET, "neigh")
     start = batch.embeddings[0]
     moved = start.clone()
-    moved[positions] += 0.3 * torch.randn(len(positions), start.shape[1], generator=torch.Generator().manual_seed(2))
-    path = gradients.follow_path({0: start, 7: moved}, start, positions, batch.ids[0], torch.tensor(toward_ids), matrix, index)
+    moved[positions] += 0.3 * torch.randn(
+        len(positions), start.shape[1], generator=torch.Generator().manual_seed(2)
+    )
+    path = gradients.follow_path(
+        {0: start, 7: moved},
+        start,
+        positions,
+        batch.ids[0],
+        torch.tensor(toward_ids),
+        matrix,
+        index,
+    )
     assert len(path) == 2 * len(positions) * len(toward_ids)
     end = path[path.step == 7]
     candidates = vocab.regular_ids(table)
@@ -141,9 +166,13 @@ def test_follow_path_matches_brute_force(tiny_models, name):
         e, o, v = moved[row.pos], start[row.pos], matrix[row.toward_id]
         assert row.l2_travelled == pytest.approx(float((e - o).norm()), rel=1e-5)
         assert row.distance_to_toward == pytest.approx(float((e - v).norm()), rel=1e-5)
-        headings = torch.stack([
-            F.cosine_similarity(e - o, matrix[j] - o, dim=0) for j in candidates if j != row.token_id
-        ])
+        headings = torch.stack(
+            [
+                F.cosine_similarity(e - o, matrix[j] - o, dim=0)
+                for j in candidates
+                if j != row.token_id
+            ]
+        )
         toward = float(F.cosine_similarity(e - o, v - o, dim=0))
         assert row.toward_heading_cosine == pytest.approx(toward, abs=1e-5)
         assert row.toward_heading_rank == 1 + int((headings > toward + 1e-5).sum())

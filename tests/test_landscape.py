@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import loss_gradient
 from scipy.stats import wasserstein_distance
 
 from inputspace import engine, experiments, geometry, landscape, models, sequences, summary
@@ -50,7 +51,9 @@ def test_hessian_vector_products_equal_finite_differences_of_gradients(double_mo
     h = 1e-4
     analytic = landscape.hessian_vector_products(lm, point, x, v)
     for row in range(2):
-        numeric = (landscape.gradient(lm, point, x + h * v[row]) - landscape.gradient(lm, point, x - h * v[row])) / (2 * h)
+        numeric = (
+            loss_gradient(lm, point, x + h * v[row]) - loss_gradient(lm, point, x - h * v[row])
+        ) / (2 * h)
         assert analytic[row].norm() > 1e-4
         assert (analytic[row] - numeric).norm() <= 1e-3 * analytic[row].norm()
 
@@ -63,11 +66,15 @@ def test_batched_hessian_equals_autograd_hessian(double_models, name):
     x = point.flat()
     reference = torch.autograd.functional.hessian(lambda flat: landscape.loss(lm, point, flat), x)
     batched, asymmetry = landscape.hessian(lm, point, x, batch=48)  # 128 columns in 3 batches
-    torch.testing.assert_close(batched, (reference + reference.T) / 2, rtol=1e-6, atol=1e-8 * reference.abs().max())
+    torch.testing.assert_close(
+        batched, (reference + reference.T) / 2, rtol=1e-6, atol=1e-8 * reference.abs().max()
+    )
     assert asymmetry <= 1e-6 * torch.linalg.matrix_norm(reference, 2)
     spectrum = landscape.exact_spectrum(lm, point, x, batch=128)
     exact = torch.linalg.eigvalsh((reference + reference.T) / 2).flip(0).numpy()
-    np.testing.assert_allclose(spectrum.eigenvalues, exact, atol=1e-7 * exact[0])  # ModernBERT's fp32 rotary
+    np.testing.assert_allclose(
+        spectrum.eigenvalues, exact, atol=1e-7 * exact[0]
+    )  # ModernBERT's fp32 rotary
     assert spectrum.weights.sum() == pytest.approx(1.0)
 
 
@@ -96,7 +103,9 @@ def test_lanczos_quadrature_reproduces_the_moments_exactly():
     nodes, weights = landscape.lanczos_quadrature(lambda v: v @ matrix, starts, steps=6)
     unit = starts / starts.norm(dim=1, keepdim=True)
     for k in range(12):
-        exact = float(torch.einsum("pn,nm,pm->p", unit, torch.linalg.matrix_power(matrix, k), unit).mean())
+        exact = float(
+            torch.einsum("pn,nm,pm->p", unit, torch.linalg.matrix_power(matrix, k), unit).mean()
+        )
         assert float(np.sum(weights * nodes**k)) == pytest.approx(exact, rel=1e-9, abs=1e-12)
 
 
@@ -105,16 +114,24 @@ def test_slq_density_matches_the_exact_spectrum(six_token_spectra):
     assert len(exact.eigenvalues) == 384 and estimate.weights.sum() == pytest.approx(1.0)
     # the extremes are Ritz values after 60 steps: found to high accuracy
     assert estimate.eigenvalues[0] == pytest.approx(exact.eigenvalues[0], rel=1e-3)
-    assert estimate.eigenvalues[-1] == pytest.approx(exact.eigenvalues[-1], rel=1e-2, abs=1e-3 * exact.eigenvalues[0])
+    assert estimate.eigenvalues[-1] == pytest.approx(
+        exact.eigenvalues[-1], rel=1e-2, abs=1e-3 * exact.eigenvalues[0]
+    )
     # trace / n and the second moment: exact in expectation, within the probes' noise here
     # (the Hessian at a random start is indefinite: its mean eigenvalue is small next to its spread)
     rms = float(np.sqrt(np.mean(exact.eigenvalues**2)))
-    assert float(np.sum(estimate.weights * estimate.eigenvalues)) == pytest.approx(np.mean(exact.eigenvalues), abs=0.05 * rms)
-    assert float(np.sum(estimate.weights * estimate.eigenvalues**2)) == pytest.approx(rms**2, rel=0.15)
+    assert float(np.sum(estimate.weights * estimate.eigenvalues)) == pytest.approx(
+        np.mean(exact.eigenvalues), abs=0.05 * rms
+    )
+    assert float(np.sum(estimate.weights * estimate.eigenvalues**2)) == pytest.approx(
+        rms**2, rel=0.15
+    )
     # the densities agree in Wasserstein-1 distance, the measure SLQ's error bounds are
     # stated in (about the spectral range / steps)
     spread = exact.eigenvalues[0] - exact.eigenvalues[-1]
-    distance = wasserstein_distance(exact.eigenvalues, estimate.eigenvalues, v_weights=estimate.weights)
+    distance = wasserstein_distance(
+        exact.eigenvalues, estimate.eigenvalues, v_weights=estimate.weights
+    )
     assert distance < 0.01 * spread
 
 
@@ -122,12 +139,16 @@ def test_flatness_by_hand():
     values = np.array([10.0, 1.0, 0.05, 0.001, 1e-9, -1e-9])
     spectrum = landscape.Spectrum(values, np.full(6, 1 / 6), "exact", noise=1e-7)
     flat = landscape.flatness(spectrum, dimensions=6, hidden=2, threshold=1e-2, rank_tolerance=1e-5)
-    assert flat.largest == 10.0 and flat.rank_tolerance == pytest.approx(1e-4)  # 1e-5 x 10 beats the noise
+    assert flat.largest == 10.0 and flat.rank_tolerance == pytest.approx(
+        1e-4
+    )  # 1e-5 x 10 beats the noise
     assert flat.numerical_rank == pytest.approx(4)  # 10, 1, 0.05 and 0.001 exceed 1e-4
     assert flat.flat_fraction == pytest.approx(4 / 6)  # 0.05, 0.001 and the two zeros are <= 0.1
     assert flat.bound_flat_fraction == pytest.approx(1 - 2 / 6)
     assert (flat.eigenvalue_d, flat.eigenvalue_after_d) == (1.0, 0.05)
-    noisy = landscape.flatness(landscape.Spectrum(values, np.full(6, 1 / 6), "exact", noise=0.01), 6, 2, 1e-2, 1e-5)
+    noisy = landscape.flatness(
+        landscape.Spectrum(values, np.full(6, 1 / 6), "exact", noise=0.01), 6, 2, 1e-2, 1e-5
+    )
     assert noisy.numerical_rank == pytest.approx(3)  # the measured rounding sets the tolerance
 
 
@@ -169,29 +190,39 @@ def test_losses_in_one_batch_equal_one_point_at_a_time(tiny_models):
     lm = tiny_models["llama"]
     point = point_of(lm)
     generator = torch.Generator().manual_seed(3)
-    points = torch.stack([point.flat() + 0.3 * torch.randn(point.size, generator=generator) for _ in range(5)])
+    points = torch.stack(
+        [point.flat() + 0.3 * torch.randn(point.size, generator=generator) for _ in range(5)]
+    )
     batched = points.clone().requires_grad_(True)
     landscape.losses(lm, point, batched).sum().backward()
     singles = points.clone().requires_grad_(True)
     alone = torch.stack([landscape.loss(lm, point, flat) for flat in singles])
     alone.sum().backward()
-    torch.testing.assert_close(landscape.losses(lm, point, points), alone.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        landscape.losses(lm, point, points), alone.detach(), rtol=1e-5, atol=1e-6
+    )
     torch.testing.assert_close(batched.grad, singles.grad, rtol=1e-4, atol=1e-6)
 
 
 def test_solve_stops_each_start_at_the_level_and_reports_it(tiny_models):
     lm = tiny_models["modernbert"]
     matrix = lm.vocab_embeddings()
-    batch = sequences.sample_random(lm, geometry.fit_ellipse(matrix[200:]), [3, 3], torch.Generator().manual_seed(4))
+    batch = sequences.sample_random(
+        lm, geometry.fit_ellipse(matrix[200:]), [3, 3], torch.Generator().manual_seed(4)
+    )
     targets = experiments.target_logprobs(lm, [TARGET]).expand(2, -1).contiguous()
     settings = engine.Settings(steps=300, lr=0.01, stop=engine.StopRule(below=0.02))
     solved = landscape.solve(lm, batch, targets, settings, "tiny")
     assert solved.converged.all() and (solved.final_kl <= 0.02).all() and (solved.steps < 300).all()
     with torch.no_grad():
         for i, point in enumerate(landscape.points_of(batch, solved.end, targets)):
-            assert float(landscape.loss(lm, point, point.flat())) == pytest.approx(solved.final_kl[i], rel=1e-4)
+            assert float(landscape.loss(lm, point, point.flat())) == pytest.approx(
+                solved.final_kl[i], rel=1e-4
+            )
         assert (solved.start_kl > 0.1).all()
-    capped = landscape.solve(lm, batch, targets, engine.Settings(steps=5, lr=0.01, stop=engine.StopRule(1e-6)), "tiny")
+    capped = landscape.solve(
+        lm, batch, targets, engine.Settings(steps=5, lr=0.01, stop=engine.StopRule(1e-6)), "tiny"
+    )
     assert not capped.converged.any() and (capped.steps == 5).all()
     assert "0 of 2 starts solved" in capped.describe(1e-6)
 
@@ -205,29 +236,84 @@ def test_connectivity_leaves_out_pairs_with_an_unconverged_end(tiny_models):
         moved = base.flat() + 0.2 * torch.randn(base.size, generator=generator)
         embeddings = base.embeddings.clone()
         embeddings[base.trainable] = moved.view(-1, embeddings.shape[1])
-        points.append(landscape.Point(embeddings, base.attention_mask, base.trainable, base.site, base.target_logprobs))
-    paths, barriers = landscape.connectivity(lm, points, [True, True, True, False], [2.0, 2.0, 2.0, 2.0],
-                                             samples=5, bend_above=-1.0, bend_steps=3, bend_lr=0.01, midpoints=3)
+        points.append(
+            landscape.Point(
+                embeddings, base.attention_mask, base.trainable, base.site, base.target_logprobs
+            )
+        )
+    paths, barriers = landscape.connectivity(
+        lm,
+        points,
+        [True, True, True, False],
+        [2.0, 2.0, 2.0, 2.0],
+        samples=5,
+        bend_above=-1.0,
+        bend_steps=3,
+        bend_lr=0.01,
+        midpoints=3,
+    )
     assert list(barriers.both_converged) == [True, False]
     assert set(paths.pair) == {0}
     assert np.isnan(barriers.straight_barrier[1])
     row = barriers.iloc[0]
     assert row.straight_relative == pytest.approx(row.straight_barrier / 2.0)
-    assert len(row.bent_barriers.split()) == 3 and row.bent_barrier == min(map(float, row.bent_barriers.split()))
+    assert len(row.bent_barriers.split()) == 3 and row.bent_barrier == min(
+        map(float, row.bent_barriers.split())
+    )
 
 
 def test_landscape_verdicts_need_converged_solutions():
-    solutions = pd.DataFrame({"seq": [0, 1], "start_kl": [5.0, 5.0], "final_kl": [0.5, 0.4], "steps": [10, 10],
-                              "converged": [False, False]})
-    flat = pd.DataFrame([{"point": "random start 0", "kind": "random start", "kl": 5.0, "dimensions": 12, "hidden": 2,
-                          "method": "exact", "largest": 1.0, "rank_tolerance": 1e-6, "numerical_rank": 12.0,
-                          "flat_threshold": 1e-3, "flat_fraction": 0.0, "bound_flat_fraction": 5 / 6,
-                          "eigenvalue_d": 0.5, "eigenvalue_after_d": 0.4}])
-    barriers = pd.DataFrame({"pair": [0], "both_converged": [False], "straight_barrier": [np.nan],
-                             "bent_barrier": [np.nan], "start_loss": [5.0]})
-    near = pd.DataFrame({"seq": [0, 1], "pos": [0, 0], "converged": [False, False], "to_own_solution": [1.0, 1.0],
-                         "to_nearest_token": [2.0, 2.0], "to_other_solution": [3.0, 3.0]})
-    rows = summary.landscape_rows(summary.LandscapeTables(solutions, flat, barriers, near), 3.0, 1e-3)
+    solutions = pd.DataFrame(
+        {
+            "seq": [0, 1],
+            "start_kl": [5.0, 5.0],
+            "final_kl": [0.5, 0.4],
+            "steps": [10, 10],
+            "converged": [False, False],
+        }
+    )
+    flat = pd.DataFrame(
+        [
+            {
+                "point": "random start 0",
+                "kind": "random start",
+                "kl": 5.0,
+                "dimensions": 12,
+                "hidden": 2,
+                "method": "exact",
+                "largest": 1.0,
+                "rank_tolerance": 1e-6,
+                "numerical_rank": 12.0,
+                "flat_threshold": 1e-3,
+                "flat_fraction": 0.0,
+                "bound_flat_fraction": 5 / 6,
+                "eigenvalue_d": 0.5,
+                "eigenvalue_after_d": 0.4,
+            }
+        ]
+    )
+    barriers = pd.DataFrame(
+        {
+            "pair": [0],
+            "both_converged": [False],
+            "straight_barrier": [np.nan],
+            "bent_barrier": [np.nan],
+            "start_loss": [5.0],
+        }
+    )
+    near = pd.DataFrame(
+        {
+            "seq": [0, 1],
+            "pos": [0, 0],
+            "converged": [False, False],
+            "to_own_solution": [1.0, 1.0],
+            "to_nearest_token": [2.0, 2.0],
+            "to_other_solution": [3.0, 3.0],
+        }
+    )
+    rows = summary.landscape_rows(
+        summary.LandscapeTables(solutions, flat, barriers, near), 3.0, 1e-3
+    )
     assert rows["(2) verdict"].startswith("not measured")
     assert rows["(3) verdict: dimension of the zero-loss set"].startswith("not measured")
     assert rows["(3) verdict: connectivity"].startswith("not measured")

@@ -6,7 +6,7 @@ from torch import nn
 
 from inputspace import models
 from inputspace.errors import InputspaceError
-from inputspace.sequences import trainable_positions
+from inputspace.sequences import pad_batch, trainable_positions
 
 ARCHS = ["modernbert", "llama"]
 
@@ -43,7 +43,7 @@ def test_kinds(tiny_models):
 
 
 def test_pad_batch_right_pads():
-    ids, mask = models.pad_batch([[5, 6, 7], [8], [9, 10]], pad_id=0)
+    ids, mask = pad_batch([[5, 6, 7], [8], [9, 10]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
     assert ids.dtype == mask.dtype == torch.long
@@ -56,7 +56,7 @@ def test_batch_has_different_lengths(lm):
 
 @torch.no_grad()
 def test_logits_at_sites_equal_full_model_logits(lm):
-    ids, mask = models.pad_batch(encode(lm), pad_id(lm))
+    ids, mask = pad_batch(encode(lm), pad_id(lm))
     sites = lm.prediction_sites(ids, mask)
     logits = lm.logits_at(lm.embed(ids), mask, sites)
     rows = torch.arange(ids.shape[0])
@@ -68,11 +68,11 @@ def test_logits_at_sites_equal_full_model_logits(lm):
 @torch.no_grad()
 def test_padded_batch_equals_each_sequence_alone(lm):
     sequences = encode(lm)
-    ids, mask = models.pad_batch(sequences, pad_id(lm))
+    ids, mask = pad_batch(sequences, pad_id(lm))
     assert mask.sum(dim=1).tolist() == [len(seq) for seq in sequences]
     batched = lm.logits_at(lm.embed(ids), mask, lm.prediction_sites(ids, mask))
     for row, sequence in enumerate(sequences):
-        one_ids, one_mask = models.pad_batch([sequence], pad_id(lm))
+        one_ids, one_mask = pad_batch([sequence], pad_id(lm))
         alone = lm.logits_at(lm.embed(one_ids), one_mask, lm.prediction_sites(one_ids, one_mask))
         torch.testing.assert_close(batched[row], alone[0], atol=1e-5, rtol=0)
 
@@ -81,17 +81,23 @@ def test_frozen_prefix_length_by_hand(tiny_models):
     lm = tiny_models["llama"]
     trainable = torch.tensor([[False, False, True, True], [False, False, False, True]])
     mask = torch.ones(2, 4, dtype=torch.long)
-    assert lm.frozen_prefix_length(trainable, mask, torch.tensor([3, 3])) == 2  # common to both rows
+    assert (
+        lm.frozen_prefix_length(trainable, mask, torch.tensor([3, 3])) == 2
+    )  # common to both rows
     assert lm.frozen_prefix_length(trainable, mask, torch.tensor([3, 1])) == 1  # never past a site
     padded = torch.tensor([[1, 1, 1, 1], [0, 1, 1, 1]])
-    assert lm.frozen_prefix_length(trainable, padded, torch.tensor([3, 3])) == 0  # padding is not a prefix
-    assert tiny_models["modernbert"].frozen_prefix_length(trainable, mask, torch.tensor([3, 3])) == 0
+    assert (
+        lm.frozen_prefix_length(trainable, padded, torch.tensor([3, 3])) == 0
+    )  # padding is not a prefix
+    assert (
+        tiny_models["modernbert"].frozen_prefix_length(trainable, mask, torch.tensor([3, 3])) == 0
+    )
 
 
 def test_frozen_prefix_gives_the_same_logits_and_gradients(tiny_models):
     """The BOS position's keys and values, computed once, stand in for it exactly."""
     lm = tiny_models["llama"]
-    ids, mask = models.pad_batch(encode(lm), pad_id(lm))
+    ids, mask = pad_batch(encode(lm), pad_id(lm))
     sites = lm.prediction_sites(ids, mask)
     length = lm.frozen_prefix_length(trainable_positions(lm, ids, mask), mask, sites)
     assert length == 1  # the BOS token
@@ -114,11 +120,11 @@ def test_frozen_prefix_gives_the_same_logits_and_gradients(tiny_models):
 def test_causal_sites_are_last_real_positions(tiny_models):
     lm = tiny_models["llama"]
     sequences = encode(lm)
-    ids, mask = models.pad_batch(sequences, pad_id(lm))
+    ids, mask = pad_batch(sequences, pad_id(lm))
     expected = [len(seq) - 1 for seq in sequences]
     assert lm.prediction_sites(ids, mask).tolist() == expected
     # By hand: rows of length 3, 1 and 2 (the pad id is also eos here, so ids can't tell).
-    ids, mask = models.pad_batch([[0, 7, 8], [0], [0, 9]], pad_id(lm))
+    ids, mask = pad_batch([[0, 7, 8], [0], [0, 9]], pad_id(lm))
     assert lm.prediction_sites(ids, mask).tolist() == [2, 0, 1]
 
 
@@ -133,19 +139,19 @@ def test_masked_sites_are_the_mask_positions(tiny_models):
     lm = tiny_models["modernbert"]
     sequences = encode(lm)
     assert all(seq.count(lm.mask_id) == 1 for seq in sequences)
-    ids, mask = models.pad_batch(sequences, pad_id(lm))
+    ids, mask = pad_batch(sequences, pad_id(lm))
     expected = [seq.index(lm.mask_id) for seq in sequences]
     assert lm.prediction_sites(ids, mask).tolist() == expected
     # By hand, with the mask at positions 1, 0 and 2.
     m = lm.mask_id
-    ids, mask = models.pad_batch([[1, m, 9, 2], [m, 2], [1, 9, m]], pad_id(lm))
+    ids, mask = pad_batch([[1, m, 9, 2], [m, 2], [1, 9, m]], pad_id(lm))
     assert lm.prediction_sites(ids, mask).tolist() == [1, 0, 2]
 
 
 def test_mask_token_in_padding_is_not_a_site(tiny_models):
     lm = tiny_models["modernbert"]
     m = lm.mask_id
-    ids, mask = models.pad_batch([[1, m, 2], [1, 9, m, 2, 2]], pad_id(lm))
+    ids, mask = pad_batch([[1, m, 2], [1, 9, m, 2, 2]], pad_id(lm))
     ids[0, 4] = m  # under the attention mask: not part of the sequence
     assert lm.prediction_sites(ids, mask).tolist() == [1, 2]
 
@@ -155,7 +161,7 @@ def test_masked_sequence_needs_exactly_one_mask(tiny_models, text):
     lm = tiny_models["modernbert"]
     good = lm.tokenizer("One plus one is [MASK]")["input_ids"]
     bad = lm.tokenizer(text)["input_ids"]
-    ids, mask = models.pad_batch([good, bad], pad_id(lm))
+    ids, mask = pad_batch([good, bad], pad_id(lm))
     with pytest.raises(InputspaceError, match="sequence 1 has [02] mask tokens") as info:
         lm.prediction_sites(ids, mask)
     assert "\n" not in str(info.value)

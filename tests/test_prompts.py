@@ -21,7 +21,11 @@ def write(tmp_path, body):
 @pytest.mark.parametrize(
     "body, line, words",
     [
-        ("A dog is a [MASK].\tA cat is a [MASK].\nNo site here.\tA cat is a [MASK].\n", 4, "0 [MASK]"),
+        (
+            "A dog is a [MASK].\tA cat is a [MASK].\nNo site here.\tA cat is a [MASK].\n",
+            4,
+            "0 [MASK]",
+        ),
         ("A dog is a [MASK].\t\n", 3, "empty prompt"),
         ("A [MASK] is a [MASK].\tA cat is a [MASK].\n", 3, "2 [MASK]"),
         ("A dog is a [MASK].\tA cat is a [MASK].\textra\n", 3, "got 3"),

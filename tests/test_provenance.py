@@ -12,8 +12,14 @@ CONFIG = {
     "device": "auto",
     "precision": "fp32",
     "geometry": {"distance_pairs": 1000, "seed": 0},
-    "models": {"a": {"source": {"kind": "random", "architecture": "llama"}}, "b": {"source": {"kind": "local", "path": "x"}}},
-    "experiments": {"e": {"models": ["a"], "seed": 3, "optimize": {"lr": 0.01}}, "f": {"models": ["b"], "seed": 1}},
+    "models": {
+        "a": {"source": {"kind": "random", "architecture": "llama"}},
+        "b": {"source": {"kind": "local", "path": "x"}},
+    },
+    "experiments": {
+        "e": {"models": ["a"], "seed": 3, "optimize": {"lr": 0.01}},
+        "f": {"models": ["b"], "seed": 1},
+    },
 }
 SCOPE = Scope(models=("a",), experiment="e", keys=("device", "precision"))
 
@@ -47,7 +53,9 @@ def stamped(tmp_path):
     data_file.write_text("numbers")
     figure = tmp_path / "fig.png"
     Image.fromarray(np.zeros((20, 30, 3), dtype=np.uint8)).save(figure)
-    record = provenance.record(figure, "fig", [data_file], SCOPE, CONFIG, root, "scripts/fig.py", tmp_path / "results")
+    record = provenance.record(
+        figure, "fig", [data_file], SCOPE, CONFIG, root, "scripts/fig.py", tmp_path / "results"
+    )
     provenance.stamp(figure, record)
     return root, figure, data_file, record
 
@@ -57,7 +65,9 @@ def test_record_is_beside_and_inside_the_png(stamped):
     assert provenance.read(figure) == record
     assert provenance.embedded(figure) == json.loads(json.dumps(record))
     assert record["seed"] == {"experiment": 3}
-    assert record["inputs"][0]["path"] == str(data_file) and len(record["inputs"][0]["sha256"]) == 64
+    assert (
+        record["inputs"][0]["path"] == str(data_file) and len(record["inputs"][0]["sha256"]) == 64
+    )
     assert record["versions"]["torch"] and record["code"]["script_sha256"]
     with Image.open(figure) as image:
         assert image.size == (30, 20)
@@ -92,7 +102,9 @@ def test_audit_fresh_then_stale_for_each_reason(stamped):
 
     (root / "src/inputspace/mod.py").write_text("x = 2\n")
     (root / "scripts/fig.py").write_text("print(2)\n")
-    assert "code changed: package; code changed: script" in provenance.audit(record, CONFIG, root)[1]
+    assert (
+        "code changed: package; code changed: script" in provenance.audit(record, CONFIG, root)[1]
+    )
 
 
 def test_audit_table_finds_every_sidecar(stamped, tmp_path):

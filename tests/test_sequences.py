@@ -15,7 +15,10 @@ def ellipses(tiny_models):
 
 def test_special_frame(tiny_models):
     bert, llama = tiny_models["modernbert"], tiny_models["llama"]
-    assert sequences.special_frame(bert) == ([bert.tokenizer.cls_token_id], [bert.tokenizer.sep_token_id])
+    assert sequences.special_frame(bert) == (
+        [bert.tokenizer.cls_token_id],
+        [bert.tokenizer.sep_token_id],
+    )
     assert sequences.special_frame(llama) == ([llama.tokenizer.bos_token_id], [])
 
 

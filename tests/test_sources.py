@@ -45,7 +45,9 @@ def test_manifest_special_ids_of_tiny_modernbert(tiny_models):
     lm = tiny_models["modernbert"]
     special = lm.manifest["special_token_ids"]
     named = special["named"]
-    assert named["mask"] == lm.tokenizer.mask_token_id == lm.tokenizer.convert_tokens_to_ids("[MASK]")
+    assert (
+        named["mask"] == lm.tokenizer.mask_token_id == lm.tokenizer.convert_tokens_to_ids("[MASK]")
+    )
     for role in ("mask", "cls", "sep", "pad", "unk"):
         assert named[role] == getattr(lm.tokenizer, f"{role}_token_id")
         assert named[role] in special["all"]
@@ -64,10 +66,14 @@ def test_manifest_special_ids_of_tiny_llama(tiny_models):
 
 @pytest.mark.parametrize("name", ARCHS)
 def test_random_source_is_seeded(name, tiny_folders, tmp_path):
-    again = sources.prepare(name, {"kind": "random", "architecture": name, "seed": 0}, tmp_path / "a")
+    again = sources.prepare(
+        name, {"kind": "random", "architecture": name, "seed": 0}, tmp_path / "a"
+    )
     first = json.loads((tiny_folders[name] / "manifest.json").read_text())
     assert again["weights_sha256"] == first["weights_sha256"]
-    other = sources.prepare(name, {"kind": "random", "architecture": name, "seed": 1}, tmp_path / "b")
+    other = sources.prepare(
+        name, {"kind": "random", "architecture": name, "seed": 1}, tmp_path / "b"
+    )
     assert other["weights_sha256"] != first["weights_sha256"]
     assert other["vocab_size"] == first["vocab_size"]  # same tokenizer, different weights
 
@@ -81,13 +87,17 @@ def test_local_source_round_trips(name, tiny_folders, tiny_models, tmp_path):
     assert manifest["origin"] == {}
     original, copy = tiny_models[name], models.load(dest)
     assert copy.manifest["special_token_ids"] == original.manifest["special_token_ids"]
-    text = "The capital of France is [MASK]." if name == "modernbert" else "The capital of France is"
+    text = (
+        "The capital of France is [MASK]." if name == "modernbert" else "The capital of France is"
+    )
     ids = original.tokenizer(text, return_tensors="pt")["input_ids"]
     assert copy.tokenizer(text, return_tensors="pt")["input_ids"].tolist() == ids.tolist()
     mask = torch.ones_like(ids)
     sites = original.prediction_sites(ids, mask)
     expected = original.logits_at(original.embed(ids), mask, sites)
-    torch.testing.assert_close(copy.logits_at(copy.embed(ids), mask, sites), expected, atol=0, rtol=0)
+    torch.testing.assert_close(
+        copy.logits_at(copy.embed(ids), mask, sites), expected, atol=0, rtol=0
+    )
 
 
 def test_local_source_at_empty_folder(tmp_path):

@@ -35,7 +35,9 @@ def test_is_special_matches_the_manifest(lm, matrix):
     special = set(lm.manifest["special_token_ids"]["all"])
     assert set(table.token_id[table.is_special]) == special
     assert table.is_regular.tolist() == [i not in special for i in range(lm.vocab_size)]
-    assert vocab.regular_ids(table).tolist() == [i for i in range(lm.vocab_size) if i not in special]
+    assert vocab.regular_ids(table).tolist() == [
+        i for i in range(lm.vocab_size) if i not in special
+    ]
 
 
 def test_norm_is_the_row_norm(lm, matrix):
@@ -61,11 +63,17 @@ def test_rows_past_the_tokenizer_are_kept_but_not_regular(tiny_models):
 
 def test_write_then_read_round_trips(lm, matrix, tmp_path):
     table = vocab.vocabulary_table(lm, matrix)
-    table_path, matrix_path = tmp_path / "out" / "vocab.parquet", tmp_path / "out" / "vocab.safetensors"
-    vocab.write(table, matrix, table_path, matrix_path)
+    table_path, matrix_path = (
+        tmp_path / "out" / "vocab.parquet",
+        tmp_path / "out" / "vocab.safetensors",
+    )
+    vocab.write_vocabulary(table, matrix, table_path, matrix_path)
     assert torch.equal(vocab.read_matrix(matrix_path), matrix)
     pd.testing.assert_frame_equal(vocab.read_table(table_path), table, check_exact=True)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vocab.parquet", "vocab.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "vocab.parquet",
+        "vocab.safetensors",
+    ]
     assert not list(tmp_path.rglob("*.partial"))
 
 
@@ -75,7 +83,9 @@ def test_thousands_of_reserved_tokens_are_never_candidates(tmp_path):
     where a reserved token's embedding is exactly the query."""
     from inputspace import geometry, models, sources, tiny
 
-    model, tokenizer = tiny.build(tiny.TinySpec(architecture="llama", hidden_size=32, intermediate_size=64))
+    model, tokenizer = tiny.build(
+        tiny.TinySpec(architecture="llama", hidden_size=32, intermediate_size=64)
+    )
     reserved = [f"<reserved_{i}>" for i in range(3000)]
     tokenizer.add_special_tokens({"additional_special_tokens": reserved})
     model.resize_token_embeddings(len(tokenizer))

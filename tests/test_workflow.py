@@ -2,13 +2,13 @@
 
 import json
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import snakemake_command
 
 from inputspace import provenance, tiny
 
@@ -16,13 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    return subprocess.run(
+        snakemake_command(workdir, *args), capture_output=True, text=True, timeout=1200
+    )
 
 
 def write_config(tmp_path: Path, config: dict) -> Path:
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # as written: key order is in params
     return path
 
 
@@ -33,7 +34,10 @@ def tiny_config() -> dict:
 def tiny_models() -> dict[str, str]:
     """Model name -> kind (masked or causal) of every model of configs/tiny.yaml."""
     models = tiny_config()["models"]
-    return {name: tiny.ARCHITECTURES[spec["source"]["architecture"]].kind for name, spec in models.items()}
+    return {
+        name: tiny.ARCHITECTURES[spec["source"]["architecture"]].kind
+        for name, spec in models.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +47,20 @@ def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny_run")
     result = snakemake(
         workdir,
-        "--executor", "cluster-generic",
-        "--cluster-generic-submit-cmd", f"bash {REPO / 'tests/local_submit.sh'}",
-        "--jobs", "2", "--max-threads", "1", "--latency-wait", "5", "--seconds-between-status-checks", "1",
-        "--configfile", str(REPO / "configs/tiny.yaml"),
+        "--executor",
+        "cluster-generic",
+        "--cluster-generic-submit-cmd",
+        f"bash {REPO / 'tests/local_submit.sh'}",
+        "--jobs",
+        "2",
+        "--max-threads",
+        "1",
+        "--latency-wait",
+        "5",
+        "--seconds-between-status-checks",
+        "1",
+        "--configfile",
+        str(REPO / "configs/tiny.yaml"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
@@ -61,7 +75,9 @@ def test_tiny_workflow_builds_every_target(tiny_run):
         vocab = pd.read_parquet(results / model / "vocab.parquet")
         assert len(vocab) == manifest["vocab_size"]
         assert (results / model / "ellipse.safetensors").is_file()
-        assert (results / "figures/geometry" / f"{model}_ellipse_spectrum.png").stat().st_size > 10_000
+        assert (
+            results / "figures/geometry" / f"{model}_ellipse_spectrum.png"
+        ).stat().st_size > 10_000
         pairs = pd.read_parquet(results / model / "vocab_distances.parquet")
         assert len(pairs) == 200  # configs/tiny.yaml: geometry.distance_pairs
         samples = pd.read_parquet(results / model / "samples/random_sentences.parquet")
@@ -103,9 +119,26 @@ def test_tiny_workflow_builds_the_case_study(tiny_run):
             assert (figures / f"{model}_{figure}.png").stat().st_size > 20_000
 
 
-FIGURES = ["kl.png", "travel.png", "displacement.png", "favoured.png", "travel_density.png", "topk.png", "topk.gif"]
-TABLES = ["curves.parquet", "convergence.csv", "displacement.csv", "favoured.parquet", "travel_density.parquet",
-          "backprojection.csv", "backprojection_counts.csv", "headings.csv", "topk.csv"]
+FIGURES = [
+    "kl.png",
+    "travel.png",
+    "displacement.png",
+    "favoured.png",
+    "travel_density.png",
+    "topk.png",
+    "topk.gif",
+]
+TABLES = [
+    "curves.parquet",
+    "convergence.csv",
+    "displacement.csv",
+    "favoured.parquet",
+    "travel_density.parquet",
+    "backprojection.csv",
+    "backprojection_counts.csv",
+    "headings.csv",
+    "topk.csv",
+]
 
 
 def test_tiny_workflow_builds_every_figure_and_its_table(tiny_run):
@@ -122,9 +155,14 @@ def test_tiny_workflow_builds_every_figure_and_its_table(tiny_run):
     summary = (tiny_run / "results/summary.md").read_text()
     for experiment in tiny_config()["experiments"]:
         assert f"## {experiment}" in summary
-    assert "| measured | " + " | ".join(tiny_config()["experiments"]["bark_neigh"]["models"]) + " |" in summary
+    assert (
+        "| measured | " + " | ".join(tiny_config()["experiments"]["bark_neigh"]["models"]) + " |"
+        in summary
+    )
     assert "Experiment 5" in summary and "Experiment 4" in summary
-    assert "verdict: converges" in summary and "(3) verdict: dimension of the zero-loss set" in summary
+    assert (
+        "verdict: converges" in summary and "(3) verdict: dimension of the zero-loss set" in summary
+    )
 
 
 def test_tiny_workflow_measures_the_zero_loss_set(tiny_run):
@@ -147,7 +185,9 @@ def test_tiny_workflow_measures_the_zero_loss_set(tiny_run):
 
 
 def test_report_holds_every_figure(tiny_run):
-    result = snakemake(tiny_run, "--report", "report.zip", "--configfile", str(REPO / "configs/tiny.yaml"))
+    result = snakemake(
+        tiny_run, "--report", "report.zip", "--configfile", str(REPO / "configs/tiny.yaml")
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     with zipfile.ZipFile(tiny_run / "report.zip") as archive:
         names = [Path(n).name for n in archive.namelist()]
@@ -155,14 +195,21 @@ def test_report_holds_every_figure(tiny_run):
     experiments = tiny_config()["experiments"]
     for name in FIGURES:  # the report stores files by content hash, so count them
         assert names.count(name) == len(experiments), name
-    for name in ("summary.html", "provenance.html", "tiny_llama_hessian_spectrum.png", "tiny_modernbert_path.png"):
+    for name in (
+        "summary.html",
+        "provenance.html",
+        "tiny_llama_hessian_spectrum.png",
+        "tiny_modernbert_path.png",
+    ):
         assert name in names
     for group in [*experiments, "Geometry", "Summary", "Provenance"]:
         assert group in page
 
 
 def test_every_figure_carries_its_provenance(tiny_run):
-    figures = sorted((tiny_run / "results/figures").rglob("*.png")) + sorted((tiny_run / "results/figures").rglob("*.gif"))
+    figures = sorted((tiny_run / "results/figures").rglob("*.png")) + sorted(
+        (tiny_run / "results/figures").rglob("*.gif")
+    )
     assert len(figures) >= 2 * 3 + 7 * 3  # geometry and case study per model, 7 per experiment
     for figure in figures:
         record = json.loads(Path(f"{figure}.provenance.json").read_text())
@@ -173,11 +220,14 @@ def test_every_figure_carries_its_provenance(tiny_run):
     kl = provenance.read(tiny_run / "results/figures/prompt_pairs/kl.png")
     assert kl["device"] == ["cpu"] and kl["seed"] == {"experiment": 0}
     assert kl["config"]["experiments"]["prompt_pairs"]["optimize"]["lr"] == 0.01
-    assert "provenance of every figure" in (tiny_run / "results/provenance.html").read_text().lower()
+    assert (
+        "provenance of every figure" in (tiny_run / "results/provenance.html").read_text().lower()
+    )
 
 
 def audit(workdir: Path, config: dict) -> pd.DataFrame:
-    result = snakemake(workdir, "audit", "--cores", "1", "--configfile", str(write_config(workdir, config)))
+    """`snakemake audit` as the README writes it: no --cores, rerun on every call."""
+    result = snakemake(workdir, "audit", "--configfile", str(write_config(workdir, config)))
     assert result.returncode == 0, result.stderr[-2000:]
     return pd.read_csv(workdir / "results/audit.tsv", sep="\t").set_index("figure")
 
@@ -209,6 +259,17 @@ def test_case_study_word_must_be_in_the_prompt(tmp_path):
     assert "experiments.bark_neigh.case_study.toward" in line and "'moo'" in line
 
 
+def test_a_description_edit_reruns_nothing_and_stales_no_figure(tiny_run):
+    config = tiny_config()
+    for experiment in config["experiments"].values():
+        experiment["description"] = "edited: a note for readers of the config"
+    result = snakemake(tiny_run, "-n", "--configfile", str(write_config(tiny_run, config)))
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr, (
+        result.stdout[-2000:]
+    )
+    assert (audit(tiny_run, config).status == "fresh").all()
+
+
 def test_rerun_has_nothing_to_do(tiny_run):
     result = snakemake(tiny_run, "-n", "--configfile", str(REPO / "configs/tiny.yaml"))
     assert result.returncode == 0
@@ -223,7 +284,12 @@ def test_paper_config_dry_runs_offline(tmp_path):
 
 def test_slurm_profile_gives_model_rules_one_gpu_and_one_task(tmp_path):
     result = snakemake(
-        tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"), "--configfile", str(REPO / "configs/paper.yaml")
+        tmp_path,
+        "-n",
+        "--profile",
+        str(REPO / "profiles/slurm"),
+        "--configfile",
+        str(REPO / "configs/paper.yaml"),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = result.stdout.split("rule ")[1:]
@@ -237,13 +303,6 @@ def test_slurm_profile_gives_model_rules_one_gpu_and_one_task(tmp_path):
             assert "gpu=1" in resources and "tasks_per_gpu=0" in resources, resources
         assert " tasks=" not in resources and "slurm_partition=" in resources
     assert seen == gpu_rules
-
-
-def test_lint_is_clean():
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -264,7 +323,9 @@ def test_config_error_is_one_line(tmp_path):
 
 def test_bad_pairs_file_names_the_line(tmp_path):
     pairs = tmp_path / "pairs.tsv"
-    pairs.write_text("source\ttarget\nA dog is a [MASK].\tA cat is a [MASK].\nNo site.\tA cat is a [MASK].\n")
+    pairs.write_text(
+        "source\ttarget\nA dog is a [MASK].\tA cat is a [MASK].\nNo site.\tA cat is a [MASK].\n"
+    )
     config = tiny_config()
     config["experiments"]["prompt_pairs"]["sequences"]["file"] = str(pairs)
     result = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)))
@@ -273,12 +334,20 @@ def test_bad_pairs_file_names_the_line(tmp_path):
 
 def test_unavailable_hub_model_fails_cleanly(tmp_path):
     config = {
-        "models": {"bert": {"source": {"kind": "hub", "id": "answerdotai/ModernBERT-large", "revision": "main"}}},
+        "models": {
+            "bert": {
+                "source": {"kind": "hub", "id": "answerdotai/ModernBERT-large", "revision": "main"}
+            }
+        },
         "experiments": {},
     }
     result = snakemake(
-        tmp_path, "results/models/bert", "--cores", "1",
-        "--configfile", str(write_config(tmp_path, config)),
+        tmp_path,
+        "results/models/bert",
+        "--cores",
+        "1",
+        "--configfile",
+        str(write_config(tmp_path, config)),
     )
     line = one_line_error(result)
     assert "answerdotai/ModernBERT-large" in line and "local" in line

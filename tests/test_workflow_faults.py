@@ -6,12 +6,12 @@ and every failure is one line naming the file, step or model, with no output lef
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import snakemake_command
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = "results/tiny_llama/runs/prompt_pairs"
@@ -24,7 +24,9 @@ SPLIT_WORD = " xylophone"  # more than one token of the tiny tokenizer
 def fault_config(lr: float = 0.01) -> dict:
     return {
         "allow_downloads": False,
-        "models": {"tiny_llama": {"source": {"kind": "random", "architecture": "llama", "seed": 0}}},
+        "models": {
+            "tiny_llama": {"source": {"kind": "random", "architecture": "llama", "seed": 0}}
+        },
         "experiments": {
             "prompt_pairs": {
                 "models": ["tiny_llama"],
@@ -45,8 +47,8 @@ def snakemake(workdir: Path, *args: str, fault: str | None = None, config: dict 
     if fault:
         env["INPUTSPACE_FAULT"] = fault
         env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests/faulty"), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-               *args, "--cores", "1", "--configfile", str(path)]  # --configfile takes every word after it
+    # --configfile takes every word after it
+    command = snakemake_command(workdir, *args, "--cores", "1", "--configfile", str(path))
     return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
 
 
@@ -56,7 +58,11 @@ def run_targets() -> list[str]:
 
 def one_line(result: subprocess.CompletedProcess) -> str:
     assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if line.startswith("inputspace [") and "] warning:" not in line]
+    lines = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("inputspace [") and "] warning:" not in line
+    ]
     assert len(lines) == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     return lines[0]
@@ -82,8 +88,14 @@ def copy_without_run(undisturbed: Path, tmp_path: Path) -> Path:
 def test_a_split_watch_word_is_warned_about_on_the_console_and_in_the_log(undisturbed, tmp_path):
     workdir = copy_without_run(undisturbed, tmp_path)
     result = snakemake(workdir, *run_targets())
-    warned = [line for line in result.stderr.splitlines() if line.startswith("inputspace [optimize] warning")]
-    assert len(warned) == 1 and repr(SPLIT_WORD) in warned[0] and "first piece" in warned[0], result.stderr[-2000:]
+    warned = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("inputspace [optimize] warning")
+    ]
+    assert len(warned) == 1 and repr(SPLIT_WORD) in warned[0] and "first piece" in warned[0], (
+        result.stderr[-2000:]
+    )
     log = (workdir / "results/logs/optimize/tiny_llama_prompt_pairs.log").read_text()
     assert f"WARNING: watch word {SPLIT_WORD!r}" in log
 
@@ -105,7 +117,7 @@ def test_a_killed_optimize_job_ends_as_if_undisturbed(undisturbed, tmp_path, fau
     rerun = snakemake(workdir, *run_targets())  # the README's command, nothing else
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     log = (workdir / "results/logs/optimize/tiny_llama_prompt_pairs.log").read_text()
-    assert (f"resumed from results/checkpoints" in log) == (resumed_at is not None)
+    assert ("resumed from results/checkpoints" in log) == (resumed_at is not None)
     if resumed_at:
         assert f"at step {resumed_at}" in log
     for name in TABLES:
@@ -141,14 +153,20 @@ def test_a_damaged_matrix_stops_the_rule_that_reads_it(undisturbed, tmp_path):
 def test_a_full_disk_names_the_path_and_leaves_no_output(undisturbed, tmp_path):
     workdir = copy_without_run(undisturbed, tmp_path)
     line = one_line(snakemake(workdir, *run_targets(), fault="enospc:embeddings.safetensors"))
-    assert f"could not write {RUN}/embeddings.safetensors" in line and "No space left on device" in line
+    assert (
+        f"could not write {RUN}/embeddings.safetensors" in line
+        and "No space left on device" in line
+    )
     assert not (workdir / RUN).exists() or not list((workdir / RUN).iterdir())
 
 
 def test_a_diverging_run_stops_with_the_step_and_leaves_no_output(undisturbed, tmp_path):
     workdir = copy_without_run(undisturbed, tmp_path)
     line = one_line(snakemake(workdir, *run_targets(), config=fault_config(lr=1e20)))
-    assert "non-finite embeddings at step 1 in sequence 0" in line and "lower the learning rate" in line
+    assert (
+        "non-finite embeddings at step 1 in sequence 0" in line
+        and "lower the learning rate" in line
+    )
     assert not (workdir / RUN).exists() or not list((workdir / RUN).iterdir())
     assert not checkpoint_files(workdir)
 

@@ -2,7 +2,6 @@
 tables and start/end embeddings to the tables behind every figure and the summary."""
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +31,9 @@ def convergence(steps: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFra
         final = optimised.l2_total.iloc[-1]
         tail_start = optimised.l2_total[optimised.step <= last * (1 - TAIL)].iloc[-1]
         reached = float(below.iloc[0]) if len(below) else np.nan
-        at_threshold = optimised.l2_total[optimised.step == reached].iloc[0] if len(below) else np.nan
+        at_threshold = (
+            optimised.l2_total[optimised.step == reached].iloc[0] if len(below) else np.nan
+        )
         rows.append(
             {
                 "model": model,
@@ -156,7 +157,9 @@ def backprojection_changes(tokens: pd.DataFrame, measure: str = "euclidean") -> 
     differs from the one at step 0, with the step from which it stayed the new token."""
     column = f"nearest_{measure}_id"
     rows = []
-    for (model, seq, pos), track in tokens.sort_values("step").groupby(["model", "seq", "pos"], sort=True):
+    for (model, seq, pos), track in tokens.sort_values("step").groupby(
+        ["model", "seq", "pos"], sort=True
+    ):
         start, end = track.iloc[0], track.iloc[-1]
         if start[column] == end[column]:
             continue
@@ -165,19 +168,36 @@ def backprojection_changes(tokens: pd.DataFrame, measure: str = "euclidean") -> 
         changed = track.iloc[first]
         rows.append(
             {
-                "model": model, "seq": seq, "pos": pos, "measure": measure,
-                "token_id": start.token_id, "from_id": start[column], "to_id": end[column],
-                "step_changed": changed.step, "l2_at_change": changed.l2,
+                "model": model,
+                "seq": seq,
+                "pos": pos,
+                "measure": measure,
+                "token_id": start.token_id,
+                "from_id": start[column],
+                "to_id": end[column],
+                "step_changed": changed.step,
+                "l2_at_change": changed.l2,
                 "from_value_at_start": start[f"nearest_{measure}"],
-                "to_value_at_end": end[f"nearest_{measure}"], "l2_at_end": end.l2,
+                "to_value_at_end": end[f"nearest_{measure}"],
+                "l2_at_end": end.l2,
             }
         )
     return pd.DataFrame(rows, columns=_CHANGE_COLUMNS)
 
 
 _CHANGE_COLUMNS = [
-    "model", "seq", "pos", "measure", "token_id", "from_id", "to_id", "step_changed",
-    "l2_at_change", "from_value_at_start", "to_value_at_end", "l2_at_end",
+    "model",
+    "seq",
+    "pos",
+    "measure",
+    "token_id",
+    "from_id",
+    "to_id",
+    "step_changed",
+    "l2_at_change",
+    "from_value_at_start",
+    "to_value_at_end",
+    "l2_at_end",
 ]
 
 
@@ -188,8 +208,15 @@ def backprojection_counts(tokens: pd.DataFrame, changes: pd.DataFrame) -> pd.Dat
     for model, total in totals.items():
         for measure in ("euclidean", "cosine"):
             changed = int(((changes.model == model) & (changes.measure == measure)).sum())
-            rows.append({"model": model, "measure": measure, "tokens": int(total), "changed": changed,
-                         "fraction_changed": changed / total if total else np.nan})
+            rows.append(
+                {
+                    "model": model,
+                    "measure": measure,
+                    "tokens": int(total),
+                    "changed": changed,
+                    "fraction_changed": changed / total if total else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -202,5 +229,9 @@ def headings(tokens: pd.DataFrame) -> pd.DataFrame:
     watched = last[["watch_ids", "watch_cosines", "watch_ranks"]].apply(lambda c: c.map(list))
     rows = pd.concat([base, watched], axis=1).explode(["watch_ids", "watch_cosines", "watch_ranks"])
     return rows.rename(
-        columns={"watch_ids": "watch_id", "watch_cosines": "watch_cosine", "watch_ranks": "watch_rank"}
+        columns={
+            "watch_ids": "watch_id",
+            "watch_cosines": "watch_cosine",
+            "watch_ranks": "watch_rank",
+        }
     ).reset_index(drop=True)

@@ -18,7 +18,9 @@ def load_schema(path: Path) -> dict[str, Any]:
 
 def validated(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of `config` with schema defaults filled in, or ConfigError for the first problem."""
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(config)
+    )
     if error is not None:
         raise ConfigError(describe(error))
     filled = copy.deepcopy(config)
@@ -36,19 +38,25 @@ def checked(config: dict[str, Any], schema: dict[str, Any], base: Path) -> dict[
     return filled
 
 
-def _set_defaults(validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]) -> Any:
+def _set_defaults(
+    validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]
+) -> Any:
     """jsonschema's documented recipe: fill a missing property from its default before
     validating it (so nested defaults inside a filled-in default are filled too)."""
     if isinstance(instance, dict):
         for key, sub in properties.items():
             if isinstance(sub, dict) and "default" in sub:
                 instance.setdefault(key, copy.deepcopy(sub["default"]))
-    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](
+        validator, properties, instance, schema
+    )
 
 
 # Branches of oneOf/anyOf would fill defaults of branches that do not match, so the
 # schema keeps defaults out of them (tests/test_config.py checks this).
-_FillingDefaults = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": _set_defaults})
+_FillingDefaults = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"properties": _set_defaults}
+)
 
 
 def _location(path: Any) -> str:
@@ -73,7 +81,10 @@ def describe(error: jsonschema.ValidationError) -> str:
             f"allowed keys: {', '.join(allowed)}"
         )
     if error.validator == "enum":
-        return f"config error at {where}: {error.instance!r} is not allowed; use one of {error.validator_value}"
+        return (
+            f"config error at {where}: {error.instance!r} is not allowed; "
+            f"use one of {error.validator_value}"
+        )
     if error.validator == "type":
         return f"config error at {where}: {error.instance!r} is not of type {error.validator_value}"
     return f"config error at {where}: {error.message}"
@@ -107,7 +118,8 @@ def check_experiment(name: str, experiment: dict[str, Any], base: Path) -> None:
         check_prompt(experiment["target"]["prompt"], f"{where}.target.prompt")
     elif sequences["kind"] != "pairs":
         raise ConfigError(
-            f"config error at {where}: {sequences['kind']} sequences need a target (target: {{prompt: ...}})"
+            f"config error at {where}: {sequences['kind']} sequences need a target "
+            "(target: {prompt: ...})"
         )
     if "case_study" in experiment:
         _check_case_study(experiment, where)
@@ -131,11 +143,15 @@ def _check_case_study(experiment: dict[str, Any], where: str) -> None:
             "embeddings; set save_logged_embeddings: true"
         )
     study = experiment["case_study"]
-    for key, prompt in (("word", experiment["sequences"]["prompt"]), ("toward", experiment["target"]["prompt"])):
+    for key, prompt in (
+        ("word", experiment["sequences"]["prompt"]),
+        ("toward", experiment["target"]["prompt"]),
+    ):
         try:
             word_span(prompt.split(PLACEHOLDER)[0], study[key])
         except InputspaceError:
             raise ConfigError(
                 f"config error at {where}.case_study.{key}: {study[key]!r} is not a whole word "
-                f"before {PLACEHOLDER} in {prompt!r} (a causal LM reads only that part); fix one of them"
+                f"before {PLACEHOLDER} in {prompt!r} (a causal LM reads only that part); "
+                "fix one of them"
             ) from None

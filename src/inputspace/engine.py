@@ -112,7 +112,9 @@ class _Faults:
 
     def __init__(self, n: int, never: int, device: torch.device):
         self.never = never
-        self.first = {kind: torch.full((n,), never, dtype=torch.long, device=device) for kind in self.KINDS}
+        self.first = {
+            kind: torch.full((n,), never, dtype=torch.long, device=device) for kind in self.KINDS
+        }
 
     def note(self, kind: str, step: int, rows: Tensor, finite: Tensor) -> None:
         first = self.first[kind]
@@ -128,7 +130,11 @@ class _Faults:
         return found
 
 
-_WHAT = {"embeddings": " (a coordinate or its position's squared norm overflows)", "loss": "", "gradient": ""}
+_WHAT = {
+    "embeddings": " (a coordinate or its position's squared norm overflows)",
+    "loss": "",
+    "gradient": "",
+}
 
 
 def _representable(points: Tensor) -> Tensor:
@@ -143,7 +149,9 @@ class Descent:
 
     def __init__(self, lm: LanguageModel, problem: Problem, settings: Settings, label: str = "run"):
         if settings.precision not in PRECISIONS:
-            raise InputspaceError(f"{label}: precision {settings.precision!r}; use one of {PRECISIONS}")
+            raise InputspaceError(
+                f"{label}: precision {settings.precision!r}; use one of {PRECISIONS}"
+            )
         self.lm, self.settings, self.label = lm, settings, label
         device = lm.device
         batch = problem.batch
@@ -158,11 +166,17 @@ class Descent:
         self.optimizer = torch.optim.Adam([self.embeddings], lr=settings.lr, betas=settings.betas)
         self.scaler = torch.amp.GradScaler(device.type) if settings.precision == "fp16" else None
         self.step = 0
-        self.active = torch.ones(n, dtype=torch.bool)  # on the CPU: it picks the rows of each forward
-        self.below_for = torch.zeros(n, dtype=torch.long)  # consecutive steps with KL below the stop level
+        self.active = torch.ones(
+            n, dtype=torch.bool
+        )  # on the CPU: it picks the rows of each forward
+        self.below_for = torch.zeros(
+            n, dtype=torch.long
+        )  # consecutive steps with KL below the stop level
         self.kl = torch.full((n,), float("nan"), device=device)
         self.faults = _Faults(n, settings.steps + 1, device)
-        prefix_length = lm.frozen_prefix_length(batch.trainable.to(device), self.attention_mask, self.sites)
+        prefix_length = lm.frozen_prefix_length(
+            batch.trainable.to(device), self.attention_mask, self.sites
+        )
         with self.autocast():
             self.prefix = lm.frozen_prefix(self.start, self.attention_mask, prefix_length)
         self._chunks: dict[tuple[int, ...], tuple[slice | Tensor, int, FrozenPrefix | None]] = {}
@@ -185,7 +199,14 @@ class Descent:
         rows = self._active_rows()
         logprobs = self._forward_backward(rows.to(self.lm.device), with_grad=not last)
         self._apply_stop_rule(rows)
-        step = Step(self.step, rows, logprobs, self.kl.detach().clone(), self.embeddings.detach(), self.active.clone())
+        step = Step(
+            self.step,
+            rows,
+            logprobs,
+            self.kl.detach().clone(),
+            self.embeddings.detach(),
+            self.active.clone(),
+        )
         if observer is not None:
             observer.observe(step)
         if not last:
@@ -211,7 +232,9 @@ class Descent:
             picked, length, prefix = self._chunk(chunk)
             with self.autocast():
                 logits = self.lm.logits_at(
-                    self.embeddings[picked, :length], self.attention_mask[picked, :length], self.sites[picked],
+                    self.embeddings[picked, :length],
+                    self.attention_mask[picked, :length],
+                    self.sites[picked],
                     prefix=prefix,
                 )
             logprobs = F.log_softmax(logits.float(), dim=-1)
@@ -253,7 +276,15 @@ class Descent:
         grad = self.embeddings.grad
         grad.masked_fill_(self.frozen, 0.0)
         device_rows = rows.to(grad.device)
-        self.faults.note("gradient", self.step, device_rows, torch.isfinite(grad[device_rows]).flatten(1).all(dim=1))
+        if (
+            not self.scaler
+        ):  # with fp16's scaler an overflowing gradient skips the step and lowers the scale
+            self.faults.note(
+                "gradient",
+                self.step,
+                device_rows,
+                torch.isfinite(grad[device_rows]).flatten(1).all(dim=1),
+            )
         stopped = torch.nonzero(~self.active).squeeze(1).to(grad.device)
         held = self.embeddings.detach()[stopped].clone()
         try:
@@ -264,8 +295,8 @@ class Descent:
                 self.optimizer.step()
         except RuntimeError as error:  # Adam's step size lr / (1 - beta1^t) past float32's range
             raise InputspaceError(
-                f"{self.label}: Adam's step overflows at step {self.step} ({first_line(error)}); lower the "
-                "learning rate (lr)"
+                f"{self.label}: Adam's step overflows at step {self.step} ({first_line(error)}); "
+                "lower the learning rate (lr)"
             ) from None
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
@@ -279,8 +310,8 @@ class Descent:
         if fault:
             step, seq, what = fault
             raise InputspaceError(
-                f"{self.label}: non-finite {what} at step {step} in sequence {seq}{_WHAT[what]}; lower the "
-                "learning rate (lr) or use precision fp32"
+                f"{self.label}: non-finite {what} at step {step} in sequence {seq}{_WHAT[what]}; "
+                "lower the learning rate (lr) or use precision fp32"
             )
 
     @property
@@ -334,7 +365,12 @@ def optimise(
             observer.restore(resumed["observer"])
         print(f"{label}: resumed from {checkpoint} at step {run.step}", file=sys.stderr)
     bar = tqdm(
-        total=settings.steps, initial=run.step, desc=label, disable=not progress, mininterval=2.0, file=sys.stderr
+        total=settings.steps,
+        initial=run.step,
+        desc=label,
+        disable=not progress,
+        mininterval=2.0,
+        file=sys.stderr,
     )
     refresh = max(1, settings.steps // 100)
     try:
@@ -344,7 +380,9 @@ def optimise(
                 bar.update(1)
             if run.step % refresh == 0 or run.finished:
                 run.check_finite()
-                bar.set_postfix(mean_kl=f"{step.kl.mean().item():.3g}", active=int(step.active.sum()))
+                bar.set_postfix(
+                    mean_kl=f"{step.kl.mean().item():.3g}", active=int(step.active.sum())
+                )
             if checkpoint and run.step % settings.checkpoint_every == 0 and not run.finished:
                 run.check_finite()
                 state = {"run": run.state(), "observer": observer.state() if observer else None}
@@ -380,11 +418,16 @@ def _load_checkpoint(path: Path | None, fingerprint: str) -> dict[str, Any] | No
         state = torch.load(path, weights_only=True)
     except Exception as error:  # any unreadable file: torch raises many kinds
         aside = _set_aside(Path(path))
-        print(f"checkpoint {path} does not load as data ({first_line(error)}); set aside as {aside}, starting over",
-              file=sys.stderr)
+        print(
+            f"checkpoint {path} does not load as data ({first_line(error)}); "
+            f"set aside as {aside}, starting over",
+            file=sys.stderr,
+        )
         return None
     if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
-        print(f"ignoring checkpoint {path}: it belongs to other inputs or settings", file=sys.stderr)
+        print(
+            f"ignoring checkpoint {path}: it belongs to other inputs or settings", file=sys.stderr
+        )
         return None
     return state
 

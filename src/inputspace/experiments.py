@@ -23,7 +23,9 @@ def target_logprobs(lm: LanguageModel, prompts: list[str]) -> Tensor:
     """Log-probabilities each target prompt predicts at its prediction site, [n, vocab]."""
     batch = from_prompts(lm, prompts)
     logits = lm.logits_at(
-        batch.embeddings.to(lm.device), batch.attention_mask.to(lm.device), batch.sites.to(lm.device)
+        batch.embeddings.to(lm.device),
+        batch.attention_mask.to(lm.device),
+        batch.sites.to(lm.device),
     )
     return F.log_softmax(logits.float(), dim=-1).cpu()
 
@@ -58,17 +60,29 @@ def watch_token_ids(lm: LanguageModel, words: list[str], pieces: str = "first") 
         texts = [lm.tokenizer.decode([i]) for i in word_ids]
         _check_representable(lm, word, word_ids, texts)
         if len(word_ids) > 1:
-            split = f"watch word {word!r} is not one token of {lm.name}'s tokenizer but {len(word_ids)}: {texts}"
+            split = (
+                f"watch word {word!r} is not one token of {lm.name}'s tokenizer "
+                f"but {len(word_ids)}: {texts}"
+            )
             if pieces == "refuse":
-                raise InputspaceError(f"{split}; watch_pieces is refuse: choose a single-token word or set watch_pieces")
+                raise InputspaceError(
+                    f"{split}; watch_pieces is refuse: "
+                    "choose a single-token word or set watch_pieces"
+                )
             tracked = f"only its first piece {texts[0]!r}" if pieces == "first" else "each piece"
-            warnings.warn(f"{split}; tracking {tracked} (watch_pieces: {pieces})", InputspaceWarning, stacklevel=2)
+            warnings.warn(
+                f"{split}; tracking {tracked} (watch_pieces: {pieces})",
+                InputspaceWarning,
+                stacklevel=2,
+            )
             word_ids = word_ids[:1] if pieces == "first" else word_ids
         ids.extend(word_ids)
     return torch.tensor(ids, dtype=torch.long)
 
 
-def _check_representable(lm: LanguageModel, word: str, word_ids: list[int], texts: list[str]) -> None:
+def _check_representable(
+    lm: LanguageModel, word: str, word_ids: list[int], texts: list[str]
+) -> None:
     unknown = lm.tokenizer.unk_token_id
     if not word_ids:
         why = "it has no tokens"
@@ -79,7 +93,8 @@ def _check_representable(lm: LanguageModel, word: str, word_ids: list[int], text
     else:
         return
     raise InputspaceError(
-        f"watch word {word!r} cannot be represented by {lm.name}'s tokenizer ({why}); remove it from watch"
+        f"watch word {word!r} cannot be represented by {lm.name}'s tokenizer "
+        f"({why}); remove it from watch"
     )
 
 
@@ -95,7 +110,9 @@ def build_problem(
     base: Path = Path("."),
 ) -> tuple[Problem, Landmarks]:
     batch, targets = sources_and_targets(lm, experiment, samples, base)
-    watch_ids = watch_token_ids(lm, experiment.get("watch", []), experiment.get("watch_pieces", "first"))
+    watch_ids = watch_token_ids(
+        lm, experiment.get("watch", []), experiment.get("watch_pieces", "first")
+    )
     problem = Problem(batch=batch, target_logprobs=target_logprobs(lm, targets))
     return problem, Landmarks(vocab=vocab, candidates=candidates, watch_ids=watch_ids)
 
@@ -103,7 +120,9 @@ def build_problem(
 LOGGING_KEYS = ("log_points", "top_k", "save_logged_embeddings")
 
 
-def settings(optimize: dict[str, Any], precision: str = "fp32") -> tuple[Settings, Logging]:
+def optimisation_settings(
+    optimize: dict[str, Any], precision: str = "fp32"
+) -> tuple[Settings, Logging]:
     """The loop's settings and the recorder's, from an experiment's validated `optimize`
     block (same names)."""
     loop = {k: v for k, v in optimize.items() if k not in LOGGING_KEYS}

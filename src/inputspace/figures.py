@@ -1,17 +1,209 @@
-"""Figures over finished runs, one experiment at a time, with its models side by side on
-shared scales (the house style and `figure` come from `inputspace.plots`)."""
+"""Every figure of the workflow, in one house style: the geometry and case-study
+figures of one model, then the figures over finished runs, one experiment at a time,
+with its models side by side on shared scales.
 
+Figures are sized for print (single column 3.5 in, double 7 in) at 200 dpi, with
+labelled axes and titles that name the model and experiment.
+"""
+
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-from PIL import Image
+import matplotlib
 
-from inputspace.analysis import SMALL_DISPLACEMENT, THRESHOLD, Moves, dimension_rms
-from inputspace.files import atomic_output
-from inputspace.plots import STYLE, figure
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from inputspace.analysis import SMALL_DISPLACEMENT, THRESHOLD, Moves, dimension_rms  # noqa: E402
+from inputspace.files import atomic_output  # noqa: E402
+
+STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 200,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.4,
+}
+DOUBLE_COLUMN = (7.0, 3.0)
+
+
+@contextmanager
+def figure(path: Path, size: tuple[float, float] = DOUBLE_COLUMN, **subplots) -> Iterator:
+    """Yield (fig, axes) in the house style; save to `path` atomically and close."""
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(figsize=size, layout="constrained", **subplots)
+        try:
+            yield fig, axes
+            with atomic_output(path) as partial:
+                fig.savefig(partial, format="png")
+        finally:
+            plt.close(fig)
+
+
+def ellipse_spectrum(spectrum: pd.DataFrame, model: str, path: Path) -> None:
+    """Eigenvalues of the vocabulary covariance, and the variance the top axes explain."""
+    with figure(path, ncols=2) as (fig, (left, right)):
+        left.semilogy(spectrum["rank"], spectrum["eigenvalue"], color="C0")
+        left.set_xlabel("principal axis (rank)")
+        left.set_ylabel("eigenvalue (variance along axis)")
+        left.set_title("Covariance spectrum")
+        right.plot(spectrum["rank"], spectrum["cumulative"], color="C1")
+        for level, colour in ((0.5, "0.5"), (0.9, "0.3"), (0.99, "0.1")):
+            axes_needed = int(np.searchsorted(spectrum["cumulative"].to_numpy(), level) + 1)
+            right.axhline(level, color=colour, linestyle=":", linewidth=0.8)
+            right.annotate(
+                f"{level:.0%}: {axes_needed} axes",
+                (axes_needed, level),
+                xytext=(-4, -10),
+                textcoords="offset points",
+                ha="right",
+                fontsize=7,
+            )
+        right.set_xlabel("number of principal axes")
+        right.set_ylabel("cumulative fraction of variance")
+        right.set_ylim(0, 1.02)
+        right.set_title("Variance explained")
+        fig.suptitle(f"{model}: hyper-ellipse of the non-special vocabulary embeddings")
+
+
+def norm_comparison(
+    sample_norms: np.ndarray, vocab_norms: np.ndarray, ks: float, title: str, path: Path
+) -> None:
+    """Histograms of the L2 norms of sampled points and of vocabulary embeddings."""
+    with figure(path, size=(3.5, 3.0)) as (fig, ax):
+        n_bins = int(np.clip(2 * np.sqrt(sample_norms.size), 10, 60))
+        bins = np.histogram_bin_edges(np.concatenate([sample_norms, vocab_norms]), bins=n_bins)
+        ax.hist(vocab_norms, bins=bins, density=True, alpha=0.5, label="vocabulary", color="C0")
+        ax.hist(
+            sample_norms,
+            bins=bins,
+            density=True,
+            histtype="step",
+            linewidth=1.6,
+            label=f"sampled (n={sample_norms.size})",
+            color="C1",
+        )
+        ax.set_xlabel("L2 norm of input embedding")
+        ax.set_ylabel("density")
+        ax.legend(title=f"KS statistic {ks:.3f}")
+        ax.set_title(title)
+
+
+def _token_label(token: str) -> str:
+    return repr(token)
+
+
+def gradient_bars(table: pd.DataFrame, followed: list[int], title: str, path: Path) -> None:
+    """Per token of the source prompt: the gradient's L2 norm, and its cosine with the
+    token's own embedding; the followed word's tokens stand out, special tokens are grey."""
+    x = np.arange(len(table))
+    colours = np.where(table.optimised.to_numpy(), "C0", "0.7").astype(object)
+    colours[[pos for pos in followed if pos < len(table)]] = "C3"
+    with figure(path, size=(7.0, 4.8), nrows=2, sharex=True) as (fig, (top, bottom)):
+        top.bar(x, table.grad_norm, color=colours)
+        top.set_ylabel("L2 norm of gradient")
+        top.set_title("Gradient norm per token")
+        bottom.bar(x, table.cos_grad_embedding, color=colours)
+        bottom.axhline(0, color="0.3", linewidth=0.8)
+        limit = max(0.05, float(np.abs(table.cos_grad_embedding).max()) * 1.15)
+        bottom.set_ylim(-limit, limit)
+        bottom.set_ylabel("cos(gradient, own embedding)")
+        bottom.set_title("Alignment of the gradient with the token's own embedding")
+        bottom.set_xticks(x, [_token_label(t) for t in table.token], rotation=40, ha="right")
+        bottom.set_xlabel("source prompt token")
+        handles = [
+            Patch(color="C0", label="optimised token"),
+            Patch(color="C3", label="followed word"),
+            Patch(color="0.7", label="special (not optimised)"),
+        ]
+        top.set_ylim(0, float(table.grad_norm.max()) * 1.3)  # headroom for the legend
+        top.legend(handles=handles, loc="upper left", ncols=3)
+        fig.suptitle(title)
+
+
+def case_path(
+    path_table: pd.DataFrame, kl: pd.DataFrame, candidates: int, title: str, path: Path
+) -> None:
+    """The followed word's path under Adam: loss, distances, heading toward the
+    counterpart word, and that heading's rank among all candidate tokens. One colour per
+    (followed token, counterpart token) pair."""
+    with figure(path, size=(7.0, 6.0), nrows=2, ncols=2, sharex=True) as (fig, axes):
+        (loss_ax, distance_ax), (heading_ax, rank_ax) = axes
+        loss_ax.semilogy(kl.step, kl.kl, color="k")
+        loss_ax.set_ylabel("KL(target || predicted)")
+        loss_ax.set_title("Loss at the prediction site")
+        last_step = path_table.step.max()
+        pair_handles = []
+        for number, ((pos, _), rows) in enumerate(
+            path_table.groupby(["pos", "toward_id"], sort=True)
+        ):
+            colour = f"C{number % 10}"
+            end = rows[rows.step == last_step].iloc[0]
+            label = (
+                f"{_token_label(end.token)} (position {pos}) vs {_token_label(end.toward_token)}; "
+                f"at step {last_step} nearest to {_token_label(end.nearest_euclidean_token)} (L2), "
+                f"{_token_label(end.nearest_cosine_token)} (cos)"
+            )
+            pair_handles.append(
+                distance_ax.plot(rows.step, rows.l2_travelled, color=colour, label=label)[0]
+            )
+            distance_ax.plot(rows.step, rows.distance_to_toward, color=colour, linestyle="--")
+            distance_ax.axhline(
+                rows.start_distance_to_toward.iloc[0], color=colour, linestyle=":", linewidth=1.0
+            )
+            heading_ax.plot(rows.step, rows.toward_heading_cosine, color=colour)
+            heading_ax.plot(
+                rows.step, rows.heading_cosine, color=colour, linestyle=":", linewidth=1.0
+            )
+            rank_ax.plot(
+                rows.step,
+                rows.toward_heading_rank.where(rows.toward_heading_rank > 0),
+                color=colour,
+            )
+        styles = [
+            Line2D([], [], color="0.2", label="travelled from start"),
+            Line2D([], [], color="0.2", linestyle="--", label="to target token"),
+            Line2D([], [], color="0.2", linestyle=":", label="start distance to target"),
+        ]
+        distance_ax.legend(handles=styles, loc="center right", fontsize=7)
+        distance_ax.set_ylabel("Euclidean distance")
+        distance_ax.set_title("Distances of the followed token")
+        heading_ax.plot([], [], color="0.2", label="toward target token")
+        heading_ax.plot([], [], color="0.2", linestyle=":", label="best of all tokens")
+        heading_ax.legend(fontsize=7)
+        heading_ax.axhline(0, color="0.3", linewidth=0.8)
+        heading_ax.set_ylabel("cos(e - e0, v - e0)")
+        heading_ax.set_title("Cosine of the heading")
+        rank_ax.set_yscale("log")
+        rank_ax.invert_yaxis()
+        rank_ax.set_ylabel(f"rank among {candidates:,} tokens (1 = best)")
+        rank_ax.set_title("Rank of the heading toward target")
+        for ax in axes.flat:
+            ax.set_xscale("symlog", linthresh=1)
+            ax.set_xlim(0, last_step)
+        for ax in (heading_ax, rank_ax):
+            ax.set_xlabel("Adam step (symlog scale)")
+        fig.legend(
+            handles=pair_handles, loc="outside lower center", ncols=1, fontsize=7, frameon=False
+        )
+        fig.suptitle(title)
+
+
+# -------------------------------------------------------------- per experiment, models side by side
 
 PANEL = (3.4, 2.6)  # inches per model panel
 
@@ -25,7 +217,9 @@ def kl_curves(steps: pd.DataFrame, models: list[str], title: str, path: Path) ->
     with _sequence_panels(steps, models, "kl", "C0", title, path) as (axes, runs):
         for ax, run in zip(axes, runs):
             mean = run.groupby("step").kl.mean()
-            ax.plot(mean.index, mean.to_numpy(), color="k", linewidth=2, label="mean over sequences")
+            ax.plot(
+                mean.index, mean.to_numpy(), color="k", linewidth=2, label="mean over sequences"
+            )
             ax.axhline(THRESHOLD, color="C3", linestyle=":", label=f"KL = {THRESHOLD:g}")
             ax.set_yscale("log")
         axes[0].set_ylabel("KL(target || predicted) [nats]")
@@ -39,13 +233,20 @@ def travel_curves(steps: pd.DataFrame, models: list[str], title: str, path: Path
 
 
 @contextmanager
-def _sequence_panels(steps: pd.DataFrame, models: list[str], column: str, colour: str, title: str, path: Path):
+def _sequence_panels(
+    steps: pd.DataFrame, models: list[str], column: str, colour: str, title: str, path: Path
+):
     """One panel per model, shared y, one thin line per sequence of `column` over steps."""
-    with figure(path, size=_size(len(models)), ncols=len(models), sharey=True, squeeze=False) as (fig, axes):
+    with figure(path, size=_size(len(models)), ncols=len(models), sharey=True, squeeze=False) as (
+        fig,
+        axes,
+    ):
         runs = [steps[steps.model == model] for model in models]
         for ax, model, run in zip(axes[0], models, runs):
             for _, sequence in run.groupby("seq"):
-                optimised = sequence[sequence.active]  # a stopped sequence's line ends where it left the batch
+                optimised = sequence[
+                    sequence.active
+                ]  # a stopped sequence's line ends where it left the batch
                 ax.plot(optimised.step, optimised[column], color=colour, alpha=0.35, linewidth=0.7)
             ax.set_xlabel("Adam step")
             ax.set_title(f"{model} ({run.seq.nunique()} sequences)")
@@ -59,7 +260,10 @@ def displacement_distribution(moves: dict[str, Moves], title: str, path: Path) -
     models = list(moves)
     size = (7.0, 2.4 * len(models) + 0.6)
     limit = max(float(np.abs(m.delta).max()) for m in moves.values())
-    with figure(path, size=size, nrows=len(models), ncols=2, squeeze=False, sharex="col") as (fig, axes):
+    with figure(path, size=size, nrows=len(models), ncols=2, squeeze=False, sharex="col") as (
+        fig,
+        axes,
+    ):
         for (hist_ax, cdf_ax), model in zip(axes, models):
             values = moves[model].delta.ravel()
             hist_ax.hist(values, bins=np.linspace(-limit, limit, 101), color="C0")
@@ -70,8 +274,13 @@ def displacement_distribution(moves: dict[str, Moves], title: str, path: Path) -
             cdf_ax.plot(magnitude, np.arange(1, magnitude.size + 1) / magnitude.size, color="C1")
             cdf_ax.axvline(SMALL_DISPLACEMENT, color="0.4", linestyle=":")
             below = (magnitude < SMALL_DISPLACEMENT).mean()
-            cdf_ax.annotate(f"{below:.1%} below {SMALL_DISPLACEMENT}", (SMALL_DISPLACEMENT, below),
-                            xytext=(5, -12), textcoords="offset points", fontsize=7)
+            cdf_ax.annotate(
+                f"{below:.1%} below {SMALL_DISPLACEMENT}",
+                (SMALL_DISPLACEMENT, below),
+                xytext=(5, -12),
+                textcoords="offset points",
+                fontsize=7,
+            )
             cdf_ax.set_xscale("log")
             cdf_ax.set_ylabel("cumulative fraction")
             cdf_ax.set_title(f"{model}: cumulative, magnitude")
@@ -85,7 +294,9 @@ def favoured(moves: dict[str, Moves], title: str, path: Path) -> None:
     all tokens; right: each token's L2 displacement, sorted. Flat profiles: none is."""
     models = list(moves)
     size = (7.0, 2.4 * len(models) + 0.6)
-    with figure(path, size=size, nrows=len(models), ncols=2, squeeze=False, sharex="col", sharey="col") as (fig, axes):
+    with figure(
+        path, size=size, nrows=len(models), ncols=2, squeeze=False, sharex="col", sharey="col"
+    ) as (fig, axes):
         for (dim_ax, token_ax), model in zip(axes, models):
             move = moves[model]
             rms = dimension_rms(move.delta)
@@ -104,7 +315,9 @@ def favoured(moves: dict[str, Moves], title: str, path: Path) -> None:
         fig.suptitle(title)
 
 
-def travel_against_vocabulary(curves: dict[str, pd.DataFrame], travel: dict[str, np.ndarray], title: str, path: Path) -> None:
+def travel_against_vocabulary(
+    curves: dict[str, pd.DataFrame], travel: dict[str, np.ndarray], title: str, path: Path
+) -> None:
     """Smoothed histograms (KDE) of per-token L2 travelled, distances between random
     vocabulary pairs and nearest-neighbour distances, on a shared distance axis."""
     models = list(curves)
@@ -113,7 +326,10 @@ def travel_against_vocabulary(curves: dict[str, pd.DataFrame], travel: dict[str,
         "random_pairs": ("random vocabulary pairs", "C0"),
         "nearest_neighbours": ("vocabulary nearest neighbours", "C1"),
     }
-    with figure(path, size=_size(len(models)), ncols=len(models), sharex=True, squeeze=False) as (fig, axes):
+    with figure(path, size=_size(len(models)), ncols=len(models), sharex=True, squeeze=False) as (
+        fig,
+        axes,
+    ):
         for ax, model in zip(axes[0], models):
             curve = curves[model]
             for column, (label, colour) in labels.items():
@@ -142,13 +358,19 @@ def _topk_layout(topk: pd.DataFrame) -> tuple[list[int], float]:
     return steps, min(1.0, float(topk.prob.max()) * 1.1)
 
 
-def topk_small_multiples(topk: pd.DataFrame, strings: dict[str, np.ndarray], columns: int, title: str, path: Path) -> None:
+def topk_small_multiples(
+    topk: pd.DataFrame, strings: dict[str, np.ndarray], columns: int, title: str, path: Path
+) -> None:
     """Top-k predictions at the prediction site at a few logged steps (sequence 0)."""
     models = list(strings)
     steps, top = _topk_layout(topk)
-    shown = [steps[i] for i in np.unique(np.linspace(0, len(steps) - 1, columns).round().astype(int))]
+    shown = [
+        steps[i] for i in np.unique(np.linspace(0, len(steps) - 1, columns).round().astype(int))
+    ]
     size = (7.0, 1.9 * len(models) + 0.7)
-    with figure(path, size=size, nrows=len(models), ncols=len(shown), squeeze=False, sharex=True) as (fig, axes):
+    with figure(
+        path, size=size, nrows=len(models), ncols=len(shown), squeeze=False, sharex=True
+    ) as (fig, axes):
         for row, model in enumerate(models):
             run = topk[topk.model == model]
             for ax, step in zip(axes[row], shown):
@@ -159,18 +381,28 @@ def topk_small_multiples(topk: pd.DataFrame, strings: dict[str, np.ndarray], col
         fig.suptitle(title)
 
 
-def topk_animation(topk: pd.DataFrame, strings: dict[str, np.ndarray], title: str, path: Path, fps: int = 3) -> None:
+def topk_animation(
+    topk: pd.DataFrame, strings: dict[str, np.ndarray], title: str, path: Path, fps: int = 3
+) -> None:
     """GIF: one frame per logged step, the top-k predictions of sequence 0, per model."""
     models = list(strings)
     steps, top = _topk_layout(topk)
     frames = []
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(models), figsize=_size(len(models)), layout="constrained", squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(models), figsize=_size(len(models)), layout="constrained", squeeze=False
+        )
         try:
             for step in steps:
                 for ax, model in zip(axes[0], models):
                     ax.clear()
-                    _topk_panel(ax, topk[(topk.model == model) & (topk.step == step)], strings[model], step, top)
+                    _topk_panel(
+                        ax,
+                        topk[(topk.model == model) & (topk.step == step)],
+                        strings[model],
+                        step,
+                        top,
+                    )
                     ax.set_title(f"{model}, step {step}")
                     ax.set_xlabel("probability")
                 fig.suptitle(title)
@@ -179,8 +411,14 @@ def topk_animation(topk: pd.DataFrame, strings: dict[str, np.ndarray], title: st
         finally:
             plt.close(fig)
     with atomic_output(path) as partial:
-        frames[0].save(partial, format="GIF", save_all=True, append_images=frames[1:],
-                       duration=int(1000 / fps), loop=0)
+        frames[0].save(
+            partial,
+            format="GIF",
+            save_all=True,
+            append_images=frames[1:],
+            duration=int(1000 / fps),
+            loop=0,
+        )
 
 
 def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, title: str, path: Path) -> None:
@@ -198,18 +436,41 @@ def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, title: str, 
         if len(exact):
             ax = next(panels)
             for row in exact.itertuples():
-                values = spectra[spectra.point == row.point].eigenvalue.abs().sort_values(ascending=False)
+                values = (
+                    spectra[spectra.point == row.point]
+                    .eigenvalue.abs()
+                    .sort_values(ascending=False)
+                )
                 relative = (values / row.largest).clip(lower=1e-16)
-                ax.semilogy(np.arange(1, len(values) + 1), relative, color=colours[row.point], linewidth=1.0,
-                            label=f"{row.point} (KL {row.kl:.1e}): rank {row.numerical_rank:.0f} of {row.dimensions}")
-                ax.axhline(row.rank_tolerance / row.largest, color=colours[row.point], linestyle="--", linewidth=0.7)
+                ax.semilogy(
+                    np.arange(1, len(values) + 1),
+                    relative,
+                    color=colours[row.point],
+                    linewidth=1.0,
+                    label=f"{row.point} (KL {row.kl:.1e}): "
+                    f"rank {row.numerical_rank:.0f} of {row.dimensions}",
+                )
+                ax.axhline(
+                    row.rank_tolerance / row.largest,
+                    color=colours[row.point],
+                    linestyle="--",
+                    linewidth=0.7,
+                )
             hidden = int(exact.hidden.iloc[0])
             ax.axvline(hidden, color="k", linestyle=":", linewidth=0.9)
-            ax.annotate(f" d = {hidden}", (hidden, 0.98), xycoords=("data", "axes fraction"), fontsize=7, va="top")
+            ax.annotate(
+                f" d = {hidden}",
+                (hidden, 0.98),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                va="top",
+            )
             ax.axhline(threshold, color="0.4", linestyle=":", linewidth=0.9)
             ax.set_xlabel("eigenvalue index (largest |eigenvalue| first)")
             ax.set_ylabel("|eigenvalue| / largest")
-            ax.legend(fontsize=6, title="dashed: rank tolerance; dotted: flat threshold", title_fontsize=6)
+            ax.legend(
+                fontsize=6, title="dashed: rank tolerance; dotted: flat threshold", title_fontsize=6
+            )
             ax.set_title("whole Hessian (exact)", fontsize=8.5)
         if len(estimated):
             ax = next(panels)
@@ -217,9 +478,17 @@ def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, title: str, 
                 nodes = spectra[spectra.point == row.point]
                 relative = (nodes.eigenvalue.abs() / row.largest).clip(lower=1e-16)
                 order = np.argsort(relative.to_numpy())
-                share = 1 - np.cumsum(nodes.weight.to_numpy()[order]) + nodes.weight.to_numpy()[order]
-                ax.step(relative.to_numpy()[order], share, where="post", color=colours[row.point],
-                        label=f"{row.point} (KL {row.kl:.1e}): flat {row.flat_fraction:.1%} of {row.dimensions}")
+                share = (
+                    1 - np.cumsum(nodes.weight.to_numpy()[order]) + nodes.weight.to_numpy()[order]
+                )
+                ax.step(
+                    relative.to_numpy()[order],
+                    share,
+                    where="post",
+                    color=colours[row.point],
+                    label=f"{row.point} (KL {row.kl:.1e}): "
+                    f"flat {row.flat_fraction:.1%} of {row.dimensions}",
+                )
             ax.axvline(threshold, color="0.4", linestyle=":", linewidth=0.9)
             ax.set_xscale("log")
             ax.set_xlabel("|eigenvalue| / largest")
@@ -241,12 +510,26 @@ def barrier_paths(paths: pd.DataFrame, barriers: pd.DataFrame, title: str, path:
             ):
                 line = paths[(paths.pair == row.pair) & (paths.path == kind)]
                 if len(line):
-                    label = f"pair {row.pair} ({kind}): barrier {height:.3g} ({relative:.1%} of start KL)"
-                    ax.plot(line.position, line.loss, linestyle=style, color=f"C{row.pair % 10}", label=label)
+                    label = (
+                        f"pair {row.pair} ({kind}): barrier {height:.3g} "
+                        f"({relative:.1%} of start KL)"
+                    )
+                    ax.plot(
+                        line.position,
+                        line.loss,
+                        linestyle=style,
+                        color=f"C{row.pair % 10}",
+                        label=label,
+                    )
         left_out = barriers[~barriers.both_converged.astype(bool)]
         if len(left_out):
-            ax.text(0.02, 0.02, "left out (an end not converged): pair " + ", ".join(map(str, left_out.pair)),
-                    transform=ax.transAxes, fontsize=6.5)
+            ax.text(
+                0.02,
+                0.02,
+                "left out (an end not converged): pair " + ", ".join(map(str, left_out.pair)),
+                transform=ax.transAxes,
+                fontsize=6.5,
+            )
         ax.set_yscale("log")
         ax.set_xlabel("position along the path (0, 1: the two solutions)")
         ax.set_ylabel("KL(target || predicted)")
@@ -265,7 +548,14 @@ def nearness(table: pd.DataFrame, title: str, path: Path) -> None:
     with figure(path, size=(4.2, 3.4)) as (fig, ax):
         bins = np.histogram_bin_edges(table[list(columns)].to_numpy().ravel(), bins=30)
         for column, (label, colour) in columns.items():
-            ax.hist(table[column], bins=bins, histtype="stepfilled", alpha=0.35, color=colour, label=label)
+            ax.hist(
+                table[column],
+                bins=bins,
+                histtype="stepfilled",
+                alpha=0.35,
+                color=colour,
+                label=label,
+            )
             ax.axvline(table[column].median(), color=colour, linewidth=1.0)
         ax.set_xlabel("distance from a random start, per token")
         ax.set_ylabel("tokens")

@@ -71,10 +71,14 @@ def tensor_digest(tensors: dict[str, Tensor]) -> str:
     return digest.hexdigest()
 
 
-def write_tensors(tensors: dict[str, Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+def write_tensors(
+    tensors: dict[str, Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> None:
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
     with atomic_output(path) as partial:
-        save_file(tensors, str(partial), metadata={**(metadata or {}), DIGEST_KEY: tensor_digest(tensors)})
+        save_file(
+            tensors, str(partial), metadata={**(metadata or {}), DIGEST_KEY: tensor_digest(tensors)}
+        )
 
 
 def read_tensors(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
@@ -123,4 +127,3 @@ def write_json(data: Any, path: str | os.PathLike) -> None:
 def write_csv(table: pd.DataFrame, path: str | os.PathLike, sep: str = ",") -> None:
     with atomic_output(path) as partial:
         table.to_csv(partial, index=False, sep=sep)
-

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 from torch import Tensor
+from tqdm import tqdm
 
 from inputspace.files import read_tensors, write_tensors
 
@@ -107,7 +107,10 @@ class VocabIndex:
         column = torch.full((matrix.shape[0],), -1, dtype=torch.long, device=matrix.device)
         column[candidates] = torch.arange(len(candidates), device=matrix.device)
         self.column_of = column  # token id -> column in the scan, -1 if not a candidate
-        self.blocks = [slice(s, min(s + block_size, len(candidates))) for s in range(0, len(candidates), block_size)]
+        self.blocks = [
+            slice(s, min(s + block_size, len(candidates)))
+            for s in range(0, len(candidates), block_size)
+        ]
 
     def columns(self, token_ids: Tensor) -> Tensor:
         inside = (token_ids >= 0) & (token_ids < len(self.column_of))
@@ -134,7 +137,9 @@ def nearest_tokens(
     own = index.columns(exclude) if exclude is not None else nothing
     parts = []
     starts = range(0, queries.shape[0], chunk_size)
-    for start in tqdm(starts, desc=progress, disable=progress is None, file=sys.stderr, mininterval=5.0):
+    for start in tqdm(
+        starts, desc=progress, disable=progress is None, file=sys.stderr, mininterval=5.0
+    ):
         rows = slice(start, start + chunk_size)
         scan = _NearestScan(queries[rows], index, own[rows])
         for block in index.blocks:
@@ -180,7 +185,11 @@ def random_pair_table(
 
 
 def nearest_neighbour_table(
-    matrix: Tensor, vocab: pd.DataFrame, sample: int, generator: torch.Generator, chunk_size: int = SCAN_ROWS
+    matrix: Tensor,
+    vocab: pd.DataFrame,
+    sample: int,
+    generator: torch.Generator,
+    chunk_size: int = SCAN_ROWS,
 ) -> pd.DataFrame:
     """The nearest other regular token, by Euclidean distance and by cosine, of `sample`
     regular tokens drawn without replacement (of every regular token, exactly, when the
@@ -191,7 +200,11 @@ def nearest_neighbour_table(
     if sample < len(regular):
         queries = regular[torch.randperm(len(regular), generator=generator)[:sample]].sort().values
     nearest = nearest_tokens(
-        matrix[queries], matrix, regular, exclude=queries, chunk_size=chunk_size,
+        matrix[queries],
+        matrix,
+        regular,
+        exclude=queries,
+        chunk_size=chunk_size,
         progress=f"nearest neighbours of {len(queries):,} tokens among {len(regular):,}",
     )
     tokens = vocab.token.to_numpy()
@@ -226,20 +239,31 @@ class OriginTerms:
     """o.v_j and 1/|v_j - o| for fixed origins: constant through a run, so computed once
     (when they fit in `max_bytes`) instead of at every logged step."""
 
-    def __init__(self, origin: Tensor, index: VocabIndex, chunk_size: int = SCAN_ROWS, max_bytes: float = 2**30):
+    def __init__(
+        self,
+        origin: Tensor,
+        index: VocabIndex,
+        chunk_size: int = SCAN_ROWS,
+        max_bytes: float = 2**30,
+    ):
         self.chunk_size = chunk_size
         size = 2 * origin.shape[0] * len(index.ids) * origin.element_size()
         self.chunks: list[list[tuple[Tensor, Tensor]]] | None = None
         if size <= max_bytes:
             self.chunks = [
-                [_origin_terms(origin[start : start + chunk_size], index, block) for block in index.blocks]
+                [
+                    _origin_terms(origin[start : start + chunk_size], index, block)
+                    for block in index.blocks
+                ]
                 for start in range(0, origin.shape[0], chunk_size)
             ]
 
 
 def _origin_terms(o: Tensor, index: VocabIndex, block: slice) -> tuple[Tensor, Tensor]:
     origin_dots = o @ index.vectors[block].T
-    gap_squared = (-2 * origin_dots).add_(index.squared[block]).add_((o * o).sum(dim=1, keepdim=True))
+    gap_squared = (
+        (-2 * origin_dots).add_(index.squared[block]).add_((o * o).sum(dim=1, keepdim=True))
+    )
     return origin_dots, gap_squared.clamp_min_(1e-24).rsqrt_()
 
 
@@ -266,7 +290,9 @@ def project(
     for number, start in enumerate(range(0, current.shape[0], chunk_size)):
         rows = slice(start, start + chunk_size)
         terms = cached[number] if cached else None
-        parts.append(_project_rows(current[rows], origin[rows], own[rows], index, watch_vectors, terms))
+        parts.append(
+            _project_rows(current[rows], origin[rows], own[rows], index, watch_vectors, terms)
+        )
     fields = [torch.cat(column) for column in zip(*parts)]
     nearest = Nearest(*fields[:4])
     return Projection(nearest, *fields[4:])
@@ -308,7 +334,9 @@ class _NearestScan:
         scores = dots / index.norms[block]  # cos(q, v_j) times a per-row constant
         _exclude(scores, self.own, block)
         self.cosine.add(scores, block)
-        torch.mul(dots, 2, out=scores).sub_(index.squared[block])  # 2 q.v_j - |v_j|^2, largest = nearest
+        torch.mul(dots, 2, out=scores).sub_(
+            index.squared[block]
+        )  # 2 q.v_j - |v_j|^2, largest = nearest
         _exclude(scores, self.own, block)
         self.euclidean.add(scores, block)
 
@@ -326,7 +354,11 @@ class _NearestScan:
 
 
 def _project_rows(
-    e: Tensor, o: Tensor, own: Tensor, index: VocabIndex, watch: Tensor,
+    e: Tensor,
+    o: Tensor,
+    own: Tensor,
+    index: VocabIndex,
+    watch: Tensor,
     cached: list[tuple[Tensor, Tensor]] | None,
 ):
     d = e - o
@@ -338,12 +370,16 @@ def _project_rows(
     # the expanded form carries ~1e-6 of rounding: don't let it reorder near-ties
     threshold = (watch_cos + 1e-5) * d_norm.unsqueeze(1)
     ranks = torch.ones(watch_cos.shape, dtype=torch.long, device=e.device)
-    nearest = _NearestScan(e, index, torch.full_like(own, -1))  # back-projection may land on its own token
+    nearest = _NearestScan(
+        e, index, torch.full_like(own, -1)
+    )  # back-projection may land on its own token
     heading = _Best(e.shape[0], e.device)
     for number, block in enumerate(index.blocks):
         dots = e @ index.vectors[block].T
         nearest.add(dots, block)
-        origin_dots, inverse_gap = cached[number] if cached else _origin_terms(o, index, block)  # read only
+        origin_dots, inverse_gap = (
+            cached[number] if cached else _origin_terms(o, index, block)
+        )  # read only
         # |d| cos(d, v_j - o) = (e.v_j - o.v_j - d.o) / |v_j - o|, built in place
         scaled = dots.sub_(origin_dots).sub_(d_dot_o).mul_(inverse_gap)
         _exclude(scaled, own, block)

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from inputspace.errors import PromptError
 from inputspace.geometry import VocabIndex, project
 from inputspace.models import LanguageModel
 from inputspace.prompts import render, word_span
@@ -31,7 +30,9 @@ TOP = 5  # vocabulary tokens listed per direction and measure
 # ------------------------------------------------------------------ the followed word
 
 
-def locate(tokenizer, manifest: dict[str, Any], prompt: str, word: str) -> tuple[list[int], list[int]]:
+def locate(
+    tokenizer, manifest: dict[str, Any], prompt: str, word: str
+) -> tuple[list[int], list[int]]:
     """(positions, token ids) of the non-special tokens covering `word` in `prompt` as a
     model of the manifest's kind reads it (positions as in `sequences.from_prompts`)."""
     text = render(prompt, manifest["kind"], tokenizer.mask_token)
@@ -40,7 +41,9 @@ def locate(tokenizer, manifest: dict[str, Any], prompt: str, word: str) -> tuple
     special = set(manifest["special_token_ids"]["all"])
     found = [
         (pos, token_id)
-        for pos, (token_id, (first, last)) in enumerate(zip(encoded.input_ids, encoded.offset_mapping))
+        for pos, (token_id, (first, last)) in enumerate(
+            zip(encoded.input_ids, encoded.offset_mapping)
+        )
         if token_id not in special and first < end and last > start
     ]
     return [pos for pos, _ in found], [token_id for _, token_id in found]
@@ -57,7 +60,11 @@ def cross_entropy(logits: Tensor, target_logprobs: Tensor) -> Tensor:
 
 
 def input_gradient(
-    lm: LanguageModel, embeddings: Tensor, attention_mask: Tensor, sites: Tensor, target_logprobs: Tensor
+    lm: LanguageModel,
+    embeddings: Tensor,
+    attention_mask: Tensor,
+    sites: Tensor,
+    target_logprobs: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """(gradient of the summed loss with respect to `embeddings`, loss per sequence)."""
     device = lm.device
@@ -85,7 +92,9 @@ def pointing(scores: Tensor, index: VocabIndex, k: int = TOP) -> Pointing:
     return Pointing(index.ids[down.indices], down.values, index.ids[up.indices], up.values)
 
 
-def gradient_cosines(gradient: Tensor, embeddings: Tensor, index: VocabIndex) -> tuple[Tensor, Tensor]:
+def gradient_cosines(
+    gradient: Tensor, embeddings: Tensor, index: VocabIndex
+) -> tuple[Tensor, Tensor]:
     """cos(g, v_j) and cos(g, v_j - e) for every candidate j, [m, candidates] each; the
     second is NaN where v_j = e (a token against itself, where it is undefined)."""
     g = gradient.float()
@@ -101,7 +110,12 @@ def gradient_cosines(gradient: Tensor, embeddings: Tensor, index: VocabIndex) ->
 
 
 def gradient_table(
-    ids: Tensor, embeddings: Tensor, gradient: Tensor, optimised: Tensor, index: VocabIndex, strings: np.ndarray
+    ids: Tensor,
+    embeddings: Tensor,
+    gradient: Tensor,
+    optimised: Tensor,
+    index: VocabIndex,
+    strings: np.ndarray,
 ) -> pd.DataFrame:
     """One row per position of one sequence: its token, the gradient's norm and cosine
     with the token's own embedding, and the top tokens along -g and +g by cos(g, v_j)
@@ -114,7 +128,9 @@ def gradient_table(
             "token": strings[ids.numpy()],
             "optimised": optimised.numpy(),
             "grad_norm": gradient.float().norm(dim=1).cpu().numpy(),
-            "cos_grad_embedding": F.cosine_similarity(gradient.float(), embeddings.float(), dim=1).cpu().numpy(),
+            "cos_grad_embedding": F.cosine_similarity(gradient.float(), embeddings.float(), dim=1)
+            .cpu()
+            .numpy(),
         }
     )
     for measure, scores in (("v", toward_v), ("v_minus_e", toward_gap)):
@@ -189,7 +205,8 @@ def follow_path(
 
 def name_tokens(table: pd.DataFrame, strings: np.ndarray) -> pd.DataFrame:
     """Add a string column beside every `*_id` column: `token` for `token_id`, else
-    `<name>_token` (empty where the id is -1 or missing: a heading of a token that has not moved)."""
+    `<name>_token` (empty where the id is -1 or missing: a heading of a token that has not
+    moved)."""
     out = table.copy()
     for column in [c for c in table if c.endswith("_id")]:
         ids = pd.to_numeric(table[column], errors="coerce").fillna(-1).astype(int).to_numpy()

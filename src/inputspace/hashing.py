@@ -18,10 +18,16 @@ def sha256_file(path: Path, block_size: int = 1 << 20) -> str:
 def file_digests(folder: Path, skip: set[str] = frozenset()) -> dict[str, str]:
     """sha256 of every file in `folder` but those named in `skip` and Snakemake's marker."""
     skipped = {*skip, SNAKEMAKE_MARKER}
-    return {p.name: sha256_file(p) for p in sorted(Path(folder).iterdir()) if p.is_file() and p.name not in skipped}
+    return {
+        p.name: sha256_file(p)
+        for p in sorted(Path(folder).iterdir())
+        if p.is_file() and p.name not in skipped
+    }
 
 
-def changed_files(folder: Path, recorded: dict[str, str], digest: Callable[[Path], str] = sha256_file) -> list[str]:
+def changed_files(
+    folder: Path, recorded: dict[str, str], digest: Callable[[Path], str] = sha256_file
+) -> list[str]:
     """'<path> (changed|missing)' for each file of `recorded` (name -> sha256) that
     `folder` no longer holds as recorded."""
     found = []

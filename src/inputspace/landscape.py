@@ -58,7 +58,13 @@ class Point:
 def points_of(batch: SequenceBatch, embeddings: Tensor, target_logprobs: Tensor) -> list[Point]:
     """Each sequence of `batch` at `embeddings` [n, t, d], toward its target."""
     return [
-        Point(embeddings[i], batch.attention_mask[i], batch.trainable[i], int(batch.sites[i]), target_logprobs[i])
+        Point(
+            embeddings[i],
+            batch.attention_mask[i],
+            batch.trainable[i],
+            int(batch.sites[i]),
+            target_logprobs[i],
+        )
         for i in range(len(batch))
     ]
 
@@ -80,12 +86,22 @@ class Solved:
         return [int(i) for i in np.flatnonzero(self.converged)]
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame({"seq": np.arange(len(self.final_kl)), "start_kl": self.start_kl,
-                             "final_kl": self.final_kl, "steps": self.steps, "converged": self.converged})
+        return pd.DataFrame(
+            {
+                "seq": np.arange(len(self.final_kl)),
+                "start_kl": self.start_kl,
+                "final_kl": self.final_kl,
+                "steps": self.steps,
+                "converged": self.converged,
+            }
+        )
 
     def describe(self, level: float) -> str:
-        return (f"{int(self.converged.sum())} of {len(self.converged)} starts solved to KL <= {level:g} "
-                f"(final KL {np.round(self.final_kl, 6).tolist()}; steps {self.steps.tolist()})")
+        return (
+            f"{int(self.converged.sum())} of {len(self.converged)} starts "
+            f"solved to KL <= {level:g} "
+            f"(final KL {np.round(self.final_kl, 6).tolist()}; steps {self.steps.tolist()})"
+        )
 
 
 class _Ends:
@@ -111,12 +127,17 @@ def solver_settings(study: dict, optimize: dict, precision: str) -> Settings:
     """Adam as in the experiment, each start until its KL is at most `solve_below` or for
     at most `solve_steps` steps."""
     return Settings(
-        steps=study["solve_steps"], lr=optimize["lr"], betas=tuple(optimize["betas"]), precision=precision,
+        steps=study["solve_steps"],
+        lr=optimize["lr"],
+        betas=tuple(optimize["betas"]),
+        precision=precision,
         stop=StopRule(below=study["solve_below"], patience=1),
     )
 
 
-def solve(lm: LanguageModel, starts: SequenceBatch, targets: Tensor, settings: Settings, label: str) -> Solved:
+def solve(
+    lm: LanguageModel, starts: SequenceBatch, targets: Tensor, settings: Settings, label: str
+) -> Solved:
     ends = _Ends(len(starts))
     run = engine.optimise(lm, Problem(starts, targets), settings, ends, label=f"{label} solutions")
     final = run.kl.cpu().double().numpy()
@@ -142,30 +163,32 @@ def losses(lm: LanguageModel, point: Point, flats: Tensor) -> Tensor:
     return kl_divergence(logits, point.target_logprobs.to(device).expand(k, -1))
 
 
-def gradient(lm: LanguageModel, point: Point, flat: Tensor) -> Tensor:
-    x = flat.detach().to(lm.device).requires_grad_(True)
-    (grad,) = torch.autograd.grad(loss(lm, point, x), x)
-    return grad
-
-
-def hessian_vector_products(lm: LanguageModel, point: Point, flat: Tensor, vectors: Tensor) -> Tensor:
+def hessian_vector_products(
+    lm: LanguageModel, point: Point, flat: Tensor, vectors: Tensor
+) -> Tensor:
     """H v for each row v of `vectors` [k, size], at `flat`: k copies of the sequence in
     one batch, one double backward (needs an attention implementation with second
     derivatives: eager)."""
     k = vectors.shape[0]
     x = flat.detach().to(lm.device).expand(k, -1).clone().requires_grad_(True)
     (gradients,) = torch.autograd.grad(losses(lm, point, x).sum(), x, create_graph=True)
-    (products,) = torch.autograd.grad(gradients, x, grad_outputs=vectors.to(lm.device).to(gradients.dtype))
+    (products,) = torch.autograd.grad(
+        gradients, x, grad_outputs=vectors.to(lm.device).to(gradients.dtype)
+    )
     return products.detach()
 
 
-def hessian(lm: LanguageModel, point: Point, flat: Tensor, batch: int = 64, label: str = "") -> tuple[Tensor, float]:
+def hessian(
+    lm: LanguageModel, point: Point, flat: Tensor, batch: int = 64, label: str = ""
+) -> tuple[Tensor, float]:
     """The whole Hessian at `flat` in float64, symmetrised, and the spectral norm of the
     part that was not symmetric (the rounding in the products: eigenvalues below it
     cannot be told from zero)."""
     n = flat.numel()
     rows = []
-    for start in tqdm(range(0, n, batch), desc=f"Hessian {label}".strip(), file=sys.stderr, mininterval=5.0):
+    for start in tqdm(
+        range(0, n, batch), desc=f"Hessian {label}".strip(), file=sys.stderr, mininterval=5.0
+    ):
         probes = torch.eye(n, dtype=flat.dtype)[start : start + batch]
         rows.append(hessian_vector_products(lm, point, flat, probes).cpu().double())
     matrix = torch.cat(rows)  # row i = H e_i
@@ -185,11 +208,17 @@ class Spectrum:
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(
-            {"index": np.arange(1, len(self.eigenvalues) + 1), "eigenvalue": self.eigenvalues, "weight": self.weights}
+            {
+                "index": np.arange(1, len(self.eigenvalues) + 1),
+                "eigenvalue": self.eigenvalues,
+                "weight": self.weights,
+            }
         )
 
 
-def exact_spectrum(lm: LanguageModel, point: Point, flat: Tensor, batch: int = 64, label: str = "") -> Spectrum:
+def exact_spectrum(
+    lm: LanguageModel, point: Point, flat: Tensor, batch: int = 64, label: str = ""
+) -> Spectrum:
     matrix, asymmetry = hessian(lm, point, flat, batch, label)
     values = torch.linalg.eigvalsh(matrix).flip(0).numpy()
     return Spectrum(values, np.full(len(values), 1 / len(values)), "exact", asymmetry)
@@ -213,7 +242,9 @@ def slq_spectrum(
     return Spectrum(nodes[order], weights[order], "slq", 0.0)
 
 
-def lanczos_quadrature(apply: Callable[[Tensor], Tensor], starts: Tensor, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def lanczos_quadrature(
+    apply: Callable[[Tensor], Tensor], starts: Tensor, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Gauss quadrature nodes and weights of the spectral measure of a symmetric operator
     seen from each unit start vector (rows of `starts`), by `steps` Lanczos steps with full
     reorthogonalisation, averaged over the starts: sum(w * theta**k) equals the mean of
@@ -262,7 +293,9 @@ class Flatness:
     eigenvalue_after_d: float  # the (d+1)-th
 
 
-def flatness(spectrum: Spectrum, dimensions: int, hidden: int, threshold: float, rank_tolerance: float) -> Flatness:
+def flatness(
+    spectrum: Spectrum, dimensions: int, hidden: int, threshold: float, rank_tolerance: float
+) -> Flatness:
     """Numerical rank: directions with |lambda| above `rank_tolerance` x the largest |lambda|
     or above the spectrum's measured rounding noise, whichever is larger. Flat: |lambda| at
     most `threshold` x the largest. Shares of directions come from the spectrum's weights,
@@ -289,7 +322,9 @@ def flatness(spectrum: Spectrum, dimensions: int, hidden: int, threshold: float,
     )
 
 
-def prompt_controls(lm: LanguageModel, prompt: str, target_prompt: str) -> list[tuple[str, str, Point, float]]:
+def prompt_controls(
+    lm: LanguageModel, prompt: str, target_prompt: str
+) -> list[tuple[str, str, Point, float]]:
     """A prompt's own token embeddings as two controls: toward the experiment's target (not
     a solution), and toward the prompt's own prediction, where the loss is exactly zero: a
     zero-loss point made of real tokens."""
@@ -299,10 +334,15 @@ def prompt_controls(lm: LanguageModel, prompt: str, target_prompt: str) -> list[
     at_home = points_of(batch, batch.embeddings, own)[0]
     with torch.no_grad():
         kl = float(loss(lm, away, away.flat()))
-    return [("prompt", "prompt", away, kl), ("prompt, own prediction", "zero-loss prompt", at_home, 0.0)]
+    return [
+        ("prompt", "prompt", away, kl),
+        ("prompt, own prediction", "zero-loss prompt", at_home, 0.0),
+    ]
 
 
-def spectra(lm: LanguageModel, probed: list[tuple[str, str, Point, float]], study: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def spectra(
+    lm: LanguageModel, probed: list[tuple[str, str, Point, float]], study: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The Hessian spectrum at each (label, kind, point, loss): exact up to
     `exact_up_to` coordinates, else by stochastic Lanczos quadrature."""
     spectrum_rows, flat_rows = [], []
@@ -313,8 +353,12 @@ def spectra(lm: LanguageModel, probed: list[tuple[str, str, Point, float]], stud
             spectrum = exact_spectrum(lm, point, flat, study["hessian_batch"], label)
         else:
             spectrum = slq_spectrum(lm, point, flat, study["slq_probes"], study["slq_steps"])
-        summary = flatness(spectrum, point.size, hidden, study["flat_threshold"], study["rank_tolerance"])
-        spectrum_rows.append(spectrum.table().assign(point=label, kind=kind, method=spectrum.method))
+        summary = flatness(
+            spectrum, point.size, hidden, study["flat_threshold"], study["rank_tolerance"]
+        )
+        spectrum_rows.append(
+            spectrum.table().assign(point=label, kind=kind, method=spectrum.method)
+        )
         flat_rows.append({"point": label, "kind": kind, "kl": kl, **vars(summary)})
         print(f"{label}: {summary}", file=sys.stderr)
     return pd.concat(spectrum_rows, ignore_index=True), pd.DataFrame(flat_rows)
@@ -340,8 +384,16 @@ def barrier(values: np.ndarray) -> float:
 
 
 def bend(
-    lm: LanguageModel, point: Point, a: Tensor, b: Tensor, steps: int, lr: float, midpoints: int = 1,
-    spread: float = 0.25, probes: int = 3, seed: int = 0,
+    lm: LanguageModel,
+    point: Point,
+    a: Tensor,
+    b: Tensor,
+    steps: int,
+    lr: float,
+    midpoints: int = 1,
+    spread: float = 0.25,
+    probes: int = 3,
+    seed: int = 0,
 ) -> Tensor:
     """`midpoints` midpoints m [midpoints, size], moved by Adam (model frozen) to lower the
     loss along a -> m -> b, sampled at `probes` interior points of each half and at m.
@@ -354,11 +406,15 @@ def bend(
     offsets *= spread * (a - b).norm().cpu() / offsets.norm(dim=1, keepdim=True).clamp_min(1e-30)
     middle = ((a + b) / 2 + offsets.to(lm.device)).detach().requires_grad_(True)
     optimizer = torch.optim.Adam([middle], lr=lr)
-    ts = torch.tensor([(i + 1) / (probes + 1) for i in range(probes)], dtype=a.dtype, device=a.device)
+    ts = torch.tensor(
+        [(i + 1) / (probes + 1) for i in range(probes)], dtype=a.dtype, device=a.device
+    )
     ts = ts.view(1, -1, 1)
     for _ in range(steps):
         m = middle.unsqueeze(1)
-        along = torch.cat([m, a + ts * (m - a), m + ts * (b - m)], dim=1)  # [midpoints, 2 probes + 1, size]
+        along = torch.cat(
+            [m, a + ts * (m - a), m + ts * (b - m)], dim=1
+        )  # [midpoints, 2 probes + 1, size]
         total = losses(lm, point, along.reshape(-1, a.numel())).sum()
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -367,8 +423,15 @@ def bend(
 
 
 def connectivity(
-    lm: LanguageModel, solutions: list[Point], converged: list[bool], start_losses: list[float], samples: int,
-    bend_above: float, bend_steps: int, bend_lr: float, midpoints: int,
+    lm: LanguageModel,
+    solutions: list[Point],
+    converged: list[bool],
+    start_losses: list[float],
+    samples: int,
+    bend_above: float,
+    bend_steps: int,
+    bend_lr: float,
+    midpoints: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Solutions 2p and 2p+1 share a target and a frame: the loss between them, for the
     pairs whose two ends both converged; the others are listed and left out. Barriers are
@@ -378,8 +441,12 @@ def connectivity(
         first, second = solutions[2 * pair], solutions[2 * pair + 1]
         a, b = first.flat(), second.flat()
         start_loss = (start_losses[2 * pair] + start_losses[2 * pair + 1]) / 2
-        row = {"pair": pair, "both_converged": converged[2 * pair] and converged[2 * pair + 1],
-               "distance": float((a - b).norm()), "start_loss": start_loss}
+        row = {
+            "pair": pair,
+            "both_converged": converged[2 * pair] and converged[2 * pair + 1],
+            "distance": float((a - b).norm()),
+            "start_loss": start_loss,
+        }
         if not row["both_converged"]:
             barrier_rows.append(row)
             continue
@@ -392,27 +459,42 @@ def connectivity(
             heights = [barrier(bent) for bent in bents]
             best = int(np.argmin(heights))
             path_rows.append(_path_rows(pair, "bent", bents[best]))
-            row.update(bent_barrier=heights[best], bent_barriers=" ".join(f"{h:.4g}" for h in heights))
+            row.update(
+                bent_barrier=heights[best], bent_barriers=" ".join(f"{h:.4g}" for h in heights)
+            )
         barrier_rows.append(row)
     frame = pd.DataFrame(barrier_rows, columns=BARRIER_COLUMNS)
     frame["straight_relative"] = frame.straight_barrier / frame.start_loss
     frame["bent_relative"] = frame.bent_barrier / frame.start_loss
-    paths = pd.concat(path_rows, ignore_index=True) if path_rows else pd.DataFrame(columns=PATH_COLUMNS)
+    paths = (
+        pd.concat(path_rows, ignore_index=True) if path_rows else pd.DataFrame(columns=PATH_COLUMNS)
+    )
     return paths, frame
 
 
 BARRIER_COLUMNS = [
-    "pair", "both_converged", "distance", "start_loss", "loss_a", "loss_b", "straight_barrier", "bent_barrier",
+    "pair",
+    "both_converged",
+    "distance",
+    "start_loss",
+    "loss_a",
+    "loss_b",
+    "straight_barrier",
+    "bent_barrier",
     "bent_barriers",
 ]
 PATH_COLUMNS = ["pair", "path", "position", "loss"]
 
 
 def _path_rows(pair: int, kind: str, values: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"pair": pair, "path": kind, "position": np.linspace(0, 1, len(values)), "loss": values})
+    return pd.DataFrame(
+        {"pair": pair, "path": kind, "position": np.linspace(0, 1, len(values)), "loss": values}
+    )
 
 
-def nearness(batch: SequenceBatch, ends: Tensor, matrix: Tensor, candidates: Tensor, converged: list[bool]) -> pd.DataFrame:
+def nearness(
+    batch: SequenceBatch, ends: Tensor, matrix: Tensor, candidates: Tensor, converged: list[bool]
+) -> pd.DataFrame:
     """Per optimised token of each start: distance to its own solution, to the nearest
     vocabulary token, and to the solution of the other start of its pair."""
     rows = []

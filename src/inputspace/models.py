@@ -99,7 +99,11 @@ class LanguageModel:
         return is_mask.int().argmax(dim=1)
 
     def logits_at(
-        self, inputs_embeds: Tensor, attention_mask: Tensor, sites: Tensor, prefix: FrozenPrefix | None = None
+        self,
+        inputs_embeds: Tensor,
+        attention_mask: Tensor,
+        sites: Tensor,
+        prefix: FrozenPrefix | None = None,
     ) -> Tensor:
         """[batch, vocab] logits at `sites` for a right-padded batch of input embeddings.
 
@@ -130,18 +134,21 @@ class LanguageModel:
         return min(int(fixed.int().cumprod(dim=0).sum()), int(sites.min()))
 
     @torch.no_grad()
-    def frozen_prefix(self, inputs_embeds: Tensor, attention_mask: Tensor, length: int) -> FrozenPrefix | None:
+    def frozen_prefix(
+        self, inputs_embeds: Tensor, attention_mask: Tensor, length: int
+    ) -> FrozenPrefix | None:
         """The keys and values of the first `length` positions; None if there are none, or
         if the model keeps another kind of state (then every step computes them)."""
         if length == 0:
             return None
         cache = self.model.base_model(
-            inputs_embeds=inputs_embeds[:, :length], attention_mask=attention_mask[:, :length], use_cache=True
+            inputs_embeds=inputs_embeds[:, :length],
+            attention_mask=attention_mask[:, :length],
+            use_cache=True,
         ).past_key_values
         if type(cache) is not DynamicCache:
             return None
         return FrozenPrefix(length, [(layer.keys, layer.values) for layer in cache.layers])
-
 
 
 class _BodyOutput:
@@ -193,24 +200,37 @@ def attention_for(device: torch.device, setting: str = "auto") -> str:
     return "eager" if torch.device(device).type == "cpu" else "sdpa"
 
 
-def load(folder: Path, device: str | torch.device = "cpu", attention: str = "auto") -> LanguageModel:
+def _with_attention(
+    folder: Path, manifest: dict[str, Any], attention: str, chosen: bool
+) -> PreTrainedModel:
+    """The model with `attention`; where the architecture lacks it, eager attention if
+    the config said auto, else one line naming what to set."""
+    try:
+        return auto_class(manifest["kind"]).from_pretrained(
+            folder, dtype=torch.float32, attn_implementation=attention
+        )
+    except ValueError as error:
+        if "does not support an attention implementation" not in str(error) or attention == "eager":
+            raise
+        if chosen:
+            raise InputspaceError(
+                f"model {manifest.get('name')!r} ({manifest['architecture']}) does not support "
+                f"attention {attention!r}; set attention: eager (or auto)"
+            ) from None
+    return auto_class(manifest["kind"]).from_pretrained(
+        folder, dtype=torch.float32, attn_implementation="eager"
+    )
+
+
+def load(
+    folder: Path, device: str | torch.device = "cpu", attention: str = "auto"
+) -> LanguageModel:
     """Load a prepared model folder with frozen fp32 weights in eval mode."""
     manifest = read_manifest(folder)
     check_unchanged(folder, manifest)
-    model = auto_class(manifest["kind"]).from_pretrained(
-        folder, dtype=torch.float32, attn_implementation=attention_for(device, attention)
+    model = _with_attention(
+        folder, manifest, attention_for(device, attention), chosen=attention != "auto"
     )
     model.requires_grad_(False).eval().to(device)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return LanguageModel(model=model, tokenizer=tokenizer, manifest=manifest)
-
-
-def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
-    """Right-pad id lists into (ids, attention_mask), both [batch, longest]."""
-    longest = max(len(seq) for seq in sequences)
-    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask

@@ -53,7 +53,9 @@ def word_span(text: str, word: str) -> tuple[int, int]:
     bare = word.strip()
     found = re.search(rf"(?<!\w){re.escape(bare)}(?!\w)", text) if bare else None
     if not found:
-        raise PromptError(f"the word {bare!r} does not occur in {text!r}; fix case_study in the config")
+        raise PromptError(
+            f"the word {bare!r} does not occur in {text!r}; fix case_study in the config"
+        )
     return found.span()
 
 
@@ -73,7 +75,9 @@ def read_pairs(path: Path) -> list[Pair]:
             where = f"{path}:{number}"
             if not header_seen:
                 if fields != HEADER:
-                    raise PromptError(f"{where}: expected the header 'source<TAB>target', got {text!r}")
+                    raise PromptError(
+                        f"{where}: expected the header 'source<TAB>target', got {text!r}"
+                    )
                 header_seen = True
                 continue
             if len(fields) != 2:
@@ -93,6 +97,7 @@ def _decoded(raw: bytes, where: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise PromptError(
-            f"{where}: byte {error.start + 1} of the line is not UTF-8 ({raw[error.start:error.start + 1]!r}); "
+            f"{where}: byte {error.start + 1} of the line is not UTF-8 "
+            f"({raw[error.start : error.start + 1]!r}); "
             "save the file as UTF-8"
         ) from None

@@ -16,7 +16,7 @@ import platform
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,12 @@ PNG_KEY = "inputspace:provenance"
 RUN_METADATA = b"inputspace.run"  # Parquet schema metadata written by the optimize rule
 FIGURE_SUFFIXES = (".png", ".gif")
 LIBRARIES = ("torch", "transformers", "snakemake", "inputspace", "numpy", "pandas", "matplotlib")
-RUN_KEYS = ("device", "precision", "attention")  # top-level config every optimisation reads
+RUN_KEYS = (
+    "device",
+    "precision",
+    "attention",
+    "vocab",
+)  # top-level config every run's figures depend on
 
 
 # ------------------------------------------------------------------ config scope
@@ -61,7 +66,10 @@ def config_slice(config: dict[str, Any], scope: Scope) -> dict[str, Any]:
     sliced: dict[str, Any] = {key: config.get(key) for key in scope.keys}
     sliced["models"] = {m: config["models"].get(m) for m in scope.models}
     if scope.experiment:
-        sliced["experiments"] = {scope.experiment: config["experiments"].get(scope.experiment)}
+        experiment = config["experiments"].get(scope.experiment)
+        if experiment:  # its description is a note for readers of the config, on no figure
+            experiment = {k: v for k, v in experiment.items() if k != "description"}
+        sliced["experiments"] = {scope.experiment: experiment}
     return json.loads(json.dumps(sliced, default=str))  # plain JSON types, for comparison
 
 
@@ -94,7 +102,9 @@ def _script_digest(root: Path, script: str | None) -> str | None:
 def git_state(root: Path) -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
@@ -122,7 +132,11 @@ def input_record(path: Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         manifest = path / "manifest.json"
-        return {"path": str(path), "kind": "folder", "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None}
+        return {
+            "path": str(path),
+            "kind": "folder",
+            "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
+        }
     return {"path": str(path), "kind": "file", "sha256": sha256_file(path)}
 
 
@@ -137,7 +151,13 @@ def model_records(models: list[str], results: Path) -> dict[str, Any]:
         records[name] = {
             key: manifest.get(key)
             for key in (
-                "source", "revision", "weights_sha256", "files_sha256", "architecture", "kind", "vocab_size",
+                "source",
+                "revision",
+                "weights_sha256",
+                "files_sha256",
+                "architecture",
+                "kind",
+                "vocab_size",
                 "embedding_dim",
             )
         }
@@ -172,7 +192,7 @@ def record(
     runs = run_records(inputs)
     return {
         "figure": str(figure),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "rule": rule,
         "models": model_records(list(scope.models), results),
         "scope": scope.as_dict(),
@@ -206,11 +226,20 @@ def stamp(figure: Path, data: dict[str, Any]) -> None:
             if figure.suffix == ".png":
                 info = PngInfo()
                 info.add_text(PNG_KEY, text)
-                image.save(partial, format="PNG", pnginfo=info, dpi=image.info.get("dpi", (200, 200)))
+                image.save(
+                    partial, format="PNG", pnginfo=info, dpi=image.info.get("dpi", (200, 200))
+                )
             else:
                 frames = _frames(image)
-                frames[0].save(partial, format="GIF", save_all=True, append_images=frames[1:],
-                               duration=image.info.get("duration", 300), loop=0, comment=text.encode())
+                frames[0].save(
+                    partial,
+                    format="GIF",
+                    save_all=True,
+                    append_images=frames[1:],
+                    duration=image.info.get("duration", 300),
+                    loop=0,
+                    comment=text.encode(),
+                )
     with atomic_output(figure.with_name(figure.name + SIDECAR)) as partial:
         partial.write_text(json.dumps(data, indent=2, sort_keys=True))
 
@@ -228,7 +257,9 @@ def stamp_outputs(snakemake: Any) -> list[Path]:
         return []
     inputs = [Path(p) for p in snakemake.input]
     # one record per job (inputs hashed once); only the figure's own name differs
-    shared = record(figures[0], snakemake.rule, inputs, Scope.from_dict(scope), snakemake.config, root, script)
+    shared = record(
+        figures[0], snakemake.rule, inputs, Scope.from_dict(scope), snakemake.config, root, script
+    )
     for figure in figures:
         stamp(figure, {**shared, "figure": str(figure)})
     return figures
@@ -267,8 +298,15 @@ def audit_table(figures: Path, config: dict[str, Any], root: Path) -> pd.DataFra
     for sidecar in sorted(Path(figures).rglob(f"*{SIDECAR}")):
         data = json.loads(sidecar.read_text())
         status, why = audit(data, config, root, code_now, inputs_now, digest)
-        rows.append({"figure": data["figure"], "status": status, "why": why, "made": data["created"],
-                     "git_commit": data["git"]["commit"]})
+        rows.append(
+            {
+                "figure": data["figure"],
+                "status": status,
+                "why": why,
+                "made": data["created"],
+                "git_commit": data["git"]["commit"],
+            }
+        )
     return pd.DataFrame(rows, columns=["figure", "status", "why", "made", "git_commit"])
 
 
@@ -324,25 +362,36 @@ def as_html(records: list[dict[str, Any]]) -> str:
     parts = ["<h1>Provenance of every figure</h1>"]
     for data in records:
         models = "".join(
-            f"<li><b>{html.escape(name)}</b>: {html.escape(json.dumps(m['source']) if m else 'not prepared')}, "
+            f"<li><b>{html.escape(name)}</b>: "
+            f"{html.escape(json.dumps(m['source']) if m else 'not prepared')}, "
             f"revision {html.escape(str(m and m['revision']))}, weights sha256 "
-            f"{html.escape(', '.join(f'{k} {v}' for k, v in (m or {}).get('weights_sha256', {}).items()))}</li>"
+            f"""{
+                html.escape(
+                    ", ".join(f"{k} {v}" for k, v in (m or {}).get("weights_sha256", {}).items())
+                )
+            }</li>"""
             for name, m in data["models"].items()
         )
         inputs = "".join(
-            f"<li>{html.escape(i['path'])}: {html.escape(str(i.get('sha256') or i.get('manifest_sha256')))}</li>"
+            f"<li>{html.escape(i['path'])}: "
+            f"{html.escape(str(i.get('sha256') or i.get('manifest_sha256')))}</li>"
             for i in data["inputs"]
         )
         git = data["git"]
         parts.append(
             f"<h2>{html.escape(data['figure'])}</h2>"
-            f"<p>rule <code>{html.escape(data['rule'])}</code>, made {html.escape(data['created'])}; git "
+            f"<p>rule <code>{html.escape(data['rule'])}</code>, "
+            f"made {html.escape(data['created'])}; git "
             f"{html.escape(str(git['commit']))}{' (dirty tree)' if git['dirty'] else ''}; device "
             f"{html.escape(str(data['device']))}; seeds {html.escape(json.dumps(data['seed']))}</p>"
-            f"<p>versions: {html.escape(', '.join(f'{k} {v}' for k, v in data['versions'].items()))}</p>"
+            "<p>versions: "
+            f"{html.escape(', '.join(f'{k} {v}' for k, v in data['versions'].items()))}</p>"
             f"<ul>{models}</ul><details><summary>config values that reach it</summary><pre>"
             f"{html.escape(json.dumps(data['config'], indent=1))}</pre></details>"
             f"<details><summary>inputs (sha256)</summary><ul>{inputs}</ul></details>"
         )
     style = "body{font-family:sans-serif;max-width:70em}code,pre{font-size:85%}"
-    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head>"
+        f"<body>{''.join(parts)}</body></html>"
+    )

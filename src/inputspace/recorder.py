@@ -78,7 +78,14 @@ class _Trace:
 
 
 class Recorder:
-    def __init__(self, batch: SequenceBatch, landmarks: Landmarks, logging: Logging, steps: int, device: torch.device):
+    def __init__(
+        self,
+        batch: SequenceBatch,
+        landmarks: Landmarks,
+        logging: Logging,
+        steps: int,
+        device: torch.device,
+    ):
         self.logging, self.steps = logging, steps
         n = len(batch)
         self.start = batch.embeddings.to(device)
@@ -87,7 +94,9 @@ class Recorder:
         self.log_steps = set(log_schedule(steps, logging.log_points))
         self.top1_id = torch.zeros(n, dtype=torch.long, device=device)
         self.top1_prob = torch.zeros(n, device=device)
-        self.final_logprobs: dict[int, Tensor] = {}  # of sequences that stopped, at their last forward
+        self.final_logprobs: dict[
+            int, Tensor
+        ] = {}  # of sequences that stopped, at their last forward
         self.token_rows: list[dict[str, Tensor]] = []
         self.topk_rows: list[dict[str, Tensor]] = []
         self.logged: dict[int, Tensor] = {}
@@ -125,7 +134,12 @@ class Recorder:
         seq, origin = self.seq, self.origin
         current = step.embeddings[seq, self.pos].float()
         where = project(
-            current, origin, self.original_ids, self.index, self.watch_vectors, origin_terms=self.origin_terms
+            current,
+            origin,
+            self.original_ids,
+            self.index,
+            self.watch_vectors,
+            origin_terms=self.origin_terms,
         )
         near = where.nearest
         m = seq.numel()
@@ -168,7 +182,9 @@ class Recorder:
 
     def _site_probs(self, step: Step) -> Tensor:
         """[n, vocab] predicted probabilities of every sequence at its current point."""
-        logprobs = torch.empty((len(self.top1_id), step.logprobs.shape[1]), device=step.logprobs.device)
+        logprobs = torch.empty(
+            (len(self.top1_id), step.logprobs.shape[1]), device=step.logprobs.device
+        )
         for row, final in self.final_logprobs.items():
             logprobs[row] = final
         logprobs[step.rows.to(logprobs.device)] = step.logprobs

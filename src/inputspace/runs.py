@@ -2,9 +2,9 @@
 the batch's layout and the embeddings at logged steps) with its one reader."""
 
 import dataclasses
-from dataclasses import dataclass
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +12,13 @@ import numpy as np
 from torch import Tensor
 
 from inputspace import trajectory
-from inputspace.engine import Settings
-from inputspace.recorder import Logging, Result
-from inputspace.sequences import SequenceBatch
-from inputspace.files import read_tensors, write_tensors
 from inputspace.analysis import THRESHOLD, Moves, moves
+from inputspace.engine import Settings
+from inputspace.files import read_tensors, write_tensors
 from inputspace.hashing import sha256_file
 from inputspace.provenance import RUN_METADATA
+from inputspace.recorder import Logging, Result
+from inputspace.sequences import SequenceBatch
 
 
 def fingerprint(
@@ -35,18 +35,29 @@ def fingerprint(
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def write(
-    result: Result, batch: SequenceBatch, model: str, experiment: str, output: Any, run_info: dict | None = None
+def write_run(
+    result: Result,
+    batch: SequenceBatch,
+    model: str,
+    experiment: str,
+    output: Any,
+    run_info: dict | None = None,
 ) -> None:
     """The three tables (with `run_info`, e.g. device and seed, in their Parquet metadata)
     and the embeddings."""
     label = {"model": model, "experiment": experiment}
     metadata = {RUN_METADATA: json.dumps(run_info, default=str).encode()} if run_info else None
-    trajectory.write({**label, **result.steps}, trajectory.STEPS, output.steps, metadata)
-    trajectory.write({**label, **result.tokens}, trajectory.TOKENS, output.tokens, metadata)
-    trajectory.write({**label, **result.topk}, trajectory.TOPK, output.topk, metadata)
+    trajectory.write_columns({**label, **result.steps}, trajectory.STEPS, output.steps, metadata)
+    trajectory.write_columns({**label, **result.tokens}, trajectory.TOKENS, output.tokens, metadata)
+    trajectory.write_columns({**label, **result.topk}, trajectory.TOPK, output.topk, metadata)
     embeddings = RunEmbeddings(
-        result.start, result.end, batch.ids, batch.attention_mask, batch.trainable, batch.sites, result.logged
+        result.start,
+        result.end,
+        batch.ids,
+        batch.attention_mask,
+        batch.trainable,
+        batch.sites,
+        result.logged,
     )
     embeddings.write(output.embeddings)
 
@@ -67,8 +78,12 @@ class RunEmbeddings:
     logged: dict[int, Tensor]  # step -> [n, t, d], when the run saved its logged steps
 
     def write(self, path: str | Path) -> None:
-        fixed = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "logged"}
-        write_tensors({**fixed, **{f"{_LOGGED}{step}": value for step, value in self.logged.items()}}, path)
+        fixed = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "logged"
+        }
+        write_tensors(
+            {**fixed, **{f"{_LOGGED}{step}": value for step, value in self.logged.items()}}, path
+        )
 
     def moves(self) -> Moves:
         return moves(self.start, self.end, self.trainable)
@@ -76,7 +91,9 @@ class RunEmbeddings:
     @classmethod
     def read(cls, path: str | Path) -> "RunEmbeddings":
         tensors, _ = read_tensors(path)
-        logged = {int(k.removeprefix(_LOGGED)): v for k, v in tensors.items() if k.startswith(_LOGGED)}
+        logged = {
+            int(k.removeprefix(_LOGGED)): v for k, v in tensors.items() if k.startswith(_LOGGED)
+        }
         fixed = {k: v for k, v in tensors.items() if not k.startswith(_LOGGED)}
         return cls(**fixed, logged=dict(sorted(logged.items())))
 

@@ -46,7 +46,9 @@ def _warn_on_console_and_in(log: TextIO, rule: str) -> Callable[..., None]:
             print(f"WARNING: {message}", file=log)
             print(f"inputspace [{rule}] warning: {message}", file=sys.__stderr__)
         else:
-            print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=log)
+            print(
+                warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=log
+            )
 
     return show
 

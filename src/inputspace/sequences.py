@@ -11,10 +11,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from inputspace.geometry import Ellipse, sample_ellipse
-from inputspace.models import LanguageModel, pad_batch
-from inputspace.prompts import render
 from inputspace.files import read_tensors, write_tensors
+from inputspace.geometry import Ellipse, sample_ellipse
+from inputspace.models import LanguageModel
+from inputspace.prompts import render
 
 NO_TOKEN = -1
 
@@ -118,3 +118,14 @@ def sample_random(
 
 def random_lengths(count: int, low: int, high: int, generator: torch.Generator) -> list[int]:
     return torch.randint(low, high + 1, (count,), generator=generator).tolist()
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Right-pad id lists into (ids, attention_mask), both [batch, longest]."""
+    longest = max(len(seq) for seq in sequences)
+    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask

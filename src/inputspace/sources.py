@@ -19,12 +19,28 @@ from typing import Any
 import huggingface_hub
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
-from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+)
 
 from inputspace import tiny
-from inputspace.errors import DamagedFile, InputspaceError, ModelUnavailable, WriteFailed, first_line
+from inputspace.errors import (
+    DamagedFile,
+    InputspaceError,
+    ModelUnavailable,
+    WriteFailed,
+    first_line,
+)
 from inputspace.hashing import changed_files, file_digests, sha256_file
 
 SOURCE_KINDS = ("package_gguf", "hub", "local", "random")
@@ -85,8 +101,8 @@ def prepare(name: str, source: dict[str, Any], dest: Path, allow_downloads: bool
         return manifest
     except OSError as error:
         raise WriteFailed(
-            f"model {name!r}: could not write {partial} ({error.strerror or error}); free disk space "
-            "or fix permissions, then rerun"
+            f"model {name!r}: could not write {partial} ({error.strerror or error}); "
+            "free disk space or fix permissions, then rerun"
         ) from error
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -112,7 +128,9 @@ def _load(name: str, source: dict[str, Any], allow_downloads: bool) -> Loaded:
     }
     kind = source.get("kind")
     if kind not in loaders:
-        raise InputspaceError(f"model {name!r}: unknown source kind {kind!r}; use one of {SOURCE_KINDS}")
+        raise InputspaceError(
+            f"model {name!r}: unknown source kind {kind!r}; use one of {SOURCE_KINDS}"
+        )
     return loaders[kind](name, source)
 
 
@@ -128,7 +146,9 @@ def _load_package_gguf(name: str, source: dict[str, Any]) -> Loaded:
         )
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
     # transformers reads only decoder (causal) LMs from GGUF files.
-    quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=filename, dtype=torch.float32
+    )
     model = _without_quantization(quantized)
     origin = {
         "package_version": importlib.metadata.version(source.get("distribution", package)),
@@ -211,7 +231,10 @@ def _load_local(name: str, source: dict[str, Any]) -> Loaded:
     try:
         model = auto_class(kind).from_pretrained(folder)
     except Exception as error:  # unreadable weights raise pickle, safetensors, zip, OS errors
-        weights = ", ".join(p.name for p in sorted(folder.iterdir()) if p.suffix in WEIGHT_SUFFIXES) or "none found"
+        weights = (
+            ", ".join(p.name for p in sorted(folder.iterdir()) if p.suffix in WEIGHT_SUFFIXES)
+            or "none found"
+        )
         raise ModelUnavailable(
             f"model {name!r}: the weights in {str(folder)!r} ({weights}) do not load "
             f"({first_line(error)}); replace them with a valid checkpoint (.safetensors preferred)"
@@ -220,7 +243,6 @@ def _load_local(name: str, source: dict[str, Any]) -> Loaded:
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
-
 
 
 def _load_random(name: str, source: dict[str, Any]) -> Loaded:
@@ -279,7 +301,8 @@ def check_unchanged(folder: Path, manifest: dict[str, Any]) -> None:
     changed = changed_files(folder, recorded_files(manifest))
     if changed:
         raise DamagedFile(
-            f"prepared model {folder} is not what prepare_model wrote: {', '.join(changed)}; delete "
+            f"prepared model {folder} is not what prepare_model wrote: "
+            f"{', '.join(changed)}; delete "
             f"{folder} and rerun snakemake to prepare it again"
         )
 
@@ -287,5 +310,7 @@ def check_unchanged(folder: Path, manifest: dict[str, Any]) -> None:
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise InputspaceError(f"{folder} is not a prepared model folder (no {MANIFEST}); run prepare_model")
+        raise InputspaceError(
+            f"{folder} is not a prepared model folder (no {MANIFEST}); run prepare_model"
+        )
     return json.loads(path.read_text())

@@ -74,13 +74,19 @@ def _decoder(spec: TinySpec) -> dict[str, Any]:
 
 
 def _bos_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
-    return dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id)
+    return dict(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 def _bert_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
-    return dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
-                eos_token_id=tokenizer.sep_token_id)
+    return dict(
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
 
 
 def _plain_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
@@ -90,55 +96,120 @@ def _plain_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
 ARCHITECTURES: dict[str, Architecture] = {
     # causal
     "llama": Architecture("causal", "LlamaConfig", "LlamaForCausalLM", "bos", _decoder, _bos_ids),
-    "mistral": Architecture("causal", "MistralConfig", "MistralForCausalLM", "bos", _decoder, _bos_ids),
+    "mistral": Architecture(
+        "causal", "MistralConfig", "MistralForCausalLM", "bos", _decoder, _bos_ids
+    ),
     "qwen2": Architecture("causal", "Qwen2Config", "Qwen2ForCausalLM", "bos", _decoder, _bos_ids),
-    "qwen3": Architecture("causal", "Qwen3Config", "Qwen3ForCausalLM", "bos",
-                          lambda s: {**_decoder(s), "head_dim": s.hidden_size // s.num_heads}, _bos_ids),
-    "gemma": Architecture("causal", "GemmaConfig", "GemmaForCausalLM", "bos",
-                          lambda s: {**_decoder(s), "head_dim": s.hidden_size // s.num_heads}, _bos_ids),
+    "qwen3": Architecture(
+        "causal",
+        "Qwen3Config",
+        "Qwen3ForCausalLM",
+        "bos",
+        lambda s: {**_decoder(s), "head_dim": s.hidden_size // s.num_heads},
+        _bos_ids,
+    ),
+    "gemma": Architecture(
+        "causal",
+        "GemmaConfig",
+        "GemmaForCausalLM",
+        "bos",
+        lambda s: {**_decoder(s), "head_dim": s.hidden_size // s.num_heads},
+        _bos_ids,
+    ),
     "gemma2": Architecture(
-        "causal", "Gemma2Config", "Gemma2ForCausalLM", "bos",
-        lambda s: {**_decoder(s), "head_dim": s.hidden_size // s.num_heads, "sliding_window": 8,
-                   "final_logit_softcapping": 5.0, "attn_logit_softcapping": 20.0},
+        "causal",
+        "Gemma2Config",
+        "Gemma2ForCausalLM",
+        "bos",
+        lambda s: {
+            **_decoder(s),
+            "head_dim": s.hidden_size // s.num_heads,
+            "sliding_window": 8,
+            "final_logit_softcapping": 5.0,
+            "attn_logit_softcapping": 20.0,
+        },
         _bos_ids,
     ),
     "gemma3": Architecture(
-        "causal", "Gemma3TextConfig", "Gemma3ForCausalLM", "bos",
-        lambda s: {**_decoder(s), "head_dim": s.hidden_size // s.num_heads, "sliding_window": 8,
-                   "final_logit_softcapping": 5.0},
+        "causal",
+        "Gemma3TextConfig",
+        "Gemma3ForCausalLM",
+        "bos",
+        lambda s: {
+            **_decoder(s),
+            "head_dim": s.hidden_size // s.num_heads,
+            "sliding_window": 8,
+            "final_logit_softcapping": 5.0,
+        },
         _bos_ids,
     ),
     "phi3": Architecture("causal", "Phi3Config", "Phi3ForCausalLM", "bos", _decoder, _bos_ids),
     "olmo2": Architecture("causal", "Olmo2Config", "Olmo2ForCausalLM", "bos", _decoder, _bos_ids),
     "gpt2": Architecture(
-        "causal", "GPT2Config", "GPT2LMHeadModel", "plain",
-        lambda s: dict(n_embd=s.hidden_size, n_layer=s.num_layers, n_head=s.num_heads, n_inner=s.intermediate_size,
-                       n_positions=s.max_positions, initializer_range=s.init_std),
+        "causal",
+        "GPT2Config",
+        "GPT2LMHeadModel",
+        "plain",
+        lambda s: dict(
+            n_embd=s.hidden_size,
+            n_layer=s.num_layers,
+            n_head=s.num_heads,
+            n_inner=s.intermediate_size,
+            n_positions=s.max_positions,
+            initializer_range=s.init_std,
+        ),
         _plain_ids,
     ),
     "gpt_neox": Architecture(
-        "causal", "GPTNeoXConfig", "GPTNeoXForCausalLM", "plain",
-        lambda s: {**_standard(s), "tie_word_embeddings": False}, _plain_ids,
+        "causal",
+        "GPTNeoXConfig",
+        "GPTNeoXForCausalLM",
+        "plain",
+        lambda s: {**_standard(s), "tie_word_embeddings": False},
+        _plain_ids,
     ),
     # masked
     "modernbert": Architecture(
-        "masked", "ModernBertConfig", "ModernBertForMaskedLM", "bert",
+        "masked",
+        "ModernBertConfig",
+        "ModernBertForMaskedLM",
+        "bert",
         lambda s: {**_standard(s), "global_attn_every_n_layers": 2, "local_attention": 16},
         lambda t: {**_bert_ids(t), "cls_token_id": t.cls_token_id, "sep_token_id": t.sep_token_id},
     ),
     "bert": Architecture("masked", "BertConfig", "BertForMaskedLM", "bert", _standard, _bert_ids),
     # RoBERTa counts positions from padding_idx + 1
-    "roberta": Architecture("masked", "RobertaConfig", "RobertaForMaskedLM", "bert",
-                            lambda s: {**_standard(s), "max_position_embeddings": s.max_positions + 8}, _bert_ids),
+    "roberta": Architecture(
+        "masked",
+        "RobertaConfig",
+        "RobertaForMaskedLM",
+        "bert",
+        lambda s: {**_standard(s), "max_position_embeddings": s.max_positions + 8},
+        _bert_ids,
+    ),
     "distilbert": Architecture(
-        "masked", "DistilBertConfig", "DistilBertForMaskedLM", "bert",
-        lambda s: dict(dim=s.hidden_size, hidden_dim=s.intermediate_size, n_layers=s.num_layers, n_heads=s.num_heads,
-                       max_position_embeddings=s.max_positions, initializer_range=s.init_std),
+        "masked",
+        "DistilBertConfig",
+        "DistilBertForMaskedLM",
+        "bert",
+        lambda s: dict(
+            dim=s.hidden_size,
+            hidden_dim=s.intermediate_size,
+            n_layers=s.num_layers,
+            n_heads=s.num_heads,
+            max_position_embeddings=s.max_positions,
+            initializer_range=s.init_std,
+        ),
         lambda t: {"pad_token_id": t.pad_token_id},
     ),
-    "deberta_v2": Architecture("masked", "DebertaV2Config", "DebertaV2ForMaskedLM", "bert",
-                               lambda s: {**_standard(s), "relative_attention": True, "position_buckets": 16},
-                               _bert_ids),
+    "deberta_v2": Architecture(
+        "masked",
+        "DebertaV2Config",
+        "DebertaV2ForMaskedLM",
+        "bert",
+        lambda s: {**_standard(s), "relative_attention": True, "position_buckets": 16},
+        _bert_ids,
+    ),
 }
 
 
@@ -168,9 +239,17 @@ def build_tokenizer(style: str, vocab_size: int) -> PreTrainedTokenizerFast:
         backend.post_processor = processors.TemplateProcessing(
             single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", ids["bos"])]
         )
-        roles = {"bos_token": specials["bos"], "eos_token": specials["eos"], "pad_token": specials["eos"]}
+        roles = {
+            "bos_token": specials["bos"],
+            "eos_token": specials["eos"],
+            "pad_token": specials["eos"],
+        }
     else:
-        roles = {"bos_token": specials["eos"], "eos_token": specials["eos"], "pad_token": specials["eos"]}
+        roles = {
+            "bos_token": specials["eos"],
+            "eos_token": specials["eos"],
+            "pad_token": specials["eos"],
+        }
     return PreTrainedTokenizerFast(tokenizer_object=backend, **roles)
 
 
@@ -185,7 +264,9 @@ def build_model(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> PreTraine
     torch.manual_seed(spec.seed)
     config_class = getattr(transformers, family.config)
     # The defaults' special-token ids exceed a small vocabulary: set them from the tokenizer.
-    config = config_class(vocab_size=len(tokenizer), **family.sizes(spec), **family.extra(tokenizer))
+    config = config_class(
+        vocab_size=len(tokenizer), **family.sizes(spec), **family.extra(tokenizer)
+    )
     model: PreTrainedModel = getattr(transformers, family.model)(config)
     return model.eval()
 

@@ -67,8 +67,11 @@ TOPK = pa.schema(
 )
 
 
-def write(
-    columns: dict[str, Any], schema: pa.Schema, path: str | Path, metadata: dict[bytes, bytes] | None = None
+def write_columns(
+    columns: dict[str, Any],
+    schema: pa.Schema,
+    path: str | Path,
+    metadata: dict[bytes, bytes] | None = None,
 ) -> None:
     """Write columns (lists or arrays, plus scalars broadcast to every row) with `schema`,
     and `metadata` in the file's schema metadata."""
@@ -80,7 +83,9 @@ def write(
     missing = set(schema.names) - set(full)
     if missing:
         raise ValueError(f"missing columns {sorted(missing)}")
-    table = pa.table({name: pa.array(full[name], type=schema.field(name).type) for name in schema.names})
+    table = pa.table(
+        {name: pa.array(full[name], type=schema.field(name).type) for name in schema.names}
+    )
     if metadata:
         table = table.replace_schema_metadata(metadata)
     files.write_table(table, path)

@@ -6,8 +6,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from inputspace.models import LanguageModel
 from inputspace.files import read_parquet, read_tensors, write_parquet, write_tensors
+from inputspace.models import LanguageModel
 
 MATRIX_KEY = "embeddings"
 
@@ -38,7 +38,9 @@ def vocabulary_table(lm: LanguageModel, matrix: Tensor) -> pd.DataFrame:
     return table
 
 
-def write(table: pd.DataFrame, matrix: Tensor, table_path: Path, matrix_path: Path) -> None:
+def write_vocabulary(
+    table: pd.DataFrame, matrix: Tensor, table_path: Path, matrix_path: Path
+) -> None:
     write_tensors({MATRIX_KEY: matrix}, matrix_path)
     write_parquet(table, table_path)
 
