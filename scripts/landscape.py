@@ -22,9 +22,8 @@ def main(snakemake):
     lm = models.load(snakemake.input.model, engine.pick_device(snakemake.params.device), "eager")
     table = vocab.read_table(snakemake.input.table)
     matrix, candidates = vocab.read_matrix(snakemake.input.matrix), vocab.regular_ids(table)
-    generator = torch.Generator().manual_seed(
-        spec["seed"] + 1
-    )  # other starts than the experiment's
+    # other starts than the experiment's
+    generator = torch.Generator().manual_seed(spec["seed"] + 1)
     ellipse = geometry.load_ellipse(snakemake.input.ellipse)
     starts = sequences.sample_random(
         lm, ellipse, [study["length"]] * (2 * study["pairs"]), generator

@@ -370,9 +370,8 @@ def _project_rows(
     # the expanded form carries ~1e-6 of rounding: don't let it reorder near-ties
     threshold = (watch_cos + 1e-5) * d_norm.unsqueeze(1)
     ranks = torch.ones(watch_cos.shape, dtype=torch.long, device=e.device)
-    nearest = _NearestScan(
-        e, index, torch.full_like(own, -1)
-    )  # back-projection may land on its own token
+    # back-projection may land on its own token
+    nearest = _NearestScan(e, index, torch.full_like(own, -1))
     heading = _Best(e.shape[0], e.device)
     for number, block in enumerate(index.blocks):
         dots = e @ index.vectors[block].T
