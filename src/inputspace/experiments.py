@@ -52,8 +52,8 @@ WATCH_PIECES = ("first", "all", "refuse")
 
 def watch_token_ids(lm: LanguageModel, words: list[str], pieces: str = "first") -> Tensor:
     """Token ids of the watch words. A word the tokenizer splits is tracked by its first
-    piece or by every piece (`pieces`), with a warning naming the pieces, or refused; a
-    word it cannot represent as tokens is an error."""
+    piece that holds more than white space, or by every piece (`pieces`), with a warning
+    naming the pieces, or refused; a word it cannot represent as tokens is an error."""
     ids: list[int] = []
     for word in words:
         word_ids = lm.tokenizer(word, add_special_tokens=False).input_ids
@@ -69,13 +69,16 @@ def watch_token_ids(lm: LanguageModel, words: list[str], pieces: str = "first") 
                     f"{split}; watch_pieces is refuse: "
                     "choose a single-token word or set watch_pieces"
                 )
-            tracked = f"only its first piece {texts[0]!r}" if pieces == "first" else "each piece"
+            first = next((i for i, text in enumerate(texts) if text.strip()), 0)
+            tracked = (
+                f"only its first piece {texts[first]!r}" if pieces == "first" else "each piece"
+            )
             warnings.warn(
                 f"{split}; tracking {tracked} (watch_pieces: {pieces})",
                 InputspaceWarning,
                 stacklevel=2,
             )
-            word_ids = word_ids[:1] if pieces == "first" else word_ids
+            word_ids = word_ids[first : first + 1] if pieces == "first" else word_ids
         ids.extend(word_ids)
     return torch.tensor(ids, dtype=torch.long)
 
