@@ -157,10 +157,7 @@ rule summary:
         mem_mb=1000,
         runtime=5,
     params:
-        experiments={
-            name: {k: v for k, v in spec.items() if k != "description"}
-            for name, spec in EXPERIMENTS.items()
-        },
+        experiments={name: without_notes(spec) for name, spec in EXPERIMENTS.items()},
         models=MODELS,
         case_studies=case_studies(),
         landscapes=landscapes(),

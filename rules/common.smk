@@ -14,7 +14,7 @@ os.environ.update(  # set, not read: the lint's envvars advice is for variables 
 )
 try:
     from inputspace import provenance
-    from inputspace.config import checked, load_schema
+    from inputspace.config import checked, load_schema, without_notes
     from inputspace.errors import InputspaceError
 except ModuleNotFoundError as missing:
     sys.exit(
@@ -106,11 +106,7 @@ def provenance_scope(*keys):
 def optimisation_spec(experiment):
     """What an experiment's optimisation reads: not its description, nor the case-study
     and landscape blocks (changing those must not redo the run)."""
-    return {
-        k: v
-        for k, v in EXPERIMENTS[experiment].items()
-        if k not in ("description", "case_study", "landscape")
-    }
+    return without_notes(EXPERIMENTS[experiment], "case_study", "landscape")
 
 
 def experiment_keys(*keys):

@@ -58,9 +58,8 @@ def test_convergence_of_a_stopped_sequence_counts_its_optimised_steps_only():
     row = analysis.convergence(steps).iloc[0]
     assert row.steps_optimised == 5 and row.final_kl == 0.004
     assert row.final_l2_total == 5
-    assert row.l2_growth_last_tenth == pytest.approx(
-        1 / 5
-    )  # step 4 (the last at or below 4.5) to 5
+    # step 4 (the last at or below 4.5) to 5
+    assert row.l2_growth_last_tenth == pytest.approx(1 / 5)
     assert row.steps_past_threshold == 3 and row.l2_growth_past_threshold == pytest.approx(3 / 5)
 
 
@@ -230,12 +229,10 @@ def test_verdicts_only_at_converged_runs():
         "reproduced"
     )
     assert judged["verdict: mean KL under 1e-2 in fewer than 1,000 steps"].startswith("reproduced")
-    assert judged["verdict: nearly all dimensions moved less than 0.02"].startswith(
-        "reproduced"
-    )  # 95%
-    assert judged["verdict: some tokens back-project to different tokens"].startswith(
-        "reproduced"
-    )  # 10%
+    # 95%
+    assert judged["verdict: nearly all dimensions moved less than 0.02"].startswith("reproduced")
+    # 10%
+    assert judged["verdict: some tokens back-project to different tokens"].startswith("reproduced")
     masked = summary.study_verdicts("random", "masked", run_tables([0.001] * 10), "a", 2.0)
     assert masked["verdict: no token back-projects to a different token"].startswith(
         "NOT reproduced"

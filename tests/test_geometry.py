@@ -172,9 +172,8 @@ def test_distance_tables_use_regular_tokens_only():
     nearest = geometry.nearest_neighbour_table(
         matrix, table, sample=1000, generator=generator, chunk_size=4
     )
-    assert list(nearest.token_id) == list(
-        range(2, 30)
-    )  # the sample covers the vocabulary: all, exactly
+    # the sample covers the vocabulary: all, exactly
+    assert list(nearest.token_id) == list(range(2, 30))
     assert (nearest.euclidean_neighbour != nearest.token_id).all()
     assert not set(nearest.euclidean_neighbour) & {0, 1}
     brute = torch.cdist(matrix[2:], matrix[2:]).fill_diagonal_(float("inf")).min(dim=1).values

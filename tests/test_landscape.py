@@ -72,9 +72,8 @@ def test_batched_hessian_equals_autograd_hessian(double_models, name):
     assert asymmetry <= 1e-6 * torch.linalg.matrix_norm(reference, 2)
     spectrum = landscape.exact_spectrum(lm, point, x, batch=128)
     exact = torch.linalg.eigvalsh((reference + reference.T) / 2).flip(0).numpy()
-    np.testing.assert_allclose(
-        spectrum.eigenvalues, exact, atol=1e-7 * exact[0]
-    )  # ModernBERT's fp32 rotary
+    # ModernBERT's fp32 rotary
+    np.testing.assert_allclose(spectrum.eigenvalues, exact, atol=1e-7 * exact[0])
     assert spectrum.weights.sum() == pytest.approx(1.0)
 
 
@@ -139,9 +138,8 @@ def test_flatness_by_hand():
     values = np.array([10.0, 1.0, 0.05, 0.001, 1e-9, -1e-9])
     spectrum = landscape.Spectrum(values, np.full(6, 1 / 6), "exact", noise=1e-7)
     flat = landscape.flatness(spectrum, dimensions=6, hidden=2, threshold=1e-2, rank_tolerance=1e-5)
-    assert flat.largest == 10.0 and flat.rank_tolerance == pytest.approx(
-        1e-4
-    )  # 1e-5 x 10 beats the noise
+    # 1e-5 x 10 beats the noise
+    assert flat.largest == 10.0 and flat.rank_tolerance == pytest.approx(1e-4)
     assert flat.numerical_rank == pytest.approx(4)  # 10, 1, 0.05 and 0.001 exceed 1e-4
     assert flat.flat_fraction == pytest.approx(4 / 6)  # 0.05, 0.001 and the two zeros are <= 0.1
     assert flat.bound_flat_fraction == pytest.approx(1 - 2 / 6)

@@ -81,14 +81,12 @@ def test_frozen_prefix_length_by_hand(tiny_models):
     lm = tiny_models["llama"]
     trainable = torch.tensor([[False, False, True, True], [False, False, False, True]])
     mask = torch.ones(2, 4, dtype=torch.long)
-    assert (
-        lm.frozen_prefix_length(trainable, mask, torch.tensor([3, 3])) == 2
-    )  # common to both rows
+    # common to both rows
+    assert lm.frozen_prefix_length(trainable, mask, torch.tensor([3, 3])) == 2
     assert lm.frozen_prefix_length(trainable, mask, torch.tensor([3, 1])) == 1  # never past a site
     padded = torch.tensor([[1, 1, 1, 1], [0, 1, 1, 1]])
-    assert (
-        lm.frozen_prefix_length(trainable, padded, torch.tensor([3, 3])) == 0
-    )  # padding is not a prefix
+    # padding is not a prefix
+    assert lm.frozen_prefix_length(trainable, padded, torch.tensor([3, 3])) == 0
     assert (
         tiny_models["modernbert"].frozen_prefix_length(trainable, mask, torch.tensor([3, 3])) == 0
     )

@@ -38,6 +38,12 @@ def checked(config: dict[str, Any], schema: dict[str, Any], base: Path) -> dict[
     return filled
 
 
+def without_notes(experiment: dict[str, Any], *blocks: str) -> dict[str, Any]:
+    """`experiment` without its description (a note for readers of the config, read by no
+    rule) and without `blocks`: what a rule or a figure that ignores them depends on."""
+    return {k: v for k, v in experiment.items() if k not in ("description", *blocks)}
+
+
 def _set_defaults(
     validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]
 ) -> Any:

@@ -130,11 +130,7 @@ class _Faults:
         return found
 
 
-_WHAT = {
-    "embeddings": " (a coordinate or its position's squared norm overflows)",
-    "loss": "",
-    "gradient": "",
-}
+_WHY = {"embeddings": " (a coordinate or its position's squared norm overflows)"}
 
 
 def _representable(points: Tensor) -> Tensor:
@@ -166,12 +162,10 @@ class Descent:
         self.optimizer = torch.optim.Adam([self.embeddings], lr=settings.lr, betas=settings.betas)
         self.scaler = torch.amp.GradScaler(device.type) if settings.precision == "fp16" else None
         self.step = 0
-        self.active = torch.ones(
-            n, dtype=torch.bool
-        )  # on the CPU: it picks the rows of each forward
-        self.below_for = torch.zeros(
-            n, dtype=torch.long
-        )  # consecutive steps with KL below the stop level
+        # on the CPU: it picks the rows of each forward
+        self.active = torch.ones(n, dtype=torch.bool)
+        # consecutive steps with KL below the stop level
+        self.below_for = torch.zeros(n, dtype=torch.long)
         self.kl = torch.full((n,), float("nan"), device=device)
         self.faults = _Faults(n, settings.steps + 1, device)
         prefix_length = lm.frozen_prefix_length(
@@ -276,9 +270,8 @@ class Descent:
         grad = self.embeddings.grad
         grad.masked_fill_(self.frozen, 0.0)
         device_rows = rows.to(grad.device)
-        if (
-            not self.scaler
-        ):  # with fp16's scaler an overflowing gradient skips the step and lowers the scale
+        # with fp16's scaler an overflowing gradient skips the step and lowers the scale
+        if not self.scaler:
             self.faults.note(
                 "gradient",
                 self.step,
@@ -310,7 +303,8 @@ class Descent:
         if fault:
             step, seq, what = fault
             raise InputspaceError(
-                f"{self.label}: non-finite {what} at step {step} in sequence {seq}{_WHAT[what]}; "
+                f"{self.label}: non-finite {what} at step {step} in sequence {seq}"
+                f"{_WHY.get(what, '')}; "
                 "lower the learning rate (lr) or use precision fp32"
             )
 

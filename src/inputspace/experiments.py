@@ -47,9 +47,6 @@ def sources_and_targets(
     return batch, [target] * len(batch)
 
 
-WATCH_PIECES = ("first", "all", "refuse")
-
-
 def watch_token_ids(lm: LanguageModel, words: list[str], pieces: str = "first") -> Tensor:
     """Token ids of the watch words. A word the tokenizer splits is tracked by its first
     piece that holds more than white space, or by every piece (`pieces`), with a warning

@@ -67,32 +67,28 @@ def tensor_digest(tensors: dict[str, Tensor]) -> str:
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # the bytes, not a copy
     return digest.hexdigest()
 
 
-def write_tensors(
-    tensors: dict[str, Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None
-) -> None:
+def write_tensors(tensors: dict[str, Tensor], path: str | os.PathLike) -> None:
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
     with atomic_output(path) as partial:
-        save_file(
-            tensors, str(partial), metadata={**(metadata or {}), DIGEST_KEY: tensor_digest(tensors)}
-        )
+        save_file(tensors, str(partial), metadata={DIGEST_KEY: tensor_digest(tensors)})
 
 
-def read_tensors(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
-    """(tensors, metadata) of a file `write_tensors` wrote; DamagedFile unless it reads
-    back whole and matches its digest."""
+def read_tensors(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The tensors of a file `write_tensors` wrote; DamagedFile unless it reads back whole
+    and matches its digest."""
     try:
         with safe_open(str(path), framework="pt") as stream:
-            metadata = dict(stream.metadata() or {})
+            written = (stream.metadata() or {}).get(DIGEST_KEY)
             tensors = {name: stream.get_tensor(name) for name in stream.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise damaged(path, error) from None
-    if metadata.pop(DIGEST_KEY, None) != tensor_digest(tensors):
+    if written != tensor_digest(tensors):
         raise damaged(path, "its content does not match the checksum written with it")
-    return tensors, metadata
+    return tensors
 
 
 # ------------------------------------------------------------------ tables

@@ -56,7 +56,7 @@ def save_ellipse(ellipse: Ellipse, path: Path) -> None:
 
 
 def load_ellipse(path: Path) -> Ellipse:
-    tensors, _ = read_tensors(path)
+    tensors = read_tensors(path)
     return Ellipse(mean=tensors["mean"], axes=tensors["axes"], scales=tensors["scales"])
 
 
@@ -334,9 +334,8 @@ class _NearestScan:
         scores = dots / index.norms[block]  # cos(q, v_j) times a per-row constant
         _exclude(scores, self.own, block)
         self.cosine.add(scores, block)
-        torch.mul(dots, 2, out=scores).sub_(
-            index.squared[block]
-        )  # 2 q.v_j - |v_j|^2, largest = nearest
+        # 2 q.v_j - |v_j|^2, largest = nearest
+        torch.mul(dots, 2, out=scores).sub_(index.squared[block])
         _exclude(scores, self.own, block)
         self.euclidean.add(scores, block)
 
@@ -376,9 +375,8 @@ def _project_rows(
     for number, block in enumerate(index.blocks):
         dots = e @ index.vectors[block].T
         nearest.add(dots, block)
-        origin_dots, inverse_gap = (
-            cached[number] if cached else _origin_terms(o, index, block)
-        )  # read only
+        # read only
+        origin_dots, inverse_gap = cached[number] if cached else _origin_terms(o, index, block)
         # |d| cos(d, v_j - o) = (e.v_j - o.v_j - d.o) / |v_j - o|, built in place
         scaled = dots.sub_(origin_dots).sub_(d_dot_o).mul_(inverse_gap)
         _exclude(scaled, own, block)

@@ -412,9 +412,8 @@ def bend(
     ts = ts.view(1, -1, 1)
     for _ in range(steps):
         m = middle.unsqueeze(1)
-        along = torch.cat(
-            [m, a + ts * (m - a), m + ts * (b - m)], dim=1
-        )  # [midpoints, 2 probes + 1, size]
+        # [midpoints, 2 probes + 1, size]
+        along = torch.cat([m, a + ts * (m - a), m + ts * (b - m)], dim=1)
         total = losses(lm, point, along.reshape(-1, a.numel())).sum()
         optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -26,20 +26,16 @@ import pyarrow.parquet as pq
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from inputspace.config import without_notes
 from inputspace.files import atomic_output
-from inputspace.hashing import changed_files, sha256_file
+from inputspace.hashing import changed_files, recorded_files, sha256_file
 
 SIDECAR = ".provenance.json"
 PNG_KEY = "inputspace:provenance"
 RUN_METADATA = b"inputspace.run"  # Parquet schema metadata written by the optimize rule
 FIGURE_SUFFIXES = (".png", ".gif")
 LIBRARIES = ("torch", "transformers", "snakemake", "inputspace", "numpy", "pandas", "matplotlib")
-RUN_KEYS = (
-    "device",
-    "precision",
-    "attention",
-    "vocab",
-)  # top-level config every run's figures depend on
+RUN_KEYS = ("device", "precision", "attention", "vocab")  # top-level config of every run's figures
 
 
 # ------------------------------------------------------------------ config scope
@@ -67,9 +63,7 @@ def config_slice(config: dict[str, Any], scope: Scope) -> dict[str, Any]:
     sliced["models"] = {m: config["models"].get(m) for m in scope.models}
     if scope.experiment:
         experiment = config["experiments"].get(scope.experiment)
-        if experiment:  # its description is a note for readers of the config, on no figure
-            experiment = {k: v for k, v in experiment.items() if k != "description"}
-        sliced["experiments"] = {scope.experiment: experiment}
+        sliced["experiments"] = {scope.experiment: experiment and without_notes(experiment)}
     return json.loads(json.dumps(sliced, default=str))  # plain JSON types, for comparison
 
 
@@ -325,8 +319,7 @@ def audit(
     reasons = []
     for name, model in data["models"].items():
         if model:  # every file of the prepared model, as its record holds them
-            recorded = model.get("files_sha256") or model["weights_sha256"]
-            changed = changed_files(results / "models" / name, recorded, digest)
+            changed = changed_files(results / "models" / name, recorded_files(model), digest)
             reasons.extend(f"model file {item}" for item in changed)
     figure = Path(data["figure"])
     if not figure.is_file():

@@ -90,7 +90,7 @@ class RunEmbeddings:
 
     @classmethod
     def read(cls, path: str | Path) -> "RunEmbeddings":
-        tensors, _ = read_tensors(path)
+        tensors = read_tensors(path)
         logged = {
             int(k.removeprefix(_LOGGED)): v for k, v in tensors.items() if k.startswith(_LOGGED)
         }

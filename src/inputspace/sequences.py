@@ -35,7 +35,7 @@ class SequenceBatch:
 
     @classmethod
     def load(cls, path: Path) -> "SequenceBatch":
-        tensors, _ = read_tensors(path)
+        tensors = read_tensors(path)
         return cls(**{name: tensors[name] for name in _FIELDS})
 
     def describe(self) -> pd.DataFrame:

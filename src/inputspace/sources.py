@@ -41,7 +41,7 @@ from inputspace.errors import (
     WriteFailed,
     first_line,
 )
-from inputspace.hashing import changed_files, file_digests, sha256_file
+from inputspace.hashing import changed_files, file_digests, recorded_files, sha256_file
 
 SOURCE_KINDS = ("package_gguf", "hub", "local", "random")
 MANIFEST = "manifest.json"
@@ -271,7 +271,7 @@ def build_manifest(
     folder: Path,
 ) -> dict[str, Any]:
     embedding = model.get_input_embeddings()
-    weights = sorted(folder.glob("*.safetensors"))
+    files = file_digests(folder, skip={MANIFEST})  # each file hashed once
     return {
         "name": name,
         "source": source,
@@ -284,16 +284,13 @@ def build_manifest(
         "tokenizer_size": len(tokenizer),
         "embedding_dim": int(embedding.embedding_dim),
         "special_token_ids": special_token_ids(tokenizer),
-        "weights_sha256": {path.name: sha256_file(path) for path in weights},
-        "files_sha256": file_digests(folder, skip={MANIFEST}),
+        "weights_sha256": {
+            name: sha for name, sha in files.items() if name.endswith(".safetensors")
+        },
+        "files_sha256": files,
         "transformers_version": transformers.__version__,
         "torch_version": torch.__version__,
     }
-
-
-def recorded_files(manifest: dict[str, Any]) -> dict[str, str]:
-    """File name -> sha256 of what prepare_model wrote (older manifests: the weights only)."""
-    return manifest.get("files_sha256") or manifest["weights_sha256"]
 
 
 def check_unchanged(folder: Path, manifest: dict[str, Any]) -> None:

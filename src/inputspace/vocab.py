@@ -46,7 +46,7 @@ def write_vocabulary(
 
 
 def read_matrix(path: Path) -> Tensor:
-    return read_tensors(path)[0][MATRIX_KEY]
+    return read_tensors(path)[MATRIX_KEY]
 
 
 def read_table(path: Path) -> pd.DataFrame:
