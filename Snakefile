@@ -22,6 +22,27 @@ include: "rules/landscape.smk"
 include: "rules/provenance.smk"
 
 
+onstart:
+    cluster.record_owner(STATE)
+    orphans = cluster.queued_jobs(Path.cwd()) if KILLED_RUN else []
+    for job in orphans:
+        print(f"inputspace: cancelled SLURM job {job}, left by {KILLED_RUN}", file=sys.stderr)
+    if not cluster.cancel(orphans):
+        print(
+            f"inputspace: SLURM jobs {orphans} are still queued; scancel them", file=sys.stderr
+        )
+
+
+onerror:
+    # A job the scheduler refused or killed: one line naming the rule and what to change.
+    for line in cluster.diagnoses(
+        "".join(Path(path).read_text() for path in log),
+        resumable={"optimize"},
+        profile="the profile's config.yaml",
+    ):
+        print(line, file=sys.stderr)
+
+
 rule all:
     default_target: True
     input:

@@ -13,8 +13,8 @@ os.environ.update(  # set, not read: the lint's envvars advice is for variables 
     )
 )
 try:
-    from inputspace import provenance
-    from inputspace.config import checked, load_schema, without_notes
+    from inputspace import cluster
+    from inputspace.config import RUN_KEYS, checked, load_schema, without_notes
     from inputspace.errors import InputspaceError
 except ModuleNotFoundError as missing:
     sys.exit(
@@ -31,6 +31,18 @@ except InputspaceError as error:
     sys.exit(f"inputspace: {error}")
 config.clear()
 config.update(_checked)
+
+# A Snakemake run killed outright (SIGKILL, a lost login session) leaves its locks, and
+# its SLURM jobs run on. The same command again removes those locks (here, since
+# Snakemake checks them before any hook runs) and cancels those jobs (onstart), so that
+# nothing runs twice; an optimisation saves its checkpoint when cancelled.
+STATE = Path(".snakemake")
+KILLED_RUN = cluster.dead_owner(STATE) if workflow.is_main_process else None
+if KILLED_RUN and cluster.clear_locks(STATE):
+    print(
+        f"inputspace: removed the locks of a Snakemake run that was killed ({KILLED_RUN})",
+        file=sys.stderr,
+    )
 
 MODELS = sorted(config["models"])
 
@@ -83,9 +95,6 @@ def experiment_models(kind=None):
         if kind is None or experiment["sequences"]["kind"] == kind
         for model in experiment["models"]
     ]
-
-
-RUN_KEYS = provenance.RUN_KEYS
 
 
 def provenance_scope(*keys):

@@ -6,6 +6,7 @@ Tests must not mutate the models in `tiny_models`; load a fresh copy from
 """
 
 import os
+import subprocess
 import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -35,6 +36,34 @@ def snakemake_command(workdir: Path, *args: str) -> list[str]:
         str(workdir),
         *args,
     ]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole workflow on configs/tiny.yaml, every job submitted as its own process
+    through a job-submitting executor (as on a cluster): nothing is shared between rules
+    but files. The local reference the SLURM run is compared with."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    command = snakemake_command(
+        workdir,
+        "--executor",
+        "cluster-generic",
+        "--cluster-generic-submit-cmd",
+        f"bash {REPO / 'tests/local_submit.sh'}",
+        "--jobs",
+        "2",
+        "--max-threads",
+        "1",
+        "--latency-wait",
+        "5",
+        "--seconds-between-status-checks",
+        "1",
+        "--configfile",
+        str(REPO / "configs/tiny.yaml"),
+    )
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
 
 
 # Name in the fixtures' dicts -> tiny architecture.

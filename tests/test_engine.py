@@ -1,3 +1,4 @@
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 import torch
 from conftest import KINDS, make_problem, recorded, settings
 
-from inputspace import engine, recorder, runs, trajectory
+from inputspace import engine, recorder, runs, termination, trajectory
 from inputspace.errors import InputspaceError
 
 
@@ -339,3 +340,35 @@ def test_run_ends_when_every_sequence_has_stopped(tiny_models, repo_root):
     tokens = pd.DataFrame(result.tokens)
     assert tokens.step.max() == 1  # the last snapshot is where the run ended
     assert not torch.equal(result.end, result.start)
+
+
+def test_sigterm_saves_the_step_it_reached_and_the_rerun_ends_the_same(
+    tiny_models, repo_root, tmp_path, finished, monkeypatch
+):
+    """A scheduler's SIGTERM mid-step: the step finishes, its state is saved (not just
+    the last periodic checkpoint), and the resumed run equals an undisturbed one."""
+    lm = tiny_models["llama"]
+    checkpoint = tmp_path / "run.pt"
+    advance = engine.Descent.advance
+
+    def advance_and_signal(self, observer=None):
+        if self.step == 13:  # between the checkpoints of steps 10 and 20
+            os.kill(os.getpid(), signal.SIGTERM)
+        return advance(self, observer)
+
+    with monkeypatch.context() as patch, termination.handled():
+        patch.setattr(engine.Descent, "advance", advance_and_signal)
+        with pytest.raises(termination.Terminated, match="at step 14 .checkpoint saved"):
+            recorded(
+                lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp"
+            )
+    assert torch.load(checkpoint, weights_only=True)["run"]["step"] == 14
+
+    resumed = recorded(
+        lm, make_problem(lm, repo_root), settings(), checkpoint=checkpoint, fingerprint="fp"
+    )
+    whole = finished["llama"][2]
+    assert torch.equal(resumed.end, whole.end)
+    for name in whole.steps:
+        np.testing.assert_array_equal(resumed.steps[name], whole.steps[name])
+    assert not checkpoint.exists()

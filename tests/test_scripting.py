@@ -1,5 +1,7 @@
 """The script harness: logs, one-line errors, all-or-nothing outputs."""
 
+import os
+import signal
 import sys
 import types
 
@@ -7,11 +9,7 @@ import pytest
 
 from inputspace import scripting
 from inputspace.errors import InputspaceError, ModelUnavailable
-
-try:  # atomic_output moved from inputspace.scripting to inputspace.files
-    from inputspace.files import atomic_output
-except ImportError:
-    atomic_output = scripting.atomic_output
+from inputspace.files import atomic_output
 
 
 def test_atomic_output_success(tmp_path):
@@ -89,3 +87,23 @@ def test_run_lets_bugs_raise(tmp_path):
     with pytest.raises(KeyError):
         scripting.run(main, fake_snakemake(tmp_path / "x.log"))
     assert issubclass(ModelUnavailable, InputspaceError)
+
+
+def test_sigterm_unwinds_the_job_leaves_no_partial_output_and_exits_143(tmp_path):
+    """What SLURM's time limit or scancel sends first: the job stops at once, its
+    `finally` blocks run (no half-written output), and the log says why."""
+    log = tmp_path / "x.log"
+    final = tmp_path / "out.txt"
+
+    def main(snakemake):
+        with atomic_output(final) as partial:
+            partial.write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+            partial.write_text("never reached")
+
+    with pytest.raises(SystemExit) as info:
+        scripting.run(main, fake_snakemake(log))
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # as it was before
+    assert info.value.code == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == [log]
+    assert "STOPPED: stopped by SIGTERM; no output written" in log.read_text()

@@ -6,7 +6,6 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 from conftest import snakemake_command
 
@@ -38,32 +37,6 @@ def tiny_models() -> dict[str, str]:
         name: tiny.ARCHITECTURES[spec["source"]["architecture"]].kind
         for name, spec in models.items()
     }
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """The whole workflow on tiny models, every job submitted as its own process through
-    a job-submitting executor (as on a cluster): nothing is shared between rules but files."""
-    workdir = tmp_path_factory.mktemp("tiny_run")
-    result = snakemake(
-        workdir,
-        "--executor",
-        "cluster-generic",
-        "--cluster-generic-submit-cmd",
-        f"bash {REPO / 'tests/local_submit.sh'}",
-        "--jobs",
-        "2",
-        "--max-threads",
-        "1",
-        "--latency-wait",
-        "5",
-        "--seconds-between-status-checks",
-        "1",
-        "--configfile",
-        str(REPO / "configs/tiny.yaml"),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
 
 
 def test_tiny_workflow_builds_every_target(tiny_run):

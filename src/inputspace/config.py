@@ -11,6 +11,8 @@ import yaml
 from inputspace.errors import ConfigError, InputspaceError
 from inputspace.prompts import PLACEHOLDER, check_prompt, read_pairs, word_span
 
+RUN_KEYS = ("device", "precision", "attention", "vocab")  # top-level config of every run's figures
+
 
 def load_schema(path: Path) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())

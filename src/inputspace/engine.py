@@ -18,6 +18,7 @@ What a run records (KL curves, back-projections, headings, top-k tables) is left
 """
 
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from inputspace import termination
 from inputspace.errors import InputspaceError, first_line
 from inputspace.files import atomic_output, partial_of
 from inputspace.models import FrozenPrefix, LanguageModel
@@ -367,20 +369,27 @@ def optimise(
         file=sys.stderr,
     )
     refresh = max(1, settings.steps // 100)
+
+    def save() -> None:
+        run.check_finite()
+        state = {"run": run.state(), "observer": observer.state() if observer else None}
+        _save_checkpoint(checkpoint, fingerprint, state)
+
     try:
-        while not run.finished:
-            step = run.advance(observer)
-            if run.step <= settings.steps:  # the last forward makes no step
-                bar.update(1)
-            if run.step % refresh == 0 or run.finished:
-                run.check_finite()
-                bar.set_postfix(
-                    mean_kl=f"{step.kl.mean().item():.3g}", active=int(step.active.sum())
-                )
-            if checkpoint and run.step % settings.checkpoint_every == 0 and not run.finished:
-                run.check_finite()
-                state = {"run": run.state(), "observer": observer.state() if observer else None}
-                _save_checkpoint(checkpoint, fingerprint, state)
+        with termination.deferred():
+            while not run.finished and not termination.requested():
+                step = run.advance(observer)
+                if run.step <= settings.steps:  # the last forward makes no step
+                    bar.update(1)
+                if run.step % refresh == 0 or run.finished:
+                    run.check_finite()
+                    bar.set_postfix(
+                        mean_kl=f"{step.kl.mean().item():.3g}", active=int(step.active.sum())
+                    )
+                if checkpoint and run.step % settings.checkpoint_every == 0 and not run.finished:
+                    save()
+            if termination.requested():
+                _stop_at(run.step, save if checkpoint else None)
         run.check_finite()
     except InputspaceError:
         _remove_checkpoint(checkpoint)  # a faulty run is not resumed
@@ -389,6 +398,14 @@ def optimise(
         bar.close()
     _remove_checkpoint(checkpoint)
     return run
+
+
+def _stop_at(step: int, save: Callable[[], None] | None) -> None:
+    """A scheduler asked the job to stop: keep the state of `step` for the rerun."""
+    if save:
+        save()
+    where = "checkpoint saved, the rerun resumes here" if save else "no checkpoint configured"
+    raise termination.Terminated(f"stopped by SIGTERM at step {step} ({where})")
 
 
 def _remove_checkpoint(path: Path | None) -> None:

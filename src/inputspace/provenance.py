@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from inputspace import cluster
 from inputspace.config import without_notes
 from inputspace.files import atomic_output
 from inputspace.hashing import changed_files, recorded_files, sha256_file
@@ -35,7 +36,6 @@ PNG_KEY = "inputspace:provenance"
 RUN_METADATA = b"inputspace.run"  # Parquet schema metadata written by the optimize rule
 FIGURE_SUFFIXES = (".png", ".gif")
 LIBRARIES = ("torch", "transformers", "snakemake", "inputspace", "numpy", "pandas", "matplotlib")
-RUN_KEYS = ("device", "precision", "attention", "vocab")  # top-level config of every run's figures
 
 
 # ------------------------------------------------------------------ config scope
@@ -187,6 +187,7 @@ def record(
     return {
         "figure": str(figure),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "made_on": cluster.where_made(),
         "rule": rule,
         "models": model_records(list(scope.models), results),
         "scope": scope.as_dict(),
@@ -371,10 +372,11 @@ def as_html(records: list[dict[str, Any]]) -> str:
             for i in data["inputs"]
         )
         git = data["git"]
+        where = html.escape(cluster.describe_place(data.get("made_on")))
         parts.append(
             f"<h2>{html.escape(data['figure'])}</h2>"
             f"<p>rule <code>{html.escape(data['rule'])}</code>, "
-            f"made {html.escape(data['created'])}; git "
+            f"made {html.escape(data['created'])} on {where}; git "
             f"{html.escape(str(git['commit']))}{' (dirty tree)' if git['dirty'] else ''}; device "
             f"{html.escape(str(data['device']))}; seeds {html.escape(json.dumps(data['seed']))}</p>"
             "<p>versions: "

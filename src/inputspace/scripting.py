@@ -1,6 +1,7 @@
 """What every Snakemake script needs: its log, its thread count, one-line errors."""
 
 import contextlib
+import signal
 import sys
 import traceback
 import warnings
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from inputspace import provenance
+from inputspace import provenance, termination
 from inputspace.errors import InputspaceError, InputspaceWarning
 
 
@@ -16,11 +17,17 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
     """Run `main(snakemake)` with stdout and stderr (tqdm included) in the rule's log.
 
     An InputspaceError ends the job with its one-line message on the console and in the
-    log; anything else is a bug and keeps its traceback in the log.
+    log; SIGTERM (a scheduler stopping the job) ends it with a line in the log, after
+    every `finally` has run (no half-written output stays); anything else is a bug and
+    keeps its traceback in the log.
     """
     log_path = Path(snakemake.log[0])
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w", buffering=1) as log, warnings.catch_warnings():
+    with (
+        open(log_path, "w", buffering=1) as log,
+        warnings.catch_warnings(),
+        termination.handled(),
+    ):
         warnings.showwarning = _warn_on_console_and_in(log, snakemake.rule)
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             try:
@@ -32,6 +39,11 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
                 print(f"ERROR: {error}", file=log)
                 print(f"inputspace [{snakemake.rule}]: {error}", file=sys.__stderr__)
                 sys.exit(1)
+            except termination.Terminated as stop:
+                # A scheduler's time limit, scancel or preemption: say so where the job's
+                # log is read; the exit status tells Snakemake the job did not finish.
+                print(f"STOPPED: {stop}; no output written", file=log)
+                sys.exit(128 + signal.SIGTERM)
             except Exception:
                 traceback.print_exc(file=log)  # a bug: keep the whole story in the log
                 raise

@@ -3,6 +3,10 @@ workflow run whose PYTHONPATH starts with this folder, as INPUTSPACE_FAULT says:
 
     kill:advance:<step>   SIGKILL the optimize job as it is about to take step <step>
     kill:saving:<step>    SIGKILL it half-way through writing the checkpoint of <step>
+    pause:advance:<step>  long steps: before step <step> and each later one, wait until
+                          SIGTERM asks the job to stop (so no attempt gets far); with
+                          INPUTSPACE_FAULT_ONCE naming a file, only one pause ever happens
+                          (it creates that file), so a retried job runs through
     enospc:<name>         a full disk while writing an output file called <name>
 
 Nothing here is imported unless the variable is set; the package is patched right
@@ -15,6 +19,7 @@ import io
 import os
 import signal
 import sys
+import time
 
 FAULT = os.environ.get("INPUTSPACE_FAULT", "")
 
@@ -23,14 +28,32 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _pause() -> None:
+    once = os.environ.get("INPUTSPACE_FAULT_ONCE")
+    if once:
+        try:
+            open(once, "x").close()
+        except FileExistsError:
+            return
+    from inputspace import termination
+
+    for _ in range(36_000):  # a long step, cut short when the job is asked to stop
+        if termination.requested():
+            return
+        time.sleep(0.1)
+
+
 def _patch_engine(engine) -> None:
     _, where, step = FAULT.split(":")
     step = int(step)
     if where == "advance":
         advance = engine.Descent.advance
+        pausing = FAULT.startswith("pause:")
 
         def advance_or_die(self, observer=None):
-            if self.step == step:
+            if pausing and self.step >= step:
+                _pause()
+            elif self.step == step:
                 _die()
             return advance(self, observer)
 
@@ -85,7 +108,7 @@ class _PatchAfterImport:
         return spec
 
 
-if FAULT.startswith("kill:"):
+if FAULT.startswith(("kill:", "pause:")):
     sys.meta_path.insert(0, _PatchAfterImport("inputspace.engine", _patch_engine))
 elif FAULT.startswith("enospc:"):
     sys.meta_path.insert(0, _PatchAfterImport("inputspace.files", _patch_files))

@@ -1,0 +1,141 @@
+"""Where a job ran, what a scheduler's refusal or kill means, and what a killed Snakemake
+leaves behind: on Snakemake's own log text and on files, without a scheduler."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from inputspace import cluster
+
+RESOURCES = (
+    "tmpdir=<TBD>, mem_mb=3000, mem=3 GB, slurm_partition=gpu, runtime=1, cpus_per_task=1, "
+    "gpu=1, tasks_per_gpu=0"
+)
+REFUSAL = (
+    "sbatch: error: Memory specification can not be satisfied\n"
+    "sbatch: error: Batch job submission failed: Requested node configuration is not available"
+)
+ANNOUNCED = f"""\
+[Thu Dec  3 06:56:34 2026]
+rule optimize:
+    input: results/models/tiny_llama, results/tiny_llama/vocab.parquet
+    output: results/tiny_llama/runs/prompt_pairs/steps.parquet
+    log: results/logs/optimize/tiny_llama_prompt_pairs.log
+    jobid: 7
+    wildcards: model=tiny_llama, experiment=prompt_pairs
+    resources: {RESOURCES}
+Shell command: None
+Job 7 has been submitted with SLURM jobid 52 (log: /w/.snakemake/slurm_logs/rule_optimize/52.log).
+"""
+TIMEOUT = """\
+Error in rule optimize:
+    message: SLURM-job '52' failed, SLURM status is: 'TIMEOUT'. Reason: Step 0:
+        TIMEOUT.
+    jobid: 7
+    input: results/models/tiny_llama
+    log: results/logs/optimize/tiny_llama_prompt_pairs.log (check log file(s) for error details)
+    external_jobid: 52
+
+"""
+REFUSED = f"""\
+Error in rule optimize:
+    message: SLURM sbatch failed. The error message was '{REFUSAL}'.
+    sbatch call:
+        sbatch --parsable --job-name x --mem 10000000 -p gpu
+    jobid: 7
+    log: results/logs/optimize/tiny_llama_prompt_pairs.log (check log file(s) for error details)
+
+"""
+
+
+def test_where_made_names_the_slurm_job_only_inside_one():
+    inside = {
+        "SLURM_JOB_ID": "52",
+        "SLURMD_NODENAME": "node7",
+        "SLURM_JOB_PARTITION": "gpu",
+        "SLURM_CLUSTER_NAME": "hpc",
+    }
+    made = cluster.where_made(inside)
+    assert made["host"] == socket.gethostname()
+    assert made["slurm"] == {"job_id": "52", "node": "node7", "partition": "gpu", "cluster": "hpc"}
+    assert cluster.where_made({"SLURMD_NODENAME": "node7"})["slurm"] is None
+
+
+def test_announced_jobs_reads_rule_and_resources():
+    rule, resources = cluster.announced_jobs(ANNOUNCED)["7"]
+    assert rule == "optimize"
+    assert resources["mem_mb"] == "3000" and resources["runtime"] == "1"
+    assert resources["slurm_partition"] == "gpu" and resources["gpu"] == "1"
+
+
+def test_a_timeout_is_one_line_with_the_limit_and_the_key_to_raise():
+    second_attempt = TIMEOUT.replace("'52'", "'53'")
+    (line,) = cluster.diagnoses(ANNOUNCED + TIMEOUT + second_attempt, frozenset({"optimize"}), "P")
+    assert line == (
+        "inputspace [optimize]: SLURM stopped its SLURM job at its time limit (runtime=1 min); "
+        "raise `set-resources: optimize: runtime` (minutes) in P and run the same command "
+        "again (it resumes from its checkpoint)"
+    )
+
+
+def test_a_refused_submission_names_the_partition_and_the_resource():
+    (line,) = cluster.diagnoses(ANNOUNCED + REFUSED, frozenset(), "P")
+    assert line.startswith("inputspace [optimize]: SLURM refused the job: no node of partition")
+    assert "'gpu'" in line and "memory" in line and "(mem_mb=3000)" in line
+    assert "`set-resources: optimize: mem_mb` in P" in line and "checkpoint" not in line
+
+
+def test_a_cancelled_job_and_other_errors():
+    cancelled = TIMEOUT.replace("TIMEOUT", "CANCELLED")
+    (line,) = cluster.diagnoses(ANNOUNCED + cancelled, frozenset(), "P")
+    assert "ended as CANCELLED" in line and "run the same command again" in line
+    plain = "Error in rule optimize:\n    message: something else\n    jobid: 7\n"
+    assert cluster.diagnoses(ANNOUNCED + plain) == []
+    assert cluster.diagnoses("no errors at all\n") == []
+
+
+def test_a_dead_owner_on_this_host_has_its_locks_cleared(tmp_path):
+    state = tmp_path / ".snakemake"
+    (state / "locks").mkdir(parents=True)
+    for name in ("0.input.lock", "0.output.lock"):
+        (state / "locks" / name).write_text("results/x\n")
+    assert cluster.dead_owner(state) is None  # no owner recorded: not ours to clear
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    pid = int(gone.stdout)
+    (state / cluster.OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
+    assert cluster.dead_owner(state) == f"pid {pid} on {socket.gethostname()}"
+    assert cluster.clear_locks(state) == 2 and not list((state / "locks").iterdir())
+
+
+def test_a_live_owner_or_another_hosts_owner_is_left_alone(tmp_path):
+    state = tmp_path / ".snakemake"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "snakemake"])
+    while b"snakemake" not in Path(f"/proc/{live.pid}/cmdline").read_bytes():
+        time.sleep(0.01)  # until it has started
+    try:
+        (state).mkdir()
+        (state / cluster.OWNER).write_text(
+            json.dumps({"host": socket.gethostname(), "pid": live.pid})
+        )
+        assert cluster.dead_owner(state) is None
+    finally:
+        live.kill()
+    (state / cluster.OWNER).write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+    assert cluster.dead_owner(state) is None
+    cluster.record_owner(state)
+    assert json.loads((state / cluster.OWNER).read_text())["pid"] == os.getpid()
+
+
+def test_describe_place_names_the_slurm_job_when_there_was_one():
+    slurm = {"job_id": "52", "node": "n7", "partition": "gpu", "cluster": "hpc"}
+    assert cluster.describe_place({"host": "n7", "slurm": slurm}) == (
+        "n7 (SLURM job 52 on node n7, partition gpu, cluster hpc)"
+    )
+    assert cluster.describe_place({"host": "laptop", "slurm": None}) == "laptop"
