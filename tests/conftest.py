@@ -40,23 +40,15 @@ def snakemake_command(workdir: Path, *args: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """The whole workflow on configs/tiny.yaml, every job submitted as its own process
-    through a job-submitting executor (as on a cluster): nothing is shared between rules
-    but files. The local reference the SLURM run is compared with."""
+    """The whole workflow on configs/tiny.yaml, run locally (every script in a process of
+    its own, one torch thread each): the reference the SLURM run must equal byte for
+    byte, where each job is a SLURM job that re-reads the workflow."""
     workdir = tmp_path_factory.mktemp("tiny_run")
     command = snakemake_command(
         workdir,
-        "--executor",
-        "cluster-generic",
-        "--cluster-generic-submit-cmd",
-        f"bash {REPO / 'tests/local_submit.sh'}",
-        "--jobs",
+        "--cores",
         "2",
         "--max-threads",
-        "1",
-        "--latency-wait",
-        "5",
-        "--seconds-between-status-checks",
         "1",
         "--configfile",
         str(REPO / "configs/tiny.yaml"),
