@@ -111,3 +111,22 @@ def test_audit_table_finds_every_sidecar(stamped, tmp_path):
     root, figure, _, _ = stamped
     table = provenance.audit_table(tmp_path, CONFIG, root)
     assert list(table.figure) == [str(figure)] and list(table.status) == ["fresh"]
+
+
+def test_the_image_digest_survives_the_embedding_and_sees_a_changed_pixel(stamped, tmp_path):
+    _, figure, _, record = stamped
+    assert provenance.embedded(figure)["image_sha256"] == provenance.image_sha256(figure)
+    with Image.open(figure) as image:
+        pixels = np.array(image)
+    pixels[3, 4] = 255
+    Image.fromarray(pixels).save(tmp_path / "edited.png")
+    assert provenance.image_sha256(tmp_path / "edited.png") != record["image_sha256"]
+
+
+def test_a_gif_keeps_its_image_digest_through_the_stamp(tmp_path):
+    figure = tmp_path / "anim.gif"
+    frames = [Image.fromarray(np.full((10, 10, 3), v, dtype=np.uint8)) for v in (0, 120, 250)]
+    frames[0].save(figure, save_all=True, append_images=frames[1:], duration=200, loop=0)
+    before = provenance.image_sha256(figure)
+    provenance.stamp(figure, {"figure": str(figure), "image_sha256": before})
+    assert provenance.image_sha256(figure) == before == provenance.embedded(figure)["image_sha256"]

@@ -1,7 +1,9 @@
 """The workflow through the snakemake command line, on tiny random models."""
 
 import json
+import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -326,3 +328,26 @@ def test_unavailable_hub_model_fails_cleanly(tmp_path):
     assert "answerdotai/ModernBERT-large" in line and "local" in line
     assert not (tmp_path / "results/models/bert").exists()
     assert not (tmp_path / "results/models/bert.partial").exists()
+
+
+def figure_check(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "inputspace.figure_check", *args, "--checkout", str(REPO)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_a_copied_figure_answers_for_itself(tiny_run, tmp_path):
+    """The README's per-figure command on a copy in a manuscript folder: fresh against
+    the config that made it, stale (exit 1, with the reason) against an edited one."""
+    manuscript = tmp_path / "manuscript"
+    manuscript.mkdir()
+    copy = shutil.copy(tiny_run / "results/figures/prompt_pairs/kl.png", manuscript / "fig2.png")
+    where = ["--workdir", str(tiny_run), "--configfile"]
+    done = figure_check(str(copy), *where, str(REPO / "configs/tiny.yaml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fresh (inputs, config and code match); image unchanged" in done.stdout
+    assert "by rule convergence_figures" in done.stdout and "tiny_llama" in done.stdout
+
+    config = tiny_config()
+    config["experiments"]["prompt_pairs"]["optimize"]["lr"] = 0.02
+    done = figure_check(str(copy), *where, str(write_config(tmp_path, config)))
+    assert done.returncode == 1 and "stale (config changed: experiments)" in done.stdout

@@ -1,7 +1,8 @@
 """What made each figure, recorded beside it (`fig.provenance.json`) and inside it (PNG
 text chunk, GIF comment), and the audit that checks those records against the disk.
 
-A record holds the models (source, revision, weight sha256), the config values that
+A record holds a digest of the picture itself (which the embedded record does not
+change), the models (source, revision, weight sha256), the config values that
 reach the figure (its scope: the models and experiment it shows and the top-level
 keys its rules read), the code (git commit and dirty flag, and digests of the package,
 the rule files and the figure's script), library versions, the device and seed of the
@@ -186,6 +187,7 @@ def record(
     runs = run_records(inputs)
     return {
         "figure": str(figure),
+        "image_sha256": image_sha256(figure),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "made_on": cluster.where_made(),
         "rule": rule,
@@ -256,8 +258,20 @@ def stamp_outputs(snakemake: Any) -> list[Path]:
         figures[0], snakemake.rule, inputs, Scope.from_dict(scope), snakemake.config, root, script
     )
     for figure in figures:
-        stamp(figure, {**shared, "figure": str(figure)})
+        stamp(figure, {**shared, "figure": str(figure), "image_sha256": image_sha256(figure)})
     return figures
+
+
+def image_sha256(figure: Path) -> str:
+    """sha256 of what a figure shows (each frame's size and RGBA pixels): the record
+    embedded in the file does not change it, an edit of the picture does."""
+    total = hashlib.sha256()
+    with Image.open(figure) as image:
+        for frame in _frames(image):
+            pixels = frame.convert("RGBA")
+            total.update(repr(pixels.size).encode())
+            total.update(pixels.tobytes())
+    return total.hexdigest()
 
 
 def _frames(image: Image.Image) -> list[Image.Image]:
