@@ -142,8 +142,8 @@ configure() {
 
 # ------------------------------------------------------------------ daemons
 
-alive() { # pid file -> running?
-  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+alive() { # pid file, daemon name -> running? (the name guards against a reused pid)
+  [ -f "$1" ] && [ "$(cat "/proc/$(cat "$1")/comm" 2>/dev/null)" = "$2" ]
 }
 
 wait_for() { # seconds, description, log, command...
@@ -165,7 +165,7 @@ start_munge() {
       die "munge could not create its key /etc/munge/munge.key"
   fi
   chown munge:munge /etc/munge/munge.key && chmod 600 /etc/munge/munge.key
-  if ! alive "$pidfile"; then
+  if ! alive "$pidfile" munged; then
     rm -f /run/munge/munge.socket.2 "$pidfile"
     runuser -u munge -- /usr/sbin/munged >/dev/null 2>&1 ||
       die "munged did not start; see $log"
@@ -193,7 +193,7 @@ start_mariadb() {
 start_daemon() { # name, pid file, log, ready-check command...
   local name=$1 pidfile=$2 log=$3
   shift 3
-  if ! alive "$pidfile"; then
+  if ! alive "$pidfile" "$name"; then
     rm -f "$pidfile"
     "/usr/sbin/$name" >>"$log" 2>&1 </dev/null || die "$name did not start; see $log"
   elif [ "$CHANGED" = 1 ]; then
@@ -246,7 +246,7 @@ up() {
 }
 
 stop() { # name, pid file
-  alive "$2" || return 0
+  alive "$2" "$1" || return 0
   local pid
   pid=$(cat "$2")
   kill "$pid" 2>/dev/null
@@ -271,7 +271,7 @@ status() {
   for daemon in "munged /run/munge/munged.pid" "mariadbd /run/mysqld/mysqld.pid" \
     "slurmdbd $RUN/slurmdbd.pid" "slurmctld $RUN/slurmctld.pid" "slurmd $RUN/slurmd.pid"; do
     set -- $daemon
-    if alive "$2"; then echo "$1: running"; else echo "$1: stopped"; fi
+    if alive "$2" "$1"; then echo "$1: running"; else echo "$1: stopped"; fi
   done
   command -v sinfo >/dev/null && sinfo 2>&1
 }
