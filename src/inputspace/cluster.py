@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,7 @@ REFUSALS = [
 ]
 
 
-def diagnoses(
-    log: str, resumable: set[str] = frozenset(), profile: str = "the profile"
-) -> list[str]:
+def diagnoses(log: str, resumable: Collection[str] = (), profile: str = "the profile") -> list[str]:
     """One line per rule and cause for each job the scheduler refused or killed."""
     lines: list[str] = []
     for job in failed_jobs(log):
@@ -113,9 +112,8 @@ def diagnoses(
 def _diagnose(job: FailedJob, resumable: bool, profile: str) -> str | None:
     rule, asked = job.rule, job.resources
     prefix = f"inputspace [{rule}]:"
-    again = " and run the same command again" + (
-        " (it resumes from its checkpoint)" if resumable else ""
-    )
+    resume = " (it resumes from its checkpoint)" if resumable else ""
+    again = " and run the same command again" + resume
     if "SLURM sbatch failed" in job.message:
         asked = {**_sbatch_request(job.message), **asked}
         for text, key, what in REFUSALS:
@@ -146,8 +144,7 @@ def _diagnose(job: FailedJob, resumable: bool, profile: str) -> str | None:
     if state.group(1) in ("CANCELLED", "PREEMPTED", "NODE_FAIL"):
         return (
             f"{prefix} {which} ended as {state.group(1)} (scancel, preemption or a node "
-            f"failure); run the same command again"
-            + (" (it resumes from its checkpoint)" if resumable else "")
+            f"failure); run the same command again{resume}"
         )
     return None
 
