@@ -22,6 +22,17 @@ include: "rules/landscape.smk"
 include: "rules/provenance.smk"
 
 
+# Every rule reruns when the code it runs changes, and only then: its script and the
+# package modules that script imports, by content (see inputspace.codebase). The same
+# digest is in each figure's record. The workflow profile leaves out Snakemake's own
+# `code` trigger, which compares the script's modification time with the outputs', so
+# that a fresh clone with the results copied in is as up to date as the original.
+for scripted in workflow.rules:
+    if scripted.script:
+        source = scripted.basedir.join(scripted.script).get_path_or_uri(secret_free=True)
+        scripted.set_params(code=codebase.digest(Path(source), PACKAGE))
+
+
 onstart:
     cluster.record_owner(STATE)
     orphans = cluster.queued_jobs(Path.cwd()) if KILLED_RUN else []

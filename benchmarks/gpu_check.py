@@ -67,7 +67,11 @@ def engine_checks(lm: models.LanguageModel) -> dict[str, str]:
     found = {}
     for precision in ("fp32", "bf16", "fp16"):
         problem, _ = experiments.build_problem(
-            lm, PAIRS, matrix, vocab_module.regular_ids(table), base=REPO
+            lm,
+            PAIRS,
+            matrix,
+            vocab_module.regular_ids(table),
+            prompts=REPO / PAIRS["sequences"]["file"],
         )
         settings = engine.Settings(steps=20, lr=0.01, precision=precision)
         start = engine.Descent(lm, problem, settings)
@@ -81,7 +85,11 @@ def engine_checks(lm: models.LanguageModel) -> dict[str, str]:
         if not (ratio < 0.9 and kept):
             raise AssertionError(f"{precision}: {found[precision]}")
     problem, _ = experiments.build_problem(
-        lm, PAIRS, matrix, vocab_module.regular_ids(table), base=REPO
+        lm,
+        PAIRS,
+        matrix,
+        vocab_module.regular_ids(table),
+        prompts=REPO / PAIRS["sequences"]["file"],
     )
     try:
         engine.optimise(lm, problem, engine.Settings(steps=5, lr=1e20), progress=False)

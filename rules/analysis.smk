@@ -6,8 +6,8 @@ rule convergence_figures:
     input:
         steps=per_model(f"{RUN}/steps.parquet"),
     output:
-        kl=figure_of("kl.png", "kl"),
-        travel=figure_of("travel.png", "travel"),
+        **printed("kl", figure_of("kl.png", "kl")),
+        **printed("travel", figure_of("travel.png", "travel")),
         curves="results/figures/{experiment}/curves.parquet",
         convergence="results/figures/{experiment}/convergence.csv",
     log:
@@ -19,7 +19,7 @@ rule convergence_figures:
         mem_mb=2000,
         runtime=10,
     params:
-        provenance=provenance_scope(*RUN_KEYS),
+        style=config["figures"],
         models=experiment_models_of,
     script:
         "../scripts/convergence_figures.py"
@@ -30,8 +30,8 @@ rule displacement_figures:
     input:
         embeddings=per_model(f"{RUN}/embeddings.safetensors"),
     output:
-        distribution=figure_of("displacement.png", "displacement"),
-        favoured=figure_of("favoured.png", "favoured"),
+        **printed("distribution", figure_of("displacement.png", "displacement")),
+        **printed("favoured", figure_of("favoured.png", "favoured")),
         stats="results/figures/{experiment}/displacement.csv",
         profiles="results/figures/{experiment}/favoured.parquet",
     log:
@@ -43,7 +43,7 @@ rule displacement_figures:
         mem_mb=4000,
         runtime=10,
     params:
-        provenance=provenance_scope(*RUN_KEYS),
+        style=config["figures"],
         models=experiment_models_of,
     script:
         "../scripts/displacement_figures.py"
@@ -56,7 +56,7 @@ rule travel_density:
         pairs=per_model("results/{model}/vocab_distances.parquet"),
         nearest=per_model("results/{model}/nearest_neighbours.parquet"),
     output:
-        figure=figure_of("travel_density.png", "travel_density"),
+        **printed("figure", figure_of("travel_density.png", "travel_density")),
         densities="results/figures/{experiment}/travel_density.parquet",
     log:
         "results/logs/travel_density/{experiment}.log",
@@ -67,7 +67,7 @@ rule travel_density:
         mem_mb=4000,
         runtime=10,
     params:
-        provenance=provenance_scope(*RUN_KEYS, "geometry"),
+        style=config["figures"],
         models=experiment_models_of,
     script:
         "../scripts/travel_density.py"
@@ -112,8 +112,8 @@ rule topk_figures:
         topk=per_model(f"{RUN}/topk.parquet"),
         vocab=per_model("results/{model}/vocab.parquet"),
     output:
+        **printed("frames", figure_of("topk.png", "topk")),
         animation=figure_of("topk.gif", "topk_animation"),
-        frames=figure_of("topk.png", "topk"),
         table="results/figures/{experiment}/topk.csv",
     log:
         "results/logs/topk_figures/{experiment}.log",
@@ -124,7 +124,7 @@ rule topk_figures:
         mem_mb=2000,
         runtime=10,
     params:
-        provenance=provenance_scope(*RUN_KEYS),
+        style=config["figures"],
         models=experiment_models_of,
         columns=5,
     script:

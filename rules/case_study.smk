@@ -5,14 +5,17 @@ rule gradient_case_study:
         table="results/{model}/vocab.parquet",
         matrix="results/{model}/vocab.safetensors",
     output:
+        **printed(
+            "figure",
+            report(
+                "results/figures/{experiment}/{model}_gradient_norms.png",
+                caption="../report/gradient_norms.rst",
+                category="{experiment}",
+                subcategory="{model}",
+            ),
+        ),
         table="results/figures/{experiment}/{model}_gradients.parquet",
         csv="results/figures/{experiment}/{model}_gradients.csv",
-        figure=report(
-            "results/figures/{experiment}/{model}_gradient_norms.png",
-            caption="../report/gradient_norms.rst",
-            category="{experiment}",
-            subcategory="{model}",
-        ),
     log:
         "results/logs/gradient_case_study/{model}_{experiment}.log",
     conda:
@@ -22,7 +25,7 @@ rule gradient_case_study:
         mem_mb=8000,
         runtime=20,
     params:
-        provenance=provenance_scope(*RUN_KEYS),
+        style=config["figures"],
         experiment=experiment_keys("sequences", "target", "case_study"),
         device=config["device"],
         attention=config["attention"],
@@ -39,14 +42,17 @@ rule case_study_path:
         steps=run_files("{experiment}", "{model}")["steps"],
         embeddings=run_files("{experiment}", "{model}")["embeddings"],
     output:
+        **printed(
+            "figure",
+            report(
+                "results/figures/{experiment}/{model}_path.png",
+                caption="../report/case_path.rst",
+                category="{experiment}",
+                subcategory="{model}",
+            ),
+        ),
         table="results/figures/{experiment}/{model}_path.parquet",
         csv="results/figures/{experiment}/{model}_path.csv",
-        figure=report(
-            "results/figures/{experiment}/{model}_path.png",
-            caption="../report/case_path.rst",
-            category="{experiment}",
-            subcategory="{model}",
-        ),
     log:
         "results/logs/case_study_path/{model}_{experiment}.log",
     conda:
@@ -56,7 +62,7 @@ rule case_study_path:
         mem_mb=4000,
         runtime=20,
     params:
-        provenance=provenance_scope(*RUN_KEYS),
+        style=config["figures"],
         experiment=experiment_keys("sequences", "target", "case_study"),
     script:
         "../scripts/case_study_path.py"

@@ -12,9 +12,10 @@ os.environ.update(  # set, not read: the lint's envvars advice is for variables 
         p for p in (str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")) if p
     )
 )
+PACKAGE = Path(workflow.basedir) / "src/inputspace"  # whose modules the code digests read
 try:
-    from inputspace import cluster
-    from inputspace.config import RUN_KEYS, checked, load_schema, without_notes
+    from inputspace import cluster, codebase, origin
+    from inputspace.config import checked, load_schema, without_notes
     from inputspace.errors import InputspaceError
 except ModuleNotFoundError as missing:
     sys.exit(
@@ -43,6 +44,8 @@ if KILLED_RUN and cluster.clear_locks(STATE):
         f"inputspace: removed the locks of a Snakemake run that was killed ({KILLED_RUN})",
         file=sys.stderr,
     )
+
+DIGESTS = origin.DigestCache(STATE / "inputspace-digests.json")
 
 MODELS = sorted(config["models"])
 
@@ -79,12 +82,20 @@ def samples_input(wildcards):
 
 def prompt_inputs(wildcards):
     sequences = EXPERIMENTS[wildcards.experiment]["sequences"]
-    return [workflow_path(sequences["file"])] if sequences["kind"] == "pairs" else []
+    return workflow_path(sequences["file"]) if sequences["kind"] == "pairs" else []
 
 
 def workflow_path(path):
-    """A config path, relative to the workflow folder unless absolute."""
-    return str(Path(workflow.basedir) / path)
+    """A config path (relative to the workflow folder unless absolute) as Snakemake should
+    see it: relative to the working directory when it lies inside it, so that a checkout
+    moved with its results names the same file (Snakemake reruns a job whose set of input
+    paths changed); otherwise absolute, so that moving the working directory does not
+    change it."""
+    full = Path(workflow.basedir, path).resolve()
+    try:
+        return str(full.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(full)
 
 
 def experiment_models(kind=None):
@@ -95,21 +106,6 @@ def experiment_models(kind=None):
         if kind is None or experiment["sequences"]["kind"] == kind
         for model in experiment["models"]
     ]
-
-
-def provenance_scope(*keys):
-    """Params entry naming the config values that reach a rule's figures (its models, its
-    experiment and these top-level keys); scripting stamps the figures with it."""
-
-    def scope(wildcards):
-        experiment = wildcards.get("experiment")
-        if "model" in wildcards.keys():
-            models = [wildcards.model]
-        else:
-            models = EXPERIMENTS[experiment]["models"]
-        return {"models": models, "experiment": experiment, "keys": list(keys)}
-
-    return scope
 
 
 def optimisation_spec(experiment):
@@ -160,6 +156,16 @@ def per_model(pattern):
         pattern.format(model=model, experiment=wildcards.experiment)
         for model in experiment_models_of(wildcards)
     ]
+
+
+PRINT_FORMATS = [kind for kind in config["figures"]["formats"] if kind != "png"]
+
+
+def printed(key, figure):
+    """Named outputs of a static figure: `key`, its PNG (as given: flagged for the report),
+    and `{key}_pdf`, `{key}_svg`, its print copies, as the config's formats ask."""
+    stem = str(figure).removesuffix(".png")
+    return {key: figure, **{f"{key}_{kind}": f"{stem}.{kind}" for kind in PRINT_FORMATS}}
 
 
 def figure_of(name, caption):

@@ -4,14 +4,17 @@ rule fit_ellipse:
         table="results/{model}/vocab.parquet",
         matrix="results/{model}/vocab.safetensors",
     output:
+        **printed(
+            "figure",
+            report(
+                "results/figures/geometry/{model}_ellipse_spectrum.png",
+                caption="../report/ellipse_spectrum.rst",
+                category="Geometry",
+                subcategory="{model}",
+            ),
+        ),
         ellipse="results/{model}/ellipse.safetensors",
         spectrum="results/{model}/ellipse_spectrum.parquet",
-        figure=report(
-            "results/figures/geometry/{model}_ellipse_spectrum.png",
-            caption="../report/ellipse_spectrum.rst",
-            category="Geometry",
-            subcategory="{model}",
-        ),
     log:
         "results/logs/fit_ellipse/{model}.log",
     conda:
@@ -21,7 +24,7 @@ rule fit_ellipse:
         mem_mb=4000,
         runtime=10,
     params:
-        provenance=provenance_scope("vocab"),
+        style=config["figures"],
     script:
         "../scripts/fit_ellipse.py"
 
@@ -33,15 +36,18 @@ rule sample_sequences:
         ellipse="results/{model}/ellipse.safetensors",
         table="results/{model}/vocab.parquet",
     output:
+        **printed(
+            "figure",
+            report(
+                "results/figures/geometry/{model}_{experiment}_sample_norms.png",
+                caption="../report/sample_norms.rst",
+                category="Geometry",
+                subcategory="{model}",
+            ),
+        ),
         batch="results/{model}/samples/{experiment}.safetensors",
         table="results/{model}/samples/{experiment}.parquet",
         norms="results/{model}/samples/{experiment}_norms.json",
-        figure=report(
-            "results/figures/geometry/{model}_{experiment}_sample_norms.png",
-            caption="../report/sample_norms.rst",
-            category="Geometry",
-            subcategory="{model}",
-        ),
     log:
         "results/logs/sample_sequences/{model}_{experiment}.log",
     conda:
@@ -51,7 +57,7 @@ rule sample_sequences:
         mem_mb=4000,
         runtime=10,
     params:
-        provenance=provenance_scope("vocab"),
+        style=config["figures"],
         spec=lambda wildcards: EXPERIMENTS[wildcards.experiment]["sequences"],
         seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
     script:

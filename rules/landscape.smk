@@ -6,15 +6,15 @@ rule landscape:
         matrix="results/{model}/vocab.safetensors",
         ellipse="results/{model}/ellipse.safetensors",
     output:
+        **printed("spectrum_figure", landscape_figure("hessian_spectrum.png", "hessian_spectrum")),
+        **printed("barrier_figure", landscape_figure("barriers.png", "barriers")),
+        **printed("nearness_figure", landscape_figure("nearness.png", "nearness")),
         solutions=landscape_file("solutions.csv"),
         spectra=landscape_file("hessian_spectrum.parquet"),
         flatness=landscape_file("flatness.csv"),
         paths=landscape_file("paths.parquet"),
         barriers=landscape_file("barriers.csv"),
         nearness=landscape_file("nearness.parquet"),
-        spectrum_figure=landscape_figure("hessian_spectrum.png", "hessian_spectrum"),
-        barrier_figure=landscape_figure("barriers.png", "barriers"),
-        nearness_figure=landscape_figure("nearness.png", "nearness"),
     log:
         "results/logs/landscape/{model}_{experiment}.log",
     conda:
@@ -24,7 +24,7 @@ rule landscape:
         mem_mb=8000,
         runtime=120,
     params:
-        provenance=provenance_scope(*RUN_KEYS),
+        style=config["figures"],
         experiment=experiment_keys("landscape", "optimize", "seed", "target"),
         device=config["device"],
         precision=config["precision"],

@@ -12,6 +12,11 @@ rule prepare_model:
         runtime=30,
     params:
         source=lambda wildcards: config["models"][wildcards.model]["source"],
+        # what the source holds now (file digests, the cached hub commit): new weights
+        # behind the same config rerun it
+        source_content=lambda wildcards: origin.identity(
+            config["models"][wildcards.model]["source"], DIGESTS, config["allow_downloads"]
+        ),
         allow_downloads=config["allow_downloads"],
     script:
         "../scripts/prepare_model.py"

@@ -23,6 +23,5 @@ rule optimize:
         attention=config["attention"],
         # Outside the outputs, so that it survives a killed job and the rerun resumes.
         checkpoint="results/checkpoints/{model}/{experiment}.pt",
-        base=workflow.basedir,
     script:
         "../scripts/optimize.py"

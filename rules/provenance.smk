@@ -21,9 +21,10 @@ rule provenance_report:
 
 
 rule audit:
-    """results/audit.tsv: is each figure on disk still what its inputs, config and code
-    would make? Reads the records only (rebuilds nothing); runs whenever asked for: its
-    `asked` param is new at every invocation, and a changed param reruns a rule."""
+    """results/audit.tsv: would Snakemake make each figure on disk again, and why (its
+    own plan, read with --detailed-summary), and is each file still the picture its record
+    was made with? Rebuilds nothing; runs whenever asked for: its `asked` param is new at
+    every invocation, and a changed param reruns a rule."""
     output:
         table="results/audit.tsv",
     log:

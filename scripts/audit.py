@@ -1,11 +1,19 @@
+import tempfile
 from pathlib import Path
 
-from inputspace import files, provenance, scripting
+import yaml
+
+from inputspace import audit, files, plan, scripting
 
 
 def main(snakemake):
-    root = Path(snakemake.scriptdir).parent
-    table = provenance.audit_table(Path(snakemake.params.figures), snakemake.config, root)
+    with tempfile.TemporaryDirectory() as folder:
+        configfile = Path(folder) / "config.yaml"  # this run's config, as Snakemake holds it
+        configfile.write_text(yaml.safe_dump(dict(snakemake.config), sort_keys=False))
+        planned = plan.snakemake_plan(
+            Path.cwd(), Path(snakemake.scriptdir).parent / "Snakefile", configfile
+        )
+    table = audit.audit_table(Path(snakemake.params.figures), planned)
     files.write_csv(table, snakemake.output.table, sep="\t")
     print(table.status.value_counts().to_string())
     print(f"wrote {snakemake.output.table}: {len(table)} figures")

@@ -18,6 +18,7 @@ def logged_embeddings(run: runs.RunEmbeddings) -> dict[int, torch.Tensor]:
 
 
 def main(snakemake):
+    figures.use(snakemake.params.style)
     model, experiment = snakemake.wildcards.model, snakemake.wildcards.experiment
     spec = snakemake.params.experiment
     study = spec["case_study"]

@@ -4,6 +4,7 @@ from inputspace import analysis, figures, files, scripting, trajectory
 
 
 def main(snakemake):
+    figures.use(snakemake.params.style)
     experiment, models = snakemake.wildcards.experiment, snakemake.params.models
     steps = pd.concat([trajectory.read(path, trajectory.STEPS) for path in snakemake.input.steps])
     curves = steps[["model", "seq", "step", "active", "kl", "l2_total"]]

@@ -4,6 +4,7 @@ from inputspace import analysis, figures, files, runs, scripting
 
 
 def main(snakemake):
+    figures.use(snakemake.params.style)
     experiment, models = snakemake.wildcards.experiment, snakemake.params.models
     moves = {
         model: runs.RunEmbeddings.read(path).moves()

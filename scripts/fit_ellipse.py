@@ -2,6 +2,7 @@ from inputspace import figures, files, geometry, scripting, vocab
 
 
 def main(snakemake):
+    figures.use(snakemake.params.style)
     table = vocab.read_table(snakemake.input.table)
     matrix = vocab.read_matrix(snakemake.input.matrix)
     ellipse = geometry.fit_ellipse(matrix[vocab.regular_ids(table)])

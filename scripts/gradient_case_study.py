@@ -13,6 +13,7 @@ from inputspace.geometry import VocabIndex
 
 
 def main(snakemake):
+    figures.use(snakemake.params.style)
     model, experiment = snakemake.wildcards.model, snakemake.wildcards.experiment
     spec = snakemake.params.experiment
     study = spec["case_study"]

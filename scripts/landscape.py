@@ -15,6 +15,7 @@ from inputspace import (
 
 
 def main(snakemake):
+    figures.use(snakemake.params.style)
     model, experiment = snakemake.wildcards.model, snakemake.wildcards.experiment
     spec = snakemake.params.experiment
     study = spec["landscape"]

@@ -11,8 +11,9 @@ def main(snakemake):
     table = vocab.read_table(snakemake.input.table)
     matrix = vocab.read_matrix(snakemake.input.matrix)
     samples = Path(snakemake.input.samples) if snakemake.input.samples else None
+    prompts = Path(snakemake.input.prompts) if snakemake.input.prompts else None
     problem, landmarks = experiments.build_problem(
-        lm, spec, matrix, vocab.regular_ids(table), samples, Path(snakemake.params.base)
+        lm, spec, matrix, vocab.regular_ids(table), samples, prompts
     )
     settings, logging = experiments.optimisation_settings(
         spec["optimize"], snakemake.params.precision

@@ -2,6 +2,7 @@ from inputspace import figures, files, geometry, models, samples, scripting, voc
 
 
 def main(snakemake):
+    figures.use(snakemake.params.style)
     lm = models.load(snakemake.input.model)
     ellipse = geometry.load_ellipse(snakemake.input.ellipse)
     batch = samples.sample_sentences(lm, ellipse, snakemake.params.spec, snakemake.params.seed)

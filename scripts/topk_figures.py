@@ -4,6 +4,7 @@ from inputspace import figures, files, scripting, trajectory, vocab
 
 
 def main(snakemake):
+    figures.use(snakemake.params.style)
     experiment, models = snakemake.wildcards.experiment, snakemake.params.models
     strings = {
         m: vocab.read_table(path).token.to_numpy() for m, path in zip(models, snakemake.input.vocab)

@@ -18,24 +18,17 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+from helpers import (  # noqa: E402
+    REPO,
+    SMALL_CONFIG,
+    SMALL_MODEL,
+    checkout_files,
+    small_model,
+    snakemake_command,
+)
+
 from inputspace import engine, experiments, models, recorder, sources  # noqa: E402
 from inputspace import vocab as vocab_module  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def snakemake_command(workdir: Path, *args: str) -> list[str]:
-    """This workflow's snakemake, run in `workdir` with `args`."""
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        *args,
-    ]
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +49,27 @@ def tiny_run(tmp_path_factory):
     result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    """A checkout of this repository (as a fresh clone has it) with a finished local run of
+    tests/configs/small.yaml; read only: the audit's edits work on a copy, and the SLURM run
+    of the same config must equal it."""
+    checkout = tmp_path_factory.mktemp("small_run") / "checkout"
+    checkout.mkdir()
+    checkout_files(checkout)
+    small_model(checkout / SMALL_MODEL)
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--max-threads", "1"]
+    result = subprocess.run(
+        [*command, "--configfile", SMALL_CONFIG],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return checkout
 
 
 # Name in the fixtures' dicts -> tiny architecture.
@@ -112,7 +126,11 @@ def make_problem(lm, repo_root, experiment=PAIRS):
     matrix = lm.vocab_embeddings()
     table = vocab_module.vocabulary_table(lm, matrix)
     return experiments.build_problem(
-        lm, experiment, matrix, vocab_module.regular_ids(table), base=repo_root
+        lm,
+        experiment,
+        matrix,
+        vocab_module.regular_ids(table),
+        prompts=repo_root / experiment["sequences"]["file"],
     )
 
 

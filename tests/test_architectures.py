@@ -138,7 +138,11 @@ def test_engine_lowers_the_kl_and_keeps_frozen_positions(loaded, name, repo_root
     matrix = lm.vocab_embeddings()
     table = vocab_module.vocabulary_table(lm, matrix)
     problem, _ = experiments.build_problem(
-        lm, PAIRS, matrix, vocab_module.regular_ids(table), base=repo_root
+        lm,
+        PAIRS,
+        matrix,
+        vocab_module.regular_ids(table),
+        prompts=repo_root / PAIRS["sequences"]["file"],
     )
     settings = engine.Settings(steps=20, lr=0.01)
     run = engine.optimise(lm, problem, settings, progress=False)
@@ -168,7 +172,11 @@ def test_embeddings_driven_to_infinity_stop_the_run_at_step_one(loaded, name, re
     matrix = lm.vocab_embeddings()
     table = vocab_module.vocabulary_table(lm, matrix)
     problem, _ = experiments.build_problem(
-        lm, PAIRS, matrix, vocab_module.regular_ids(table), base=repo_root
+        lm,
+        PAIRS,
+        matrix,
+        vocab_module.regular_ids(table),
+        prompts=repo_root / PAIRS["sequences"]["file"],
     )
     with pytest.raises(InputspaceError, match="non-finite embeddings at step 1 in sequence 0"):
         engine.optimise(lm, problem, engine.Settings(steps=5, lr=1e20), progress=False)

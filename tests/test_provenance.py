@@ -1,132 +1,120 @@
-import copy
-import json
+import re
 
+import matplotlib
 import numpy as np
 import pytest
 from PIL import Image
 
-from inputspace import provenance
-from inputspace.provenance import Scope
+from inputspace import figures, provenance
 
-CONFIG = {
-    "device": "auto",
-    "precision": "fp32",
-    "geometry": {"distance_pairs": 1000, "seed": 0},
-    "models": {
-        "a": {"source": {"kind": "random", "architecture": "llama"}},
-        "b": {"source": {"kind": "local", "path": "x"}},
-    },
-    "experiments": {
-        "e": {"models": ["a"], "seed": 3, "optimize": {"lr": 0.01}},
-        "f": {"models": ["b"], "seed": 1},
-    },
-}
-SCOPE = Scope(models=("a",), experiment="e", keys=("device", "precision"))
+matplotlib.use("Agg")
+
+PARAMS = {"experiment": {"seed": 3, "optimize": {"lr": 0.01}}, "device": "auto", "code": "c0de"}
 
 
-def fake_root(tmp_path):
-    root = tmp_path / "repo"
-    (root / "src/inputspace").mkdir(parents=True)
-    (root / "src/inputspace/mod.py").write_text("x = 1\n")
-    (root / "rules").mkdir()
-    (root / "rules/a.smk").write_text("rule a:\n")
-    (root / "Snakefile").write_text("include: 'rules/a.smk'\n")
-    (root / "scripts").mkdir()
-    (root / "scripts/fig.py").write_text("print(1)\n")
-    return root
+def job(inputs, rule="fig", wildcards=None):
+    return provenance.Job(rule, wildcards or {"model": "a"}, PARAMS, inputs, "scripts/fig.py")
 
 
-def test_config_slice_holds_only_what_reaches_the_figure():
-    sliced = provenance.config_slice(CONFIG, SCOPE)
-    assert sliced == {
-        "device": "auto",
-        "precision": "fp32",
-        "models": {"a": CONFIG["models"]["a"]},
-        "experiments": {"e": CONFIG["experiments"]["e"]},
-    }
+def drawn(path):
+    """A figure with text, saved by the house style (PNG plus the print copies asked for)."""
+    figures.use({"one_column": 3.5, "two_column": 7.0, "formats": ["png", "pdf", "svg"]})
+    try:
+        with figures.figure(path, size=figures.one_column(2.0)) as (fig, ax):
+            ax.plot([0, 1], [1, 0])
+            ax.set_title("tokens (moved) \\ kept")
+    finally:
+        figures.use({"one_column": 3.5, "two_column": 7.0, "formats": ["png"]})
+    return [path, path.with_suffix(".pdf"), path.with_suffix(".svg")]
 
 
 @pytest.fixture
 def stamped(tmp_path):
-    root = fake_root(tmp_path)
     data_file = tmp_path / "input.parquet.txt"
     data_file.write_text("numbers")
-    figure = tmp_path / "fig.png"
-    Image.fromarray(np.zeros((20, 30, 3), dtype=np.uint8)).save(figure)
-    record = provenance.record(
-        figure, "fig", [data_file], SCOPE, CONFIG, root, "scripts/fig.py", tmp_path / "results"
-    )
-    provenance.stamp(figure, record)
-    return root, figure, data_file, record
+    made = drawn(tmp_path / "fig.png")
+    provenance.stamp_figures(job([data_file]), made, tmp_path)
+    return made, data_file
 
 
-def test_record_is_beside_and_inside_the_png(stamped):
-    _, figure, data_file, record = stamped
-    assert provenance.read(figure) == record
-    assert provenance.embedded(figure) == json.loads(json.dumps(record))
-    assert record["seed"] == {"experiment": 3}
-    assert (
-        record["inputs"][0]["path"] == str(data_file) and len(record["inputs"][0]["sha256"]) == 64
-    )
-    assert record["versions"]["torch"] and record["code"]["script_sha256"]
-    with Image.open(figure) as image:
-        assert image.size == (30, 20)
+def test_the_record_holds_the_jobs_params_code_and_inputs(stamped):
+    made, data_file = stamped
+    record = provenance.read(made[0])
+    assert record["config"] == {"experiment": PARAMS["experiment"], "device": "auto"}
+    assert record["code"] == {"script": "scripts/fig.py", "digest": "c0de"}
+    assert record["rule"] == "fig" and record["wildcards"] == {"model": "a"}
+    assert list(record["models"]) == ["a"]  # the model it shows, from its wildcards
+    assert record["inputs"] == [
+        {"path": str(data_file), "kind": "file", "sha256": record["inputs"][0]["sha256"]}
+    ]
+    assert record["versions"]["torch"] and len(record["inputs"][0]["sha256"]) == 64
 
 
-def test_gif_keeps_its_frames_and_carries_the_record(tmp_path):
-    figure = tmp_path / "anim.gif"
-    frames = [Image.fromarray(np.full((10, 10, 3), v, dtype=np.uint8)) for v in (0, 120, 250)]
-    frames[0].save(figure, save_all=True, append_images=frames[1:], duration=200, loop=0)
-    provenance.stamp(figure, {"figure": str(figure), "note": "hello"})
-    with Image.open(figure) as image:
-        assert image.n_frames == 3
-    assert provenance.embedded(figure)["note"] == "hello"
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["png", "pdf", "svg"])
+def test_each_format_carries_the_record_beside_and_inside(stamped, index):
+    figure = stamped[0][index]
+    record = provenance.read(figure)
+    assert provenance.embedded(figure) == record and record["figure"] == str(figure)
+    assert record["image_sha256"] == provenance.image_sha256(figure)
 
 
-def test_audit_fresh_then_stale_for_each_reason(stamped):
-    root, figure, data_file, record = stamped
-    assert provenance.audit(record, CONFIG, root) == ("fresh", "inputs, config and code match")
-
-    unrelated = copy.deepcopy(CONFIG)
-    unrelated["experiments"]["f"]["seed"] = 9
-    unrelated["geometry"]["seed"] = 5
-    assert provenance.audit(record, unrelated, root)[0] == "fresh"
-
-    reaching = copy.deepcopy(CONFIG)
-    reaching["experiments"]["e"]["optimize"]["lr"] = 0.5
-    assert provenance.audit(record, reaching, root) == ("stale", "config changed: experiments")
-
-    data_file.write_text("other numbers")
-    status, why = provenance.audit(record, CONFIG, root)
-    assert status == "stale" and f"input changed: {data_file}" in why
-
-    (root / "src/inputspace/mod.py").write_text("x = 2\n")
-    (root / "scripts/fig.py").write_text("print(2)\n")
-    assert (
-        "code changed: package; code changed: script" in provenance.audit(record, CONFIG, root)[1]
-    )
+def test_the_pdf_record_is_an_incremental_update_and_its_fonts_are_truetype(stamped):
+    pdf = stamped[0][1].read_bytes()
+    assert b"/FontFile2" in pdf and b"/Subtype /Type3" not in pdf
+    last = list(re.finditer(rb"trailer\s*<<(.*?)>>\s*startxref\s*(\d+)", pdf, re.S))[-1]
+    info = int(re.search(rb"/Info (\d+) 0 R", last[1])[1])
+    assert b"/Prev " in last[1]
+    assert pdf[int(last[2]) :].startswith(b"xref")  # the new cross-reference section
+    entry = re.search(rb"xref\n%d 1\n(\d{10})" % info, pdf[int(last[2]) :])
+    assert pdf[int(entry[1]) :].startswith(b"%d 0 obj" % info)
+    assert b"/Creator (Matplotlib" in pdf[int(entry[1]) :]  # the old info entries kept
 
 
-def test_audit_table_finds_every_sidecar(stamped, tmp_path):
-    root, figure, _, _ = stamped
-    table = provenance.audit_table(tmp_path, CONFIG, root)
-    assert list(table.figure) == [str(figure)] and list(table.status) == ["fresh"]
+def test_the_svg_record_is_in_its_metadata(stamped):
+    text = stamped[0][2].read_text()
+    assert re.search(r"<metadata>\s*<inputspace:provenance xmlns:inputspace=", text)
 
 
-def test_the_image_digest_survives_the_embedding_and_sees_a_changed_pixel(stamped, tmp_path):
-    _, figure, _, record = stamped
-    assert provenance.embedded(figure)["image_sha256"] == provenance.image_sha256(figure)
-    with Image.open(figure) as image:
-        pixels = np.array(image)
-    pixels[3, 4] = 255
-    Image.fromarray(pixels).save(tmp_path / "edited.png")
-    assert provenance.image_sha256(tmp_path / "edited.png") != record["image_sha256"]
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["png", "pdf", "svg"])
+def test_an_edit_of_the_picture_changes_its_digest(stamped, tmp_path, index):
+    figure = stamped[0][index]
+    recorded = provenance.read(figure)["image_sha256"]
+    if figure.suffix == ".png":
+        with Image.open(figure) as image:
+            pixels = np.array(image)
+        pixels[3, 4] = 0
+        Image.fromarray(pixels).save(figure)
+    elif figure.suffix == ".pdf":
+        data = bytearray(figure.read_bytes())
+        data[data.index(b"/MediaBox") + 12] ^= 1  # the page's size
+        figure.write_bytes(bytes(data))
+    else:
+        text = figure.read_text()
+        figure.write_text(text.replace("#1f77b4", "#1f77b5", 1))  # the line's colour
+    assert provenance.image_sha256(figure) != recorded
 
 
-def test_a_gif_keeps_its_image_digest_through_the_stamp(tmp_path):
+def test_the_same_figure_gives_the_same_print_bytes(tmp_path):
+    first, second = drawn(tmp_path / "a.png"), drawn(tmp_path / "b.png")
+    for one, other in zip(first[1:], second[1:]):
+        assert one.read_bytes() == other.read_bytes()
+
+
+def test_gif_keeps_its_frames_its_digest_and_carries_the_record(tmp_path):
     figure = tmp_path / "anim.gif"
     frames = [Image.fromarray(np.full((10, 10, 3), v, dtype=np.uint8)) for v in (0, 120, 250)]
     frames[0].save(figure, save_all=True, append_images=frames[1:], duration=200, loop=0)
     before = provenance.image_sha256(figure)
-    provenance.stamp(figure, {"figure": str(figure), "image_sha256": before})
+    provenance.stamp(figure, {"figure": str(figure), "note": "hello"})
+    with Image.open(figure) as image:
+        assert image.n_frames == 3
+    assert provenance.embedded(figure)["note"] == "hello"
     assert provenance.image_sha256(figure) == before == provenance.embedded(figure)["image_sha256"]
+
+
+def test_the_report_page_shows_each_record(stamped):
+    made, _ = stamped
+    page = provenance.as_html([provenance.read(figure) for figure in made])
+    assert page.count("<h2 id=") == 3 and "scripts/fig.py" in page
+    assert "&quot;lr&quot;: 0.01" in page
+    assert "&quot;device&quot;: &quot;auto&quot;" in page

@@ -4,10 +4,12 @@ import os
 import signal
 import sys
 import types
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from inputspace import scripting
+from inputspace import provenance, scripting
 from inputspace.errors import InputspaceError, ModelUnavailable
 from inputspace.files import atomic_output
 
@@ -45,8 +47,37 @@ def test_atomic_output_failure_keeps_the_previous_file(tmp_path):
     assert not partial.exists()
 
 
-def fake_snakemake(log):
-    return types.SimpleNamespace(log=[str(log)], threads=1, rule="x")
+def fake_snakemake(log, output=()):
+    return types.SimpleNamespace(
+        log=[str(log)],
+        threads=1,
+        rule="x",
+        output=list(map(str, output)),
+        input=[],
+        params={"colour": "blue", "code": "c0de"},
+        wildcards={"model": "m"},
+        scriptdir=str(Path(log).parent / "scripts"),
+    )
+
+
+def test_run_stamps_every_figure_a_job_writes_and_nothing_else(tmp_path):
+    figure, table = tmp_path / "fig.png", tmp_path / "table.csv"
+
+    def main(snakemake):
+        Image.new("RGB", (8, 8)).save(figure)
+        table.write_text("a\n1\n")
+
+    scripting.run(main, fake_snakemake(tmp_path / "x.log", output=[figure, table]))
+    record = provenance.embedded(figure)
+    assert record["rule"] == "x" and record["config"] == {"colour": "blue"}
+    assert record["code"] == {"script": "scripts/x.py", "digest": "c0de"}
+    assert provenance.read(figure) == record
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "fig.png",
+        "fig.png.provenance.json",
+        "table.csv",
+        "x.log",
+    ]
 
 
 def test_run_sends_output_to_the_log(tmp_path, capsys):

@@ -11,8 +11,6 @@ import yaml
 from inputspace.errors import ConfigError, InputspaceError
 from inputspace.prompts import PLACEHOLDER, check_prompt, read_pairs, word_span
 
-RUN_KEYS = ("device", "precision", "attention", "vocab")  # top-level config of every run's figures
-
 
 def load_schema(path: Path) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())
@@ -92,6 +90,11 @@ def describe(error: jsonschema.ValidationError) -> str:
         return (
             f"config error at {where}: {error.instance!r} is not allowed; "
             f"use one of {error.validator_value}"
+        )
+    if error.validator == "contains" and "const" in error.validator_value:
+        return (
+            f"config error at {where}: {error.instance!r} lacks "
+            f"{error.validator_value['const']!r}, which it must list"
         )
     if error.validator == "type":
         return f"config error at {where}: {error.instance!r} is not of type {error.validator_value}"

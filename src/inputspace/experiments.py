@@ -31,12 +31,15 @@ def target_logprobs(lm: LanguageModel, prompts: list[str]) -> Tensor:
 
 
 def sources_and_targets(
-    lm: LanguageModel, experiment: dict[str, Any], samples: Path | None, base: Path
+    lm: LanguageModel, experiment: dict[str, Any], samples: Path | None, prompts: Path | None
 ) -> tuple[SequenceBatch, list[str]]:
-    """The batch to optimise and one target prompt per sequence."""
+    """The batch to optimise and one target prompt per sequence (`prompts`: the pairs
+    file of a pairs experiment, `samples`: the sampled batch of a random one)."""
     spec = experiment["sequences"]
     if spec["kind"] == "pairs":
-        pairs = read_pairs(base / spec["file"])[: spec.get("count")]
+        if prompts is None:
+            raise InputspaceError("pairs sequences need their prompts file")
+        pairs = read_pairs(prompts)[: spec.get("count")]
         return from_prompts(lm, [p.source for p in pairs]), [p.target for p in pairs]
     target = experiment["target"]["prompt"]
     if spec["kind"] == "prompt":
@@ -107,9 +110,9 @@ def build_problem(
     vocab: Tensor,
     candidates: Tensor,
     samples: Path | None = None,
-    base: Path = Path("."),
+    prompts: Path | None = None,
 ) -> tuple[Problem, Landmarks]:
-    batch, targets = sources_and_targets(lm, experiment, samples, base)
+    batch, targets = sources_and_targets(lm, experiment, samples, prompts)
     watch_ids = watch_token_ids(
         lm, experiment.get("watch", []), experiment.get("watch_pieces", "first")
     )

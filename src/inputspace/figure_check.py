@@ -3,25 +3,22 @@
     .venv/bin/python -m inputspace.figure_check FIGURE... [--checkout DIR] [--configfile F]
                                                           [--workdir DIR]
 
-For each file: the record it carries (models, config, code, libraries, when and where
-it was made), whether the workflow in the checkout would make the same figure today
-(fresh or stale, and why, by the rules of `snakemake audit`), and whether the file's
+For each file (PNG, GIF, PDF or SVG): the record it carries (models, config, code,
+libraries, when and where it was made); whether the workflow in the checkout would make
+the same figure today (fresh, or stale and why: Snakemake's own plan, as `snakemake audit`
+reads it, and the checkout's figure showing the same picture); and whether the file's
 image was changed after it was made. Exit status: 0 every figure fresh and unchanged,
 1 any stale or changed, 2 any unverifiable (no record, a damaged one, no checkout).
 """
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from inputspace import cluster, provenance
-from inputspace.config import checked, load_schema
+from inputspace import audit, cluster, plan, provenance
 from inputspace.errors import InputspaceError
 
 FRESH, STALE, UNVERIFIABLE = 0, 1, 2
@@ -33,25 +30,38 @@ class Verdict:
     lines: list[str]
 
 
-def check(figure: Path, root: Path, config: dict[str, Any] | None) -> Verdict:
-    """The verdict on one figure file against the checkout at `root` (the current
-    directory) and its filled-in `config` (None when it could not be read)."""
+def check(figure: Path, planned: dict[str, plan.Output], workdir: Path) -> Verdict:
+    """The verdict on one figure file against Snakemake's plan for the checkout (its
+    working directory `workdir`)."""
     try:
         record = provenance.embedded(figure)
     except (OSError, ValueError) as error:
         return Verdict(UNVERIFIABLE, [f"{figure}: its provenance record is damaged ({error})"])
     if not record:
         return Verdict(UNVERIFIABLE, [f"{figure}: carries no provenance record"])
+    state, why = today(record, planned, workdir)
     changed = _image_changed(figure, record)
-    if config is None:
-        status, why = UNVERIFIABLE, "no workflow config to compare with"
-    else:
-        state, why = provenance.audit(record, config, root)
-        status = FRESH if state == "fresh" else STALE
-    head = f"{figure}: {('fresh', 'stale', 'unverifiable')[status]} ({why}); {changed}"
-    if changed.startswith("changed") and status == FRESH:
-        status = STALE
+    status = FRESH if state == audit.FRESH and changed.startswith("image unchanged") else STALE
+    head = f"{figure}: {state} ({why}); {changed}"
     return Verdict(status, [head, *describe(record)])
+
+
+def today(
+    record: dict[str, Any], planned: dict[str, plan.Output], workdir: Path
+) -> tuple[str, str]:
+    """('fresh' | 'stale' | 'not made', why): would the workflow make this figure today?
+    It would when Snakemake would not make it again and the workflow's copy shows the same
+    picture as the record."""
+    path = record["figure"]
+    state, why = audit.plan_verdict(path, planned)
+    if state != audit.FRESH:
+        return state, why
+    made = workdir / path
+    if not made.is_file():
+        return audit.STALE, f"the checkout has no {path}"
+    if provenance.image_sha256(made) != record.get("image_sha256"):
+        return audit.STALE, f"the workflow's {path} now shows another picture"
+    return state, why
 
 
 def _image_changed(figure: Path, record: dict[str, Any]) -> str:
@@ -79,24 +89,15 @@ def describe(record: dict[str, Any]) -> list[str]:
     lines.append(f"  config    {json.dumps(record['config'], sort_keys=True)}")
     git, code = record["git"], record["code"]
     lines.append(
-        f"  code      git {git['commit']}{' (dirty tree)' if git['dirty'] else ''}; package "
-        f"{code['package']}; rules {code['rules']}; script {code['script']} "
-        f"{code['script_sha256']}"
+        f"  code      git {git['commit']}{' (dirty tree)' if git['dirty'] else ''}; "
+        f"{code['script']} and the modules it imports: sha256 {code['digest']}"
     )
+    for run in record["runs"]:
+        settings = ", ".join(f"{k} {run.get(k)}" for k in ("device", "precision", "seed"))
+        lines.append(f"  run       {run['path']}: {settings}")
     versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items())
     lines.append(f"  libraries {versions}")
     return lines
-
-
-def workflow_config(root: Path, configfile: Path | None) -> dict[str, Any] | None:
-    """The checkout's config (its config.yaml unless `configfile`), checked and filled
-    in as the workflow does; None when there is none to read."""
-    path = configfile or root / "config.yaml"
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-        return checked(raw, load_schema(root / "schemas/config.schema.yaml"), root)
-    except (OSError, InputspaceError, yaml.YAMLError):
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,17 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     figures = [path.resolve() for path in args.figures]
     root = args.checkout.resolve()
-    configfile = args.configfile.resolve() if args.configfile else None
-    workdir = args.workdir or root
+    workdir = (args.workdir or root).resolve()
     if not (root / "Snakefile").is_file() or not workdir.is_dir():
         print(f"inputspace: {root} is no inputspace checkout (or {workdir} is missing)")
         return UNVERIFIABLE
-    os.chdir(workdir)  # records name their inputs relative to the workdir
-    config = workflow_config(root, configfile)
+    try:
+        configfile = args.configfile.resolve() if args.configfile else None
+        planned = plan.snakemake_plan(workdir, root / "Snakefile", configfile)
+    except InputspaceError as error:
+        print(f"inputspace: {error}")
+        return UNVERIFIABLE
     worst = FRESH
     for figure in figures:
         if figure.is_file():
-            verdict = check(figure, root, config)
+            verdict = check(figure, planned, workdir)
         else:
             verdict = Verdict(UNVERIFIABLE, [f"{figure}: no such file"])
         print("\n".join(verdict.lines))

@@ -2,13 +2,17 @@
 figures of one model, then the figures over finished runs, one experiment at a time,
 with its models side by side on shared scales.
 
-Figures are sized for print (single column 3.5 in, double 7 in) at 200 dpi, with
-labelled axes and titles that name the model and experiment.
+Figures are sized for a book page (one-column and two-column widths from the config's
+`figures` block, 3.5 and 7 inches by default), with labelled axes and titles that name the
+model and experiment. Each static figure is a 200 dpi PNG and, for print, a PDF with its
+fonts embedded as TrueType and an SVG, as the config's formats ask.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -38,18 +42,55 @@ STYLE = {
     "axes.spines.right": False,
     "lines.linewidth": 1.4,
 }
-DOUBLE_COLUMN = (7.0, 3.0)
+# Print copies: fonts embedded as TrueType (not Type 3), no creation date and fixed SVG
+# ids, so that the same figure gives the same bytes.
+PRINT_STYLE = {"pdf.fonttype": 42, "svg.fonttype": "path", "svg.hashsalt": "inputspace"}
+UNDATED = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
+
+
+@dataclass(frozen=True)
+class Page:
+    """The config's `figures` block: widths in inches and the formats saved."""
+
+    one_column: float = 3.5
+    two_column: float = 7.0
+    formats: tuple[str, ...] = ("png",)
+
+
+page = Page()
+
+
+def use(style: dict[str, Any]) -> None:
+    """Draw this job's figures for the config's `figures` block."""
+    global page
+    page = Page(style["one_column"], style["two_column"], tuple(style["formats"]))
+
+
+def one_column(height: float) -> tuple[float, float]:
+    return page.one_column, height
+
+
+def two_column(height: float) -> tuple[float, float]:
+    return page.two_column, height
+
+
+def print_copies(path: Path) -> list[Path]:
+    """The PDF and SVG beside a PNG that the formats ask for."""
+    return [Path(path).with_suffix(f".{kind}") for kind in page.formats if kind != "png"]
 
 
 @contextmanager
-def figure(path: Path, size: tuple[float, float] = DOUBLE_COLUMN, **subplots) -> Iterator:
-    """Yield (fig, axes) in the house style; save to `path` atomically and close."""
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(figsize=size, layout="constrained", **subplots)
+def figure(path: Path, size: tuple[float, float] | None = None, **subplots) -> Iterator:
+    """Yield (fig, axes) in the house style (two columns wide unless `size`); save the
+    PNG at `path` and its print copies beside it, each atomically, and close."""
+    with plt.rc_context({**STYLE, **PRINT_STYLE}):
+        fig, axes = plt.subplots(figsize=size or two_column(3.0), layout="constrained", **subplots)
         try:
             yield fig, axes
-            with atomic_output(path) as partial:
-                fig.savefig(partial, format="png")
+            for target in [Path(path), *print_copies(path)]:
+                kind = target.suffix.lstrip(".")
+                with atomic_output(target) as partial:
+                    fig.savefig(partial, format=kind, metadata=UNDATED.get(kind))
         finally:
             plt.close(fig)
 
@@ -84,7 +125,7 @@ def norm_comparison(
     sample_norms: np.ndarray, vocab_norms: np.ndarray, ks: float, title: str, path: Path
 ) -> None:
     """Histograms of the L2 norms of sampled points and of vocabulary embeddings."""
-    with figure(path, size=(3.5, 3.0)) as (fig, ax):
+    with figure(path, size=one_column(3.0)) as (fig, ax):
         n_bins = int(np.clip(2 * np.sqrt(sample_norms.size), 10, 60))
         bins = np.histogram_bin_edges(np.concatenate([sample_norms, vocab_norms]), bins=n_bins)
         ax.hist(vocab_norms, bins=bins, density=True, alpha=0.5, label="vocabulary", color="C0")
@@ -113,7 +154,7 @@ def gradient_bars(table: pd.DataFrame, followed: list[int], title: str, path: Pa
     x = np.arange(len(table))
     colours = np.where(table.optimised.to_numpy(), "C0", "0.7").astype(object)
     colours[[pos for pos in followed if pos < len(table)]] = "C3"
-    with figure(path, size=(7.0, 4.8), nrows=2, sharex=True) as (fig, (top, bottom)):
+    with figure(path, size=two_column(4.8), nrows=2, sharex=True) as (fig, (top, bottom)):
         top.bar(x, table.grad_norm, color=colours)
         top.set_ylabel("L2 norm of gradient")
         top.set_title("Gradient norm per token")
@@ -141,7 +182,7 @@ def case_path(
     """The followed word's path under Adam: loss, distances, heading toward the
     counterpart word, and that heading's rank among all candidate tokens. One colour per
     (followed token, counterpart token) pair."""
-    with figure(path, size=(7.0, 6.0), nrows=2, ncols=2, sharex=True) as (fig, axes):
+    with figure(path, size=two_column(6.0), nrows=2, ncols=2, sharex=True) as (fig, axes):
         (loss_ax, distance_ax), (heading_ax, rank_ax) = axes
         loss_ax.semilogy(kl.step, kl.kl, color="k")
         loss_ax.set_ylabel("KL(target || predicted)")
@@ -209,7 +250,7 @@ PANEL = (3.4, 2.6)  # inches per model panel
 
 
 def _size(columns: int, rows: int = 1) -> tuple[float, float]:
-    return min(7.0, max(5.2, PANEL[0] * columns + 0.4)), PANEL[1] * rows + 0.6
+    return min(page.two_column, max(5.2, PANEL[0] * columns + 0.4)), PANEL[1] * rows + 0.6
 
 
 def kl_curves(steps: pd.DataFrame, models: list[str], title: str, path: Path) -> None:
@@ -258,7 +299,7 @@ def displacement_distribution(moves: dict[str, Moves], title: str, path: Path) -
     """Per-dimension displacement over all tokens and dimensions: histogram and the
     cumulative distribution of its magnitude; one row per model, shared axes."""
     models = list(moves)
-    size = (7.0, 2.4 * len(models) + 0.6)
+    size = two_column(2.4 * len(models) + 0.6)
     limit = max(float(np.abs(m.delta).max()) for m in moves.values())
     with figure(path, size=size, nrows=len(models), ncols=2, squeeze=False, sharex="col") as (
         fig,
@@ -293,7 +334,7 @@ def favoured(moves: dict[str, Moves], title: str, path: Path) -> None:
     """Is any dimension or token favoured? Left: RMS displacement of each dimension over
     all tokens; right: each token's L2 displacement, sorted. Flat profiles: none is."""
     models = list(moves)
-    size = (7.0, 2.4 * len(models) + 0.6)
+    size = two_column(2.4 * len(models) + 0.6)
     with figure(
         path, size=size, nrows=len(models), ncols=2, squeeze=False, sharex="col", sharey="col"
     ) as (fig, axes):
@@ -367,7 +408,7 @@ def topk_small_multiples(
     shown = [
         steps[i] for i in np.unique(np.linspace(0, len(steps) - 1, columns).round().astype(int))
     ]
-    size = (7.0, 1.9 * len(models) + 0.7)
+    size = two_column(1.9 * len(models) + 0.7)
     with figure(
         path, size=size, nrows=len(models), ncols=len(shown), squeeze=False, sharex=True
     ) as (fig, axes):
@@ -431,7 +472,9 @@ def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, title: str, 
     columns = int(len(exact) > 0) + int(len(estimated) > 0)
     colours = {point: f"C{number % 10}" for number, point in enumerate(flatness.point)}
     threshold = float(flatness.flat_threshold.iloc[0])
-    with figure(path, size=(3.6 * columns + 0.4, 3.6), ncols=columns, squeeze=False) as (fig, axes):
+    with figure(
+        path, size=(min(page.two_column, 3.6 * columns + 0.4), 3.6), ncols=columns, squeeze=False
+    ) as (fig, axes):
         panels = iter(axes[0])
         if len(exact):
             ax = next(panels)
@@ -502,7 +545,7 @@ def barrier_paths(paths: pd.DataFrame, barriers: pd.DataFrame, title: str, path:
     """KL along the straight segment between two converged solutions (solid) and along the
     best path bent through an optimised midpoint (dashed), one colour per pair; pairs with
     an unconverged end are named and left out."""
-    with figure(path, size=(4.2, 3.4)) as (fig, ax):
+    with figure(path, size=one_column(3.4)) as (fig, ax):
         for row in barriers.itertuples():
             for kind, style, height, relative in (
                 ("straight", "-", row.straight_barrier, row.straight_relative),
@@ -545,7 +588,7 @@ def nearness(table: pd.DataFrame, title: str, path: Path) -> None:
         "to_nearest_token": ("to the nearest vocabulary token", "C1"),
         "to_other_solution": ("to another start's solution", "C0"),
     }
-    with figure(path, size=(4.2, 3.4)) as (fig, ax):
+    with figure(path, size=one_column(3.4)) as (fig, ax):
         bins = np.histogram_bin_edges(table[list(columns)].to_numpy().ravel(), bins=30)
         for column, (label, colour) in columns.items():
             ax.hist(

