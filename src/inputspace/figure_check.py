@@ -65,12 +65,10 @@ def today(
 
 
 def _image_changed(figure: Path, record: dict[str, Any]) -> str:
-    recorded = record.get("image_sha256")
-    if not recorded:
+    if not record.get("image_sha256"):
         return "no image digest recorded: cannot tell whether the file was changed"
-    if provenance.image_sha256(figure) != recorded:
-        return "changed after it was made (its image differs from the one recorded)"
-    return "image unchanged since it was made"
+    changed = audit.image_verdict(figure, record)
+    return changed[1] if changed else "image unchanged since it was made"
 
 
 def describe(record: dict[str, Any]) -> list[str]:

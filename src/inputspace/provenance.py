@@ -36,7 +36,6 @@ RASTER = (".png", ".gif")
 VECTOR = (".pdf", ".svg")
 FIGURE_SUFFIXES = RASTER + VECTOR
 LIBRARIES = ("torch", "transformers", "snakemake", "inputspace", "numpy", "pandas", "matplotlib")
-UNKNOWN_DIGEST = "0" * 64  # stands in for the image digest while it is computed
 
 # ------------------------------------------------------------------ code and environment
 
