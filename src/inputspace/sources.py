@@ -195,8 +195,13 @@ def _load_hub(name: str, source: dict[str, Any], allow_downloads: bool) -> Loade
             f"{revision}) and copy it to $HF_HOME here, or point a 'local' source at a folder "
             f"holding the model [{type(error).__name__}]"
         ) from None
-    origin = {"resolved_commit": getattr(config, "_commit_hash", None)}
-    return model.eval(), tokenizer, origin
+    return model.eval(), tokenizer, {"resolved_commit": _cached_commit(repo_id, revision)}
+
+
+def _cached_commit(repo_id: str, revision: str) -> str:
+    """The commit the loaded files came from: the snapshot `revision` names in the cache."""
+    snapshot = huggingface_hub.snapshot_download(repo_id, revision=revision, local_files_only=True)
+    return Path(snapshot).name
 
 
 def _load_local(name: str, source: dict[str, Any]) -> Loaded:
