@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random-weight models of both architectures, prepared once per session.
+"""Shared fixtures: tiny random-weight models of both architectures, prepared once per
+session, and the finished workflow runs the workflow tests share (helpers are in helpers.py).
 
 Later test files should reuse `tiny_folders` / `tiny_models` rather than preparing their own.
 Tests must not mutate the models in `tiny_models`; load a fresh copy from
@@ -19,16 +20,19 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from helpers import (  # noqa: E402
+    KINDS,
     REPO,
     SMALL_CONFIG,
     SMALL_MODEL,
     checkout_files,
+    make_problem,
+    recorded,
+    settings,
     small_model,
     snakemake_command,
 )
 
-from inputspace import engine, experiments, models, recorder, sources  # noqa: E402
-from inputspace import vocab as vocab_module  # noqa: E402
+from inputspace import models, sources  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -100,54 +104,6 @@ def tiny_folders(tmp_path_factory) -> dict[str, Path]:
 def tiny_models(tiny_folders) -> dict[str, models.LanguageModel]:
     """{"modernbert": LanguageModel, "llama": LanguageModel} from `tiny_folders` (read-only)."""
     return {name: models.load(folder) for name, folder in tiny_folders.items()}
-
-
-def loss_gradient(lm: models.LanguageModel, point, flat: torch.Tensor) -> torch.Tensor:
-    """The gradient of the landscape's loss at `flat`: the first-order reference the
-    Hessian-vector products are checked against."""
-    from inputspace import landscape
-
-    x = flat.detach().to(lm.device).requires_grad_(True)
-    (grad,) = torch.autograd.grad(landscape.loss(lm, point, x), x)
-    return grad
-
-
-# ------------------------------------------------------------------ engine runs on tiny models
-
-KINDS = ["modernbert", "llama"]
-PAIRS = {
-    "sequences": {"kind": "pairs", "file": "prompts/pairs.tsv", "count": 4},
-    "watch": [" neigh"],
-}
-
-
-def make_problem(lm, repo_root, experiment=PAIRS):
-    """(problem, landmarks) of the tiny pairs experiment."""
-    matrix = lm.vocab_embeddings()
-    table = vocab_module.vocabulary_table(lm, matrix)
-    return experiments.build_problem(
-        lm,
-        experiment,
-        matrix,
-        vocab_module.regular_ids(table),
-        prompts=repo_root / experiment["sequences"]["file"],
-    )
-
-
-def settings(**overrides):
-    values = dict(steps=40, lr=0.01, checkpoint_every=10)
-    return engine.Settings(**{**values, **overrides})
-
-
-LOGGING = recorder.Logging(log_points=4)
-
-
-def recorded(lm, made, run_settings, logging=LOGGING, **options):
-    """Run the engine with a recorder; the recorder's result."""
-    problem, landmarks = made
-    watcher = recorder.Recorder(problem.batch, landmarks, logging, run_settings.steps, lm.device)
-    run = engine.optimise(lm, problem, run_settings, watcher, progress=False, **options)
-    return watcher.result(run.end)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""Helpers the workflow tests share: a checkout of this repository as a clone has it, and
-the tiny local model of tests/configs/small.yaml."""
+"""What the tests share beyond fixtures: a checkout of this repository as a clone has it,
+the tiny local model of tests/configs/small.yaml, a Hugging Face cache laid out by hand,
+the fault-injection runs' config and targets, and engine runs on tiny models."""
 
 import os
 import shutil
@@ -7,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from inputspace import sources
+import torch
+
+from inputspace import engine, experiments, models, recorder, sources
+from inputspace import vocab as vocab_module
 from inputspace.hashing import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,3 +71,88 @@ def hub_snapshot(cache: Path, repo_id: str, folder: Path, commit: str) -> Path:
     (repo / "refs").mkdir(exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
     return snapshot
+
+
+# ------------------------------------------------------------------ fault-injection runs
+
+RUN = "results/tiny_llama/runs/prompt_pairs"
+TABLES = ("steps.parquet", "tokens.parquet", "topk.parquet", "embeddings.safetensors")
+SPLIT_WORD = " xylophone"  # more than one token of the tiny tokenizer
+
+
+def fault_config(lr: float = 0.01) -> dict:
+    return {
+        "allow_downloads": False,
+        "models": {
+            "tiny_llama": {"source": {"kind": "random", "architecture": "llama", "seed": 0}}
+        },
+        "experiments": {
+            "prompt_pairs": {
+                "models": ["tiny_llama"],
+                "sequences": {"kind": "pairs", "file": "prompts/pairs.tsv", "count": 4},
+                "watch": [" neigh", SPLIT_WORD],
+                "optimize": {"steps": 60, "lr": lr, "log_points": 6, "checkpoint_every": 20},
+            }
+        },
+    }
+
+
+def run_targets() -> list[str]:
+    return [f"{RUN}/{name}" for name in TABLES]
+
+
+def copy_without_run(undisturbed: Path, tmp_path: Path) -> Path:
+    """The undisturbed workdir with its models and vocabulary but no run."""
+    workdir = tmp_path / "work"
+    shutil.copytree(undisturbed, workdir, symlinks=True)
+    shutil.rmtree(workdir / RUN)
+    return workdir
+
+
+# ------------------------------------------------------------------ engine runs on tiny models
+
+
+def loss_gradient(lm: models.LanguageModel, point, flat: torch.Tensor) -> torch.Tensor:
+    """The gradient of the landscape's loss at `flat`: the first-order reference the
+    Hessian-vector products are checked against."""
+    from inputspace import landscape
+
+    x = flat.detach().to(lm.device).requires_grad_(True)
+    (grad,) = torch.autograd.grad(landscape.loss(lm, point, x), x)
+    return grad
+
+
+KINDS = ["modernbert", "llama"]
+PAIRS = {
+    "sequences": {"kind": "pairs", "file": "prompts/pairs.tsv", "count": 4},
+    "watch": [" neigh"],
+}
+
+
+def make_problem(lm, repo_root, experiment=PAIRS):
+    """(problem, landmarks) of the tiny pairs experiment."""
+    matrix = lm.vocab_embeddings()
+    table = vocab_module.vocabulary_table(lm, matrix)
+    return experiments.build_problem(
+        lm,
+        experiment,
+        matrix,
+        vocab_module.regular_ids(table),
+        prompts=repo_root / experiment["sequences"]["file"],
+    )
+
+
+def settings(**overrides):
+    values = dict(steps=40, lr=0.01, checkpoint_every=10)
+    return engine.Settings(**{**values, **overrides})
+
+
+LOGGING = recorder.Logging(log_points=4)
+
+
+def recorded(lm, made, run_settings, logging=LOGGING, **options):
+    """Run the engine with a recorder; the recorder's result."""
+    problem, landmarks = made
+    watcher = recorder.Recorder(problem.batch, landmarks, logging, run_settings.steps, lm.device)
+    run = engine.optimise(lm, problem, run_settings, watcher, progress=False, **options)
+    return watcher.result(run.end)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import loss_gradient
+from helpers import loss_gradient
 
 from inputspace import engine, experiments, landscape, models, sources, tiny
 from inputspace import vocab as vocab_module

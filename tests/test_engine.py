@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import KINDS, make_problem, recorded, settings
+from helpers import KINDS, make_problem, recorded, settings
 
 from inputspace import engine, recorder, runs, termination, trajectory
 from inputspace.errors import InputspaceError
@@ -156,7 +156,7 @@ KILL_AT_CHECKPOINT = textwrap.dedent(
     from pathlib import Path
     from inputspace import engine, models
     sys.path.insert(0, {tests!r})
-    from conftest import make_problem, recorded, settings
+    from helpers import make_problem, recorded, settings
 
     real_save = engine._save_checkpoint
     def save_then_die(path, fingerprint, state):

@@ -1,4 +1,5 @@
-"""requirements.txt and envs/inputspace.yaml pin the same versions."""
+"""The jobs' conda env (envs/inputspace.yaml) and the tools' (envs/development.yaml)
+together pin exactly requirements.txt."""
 
 import re
 from pathlib import Path
@@ -23,16 +24,30 @@ def pins(lines) -> dict[str, str]:
     return found
 
 
-def test_requirements_and_conda_env_pin_the_same_versions():
-    requirements = pins((REPO / "requirements.txt").read_text().splitlines())
-    env = yaml.safe_load((REPO / "envs/inputspace.yaml").read_text())
+def conda_pins(name: str) -> dict[str, str]:
+    env = yaml.safe_load((REPO / "envs" / name).read_text())
     pip_lists = [
         dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict) and "pip" in dep
     ]
     assert len(pip_lists) == 1
-    conda = pins(pip_lists[0])
+    return pins(pip_lists[0])
+
+
+TOOLS = ("snakemake", "snakemake-executor-plugin-", "pytest", "ruff", "snakefmt", "black")
+
+
+def test_the_two_conda_envs_together_pin_requirements_txt_exactly():
+    requirements = pins((REPO / "requirements.txt").read_text().splitlines())
+    runtime, development = conda_pins("inputspace.yaml"), conda_pins("development.yaml")
     assert requirements, "requirements.txt pins nothing"
-    assert conda == requirements
+    assert not runtime.keys() & development.keys()
+    assert {**runtime, **development} == requirements
+
+
+def test_the_jobs_env_holds_no_workflow_or_development_tool():
+    runtime = conda_pins("inputspace.yaml")
+    assert not [name for name in runtime if name.startswith(TOOLS)]
+    assert {"torch", "transformers", "pandas", "matplotlib"} <= runtime.keys()
 
 
 def test_scripts_and_rules_import_the_package_without_path_hacks():

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import make_problem, recorded, settings
+from helpers import make_problem, recorded, settings
 
 from inputspace import config, engine, experiments, files, models, prompts, sources
 from inputspace.errors import (

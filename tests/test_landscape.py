@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import loss_gradient
+from helpers import loss_gradient
 from scipy.stats import wasserstein_distance
 
 from inputspace import engine, experiments, geometry, landscape, models, sequences, summary

@@ -17,8 +17,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import SMALL_CONFIG, SMALL_MODEL, snakemake_command
-from test_workflow_faults import RUN, TABLES, copy_without_run, fault_config, run_targets
+from helpers import (
+    RUN,
+    SMALL_CONFIG,
+    SMALL_MODEL,
+    TABLES,
+    copy_without_run,
+    fault_config,
+    run_targets,
+    snakemake_command,
+)
 
 from inputspace import cluster, provenance
 

@@ -37,7 +37,7 @@ def test_manifest_describes_the_prepared_model(name, tiny_folders, tiny_models):
     assert manifest["architecture"] == EXPECTED[name]["architecture"]
     assert manifest["vocab_size"] == embedding.shape[0] == len(lm.tokenizer)
     assert manifest["embedding_dim"] == embedding.shape[1] == 64
-    assert manifest["weights_sha256"] == {"model.safetensors": sha256(folder / "model.safetensors")}
+    assert manifest["files_sha256"]["model.safetensors"] == sha256(folder / "model.safetensors")
     assert no_partial_left(folder)
 
 
@@ -70,11 +70,11 @@ def test_random_source_is_seeded(name, tiny_folders, tmp_path):
         name, {"kind": "random", "architecture": name, "seed": 0}, tmp_path / "a"
     )
     first = json.loads((tiny_folders[name] / "manifest.json").read_text())
-    assert again["weights_sha256"] == first["weights_sha256"]
+    assert again["files_sha256"] == first["files_sha256"]
     other = sources.prepare(
         name, {"kind": "random", "architecture": name, "seed": 1}, tmp_path / "b"
     )
-    assert other["weights_sha256"] != first["weights_sha256"]
+    assert other["files_sha256"] != first["files_sha256"]
     assert other["vocab_size"] == first["vocab_size"]  # same tokenizer, different weights
 
 

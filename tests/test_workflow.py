@@ -6,10 +6,13 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from helpers import snakemake_command
 
 from inputspace import provenance, tiny
+
+pytestmark = pytest.mark.slow  # runs Snakemake: minutes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -186,7 +189,7 @@ def test_every_figure_carries_its_provenance(tiny_run):
         record = json.loads(Path(f"{figure}.provenance.json").read_text())
         assert record == provenance.embedded(figure)
         assert record["git"]["commit"] and record["versions"]["snakemake"]
-        assert all(m["weights_sha256"] for m in record["models"].values())
+        assert all(m["files_sha256"]["model.safetensors"] for m in record["models"].values())
         assert all(len(i.get("sha256") or i.get("manifest_sha256")) == 64 for i in record["inputs"])
     kl = provenance.read(tiny_run / "results/figures/prompt_pairs/kl.png")
     assert kl["device"] == ["cpu"] and provenance.seeds(kl) == [0]

@@ -10,31 +10,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import snakemake_command
+from helpers import (
+    RUN,
+    SPLIT_WORD,
+    TABLES,
+    copy_without_run,
+    fault_config,
+    run_targets,
+    snakemake_command,
+)
+
+pytestmark = pytest.mark.slow  # runs Snakemake: minutes
 
 REPO = Path(__file__).resolve().parents[1]
-RUN = "results/tiny_llama/runs/prompt_pairs"
-TABLES = ("steps.parquet", "tokens.parquet", "topk.parquet", "embeddings.safetensors")
 KL_FIGURE = "results/figures/prompt_pairs/kl.png"
 ELLIPSE_FIGURE = "results/figures/geometry/tiny_llama_ellipse_spectrum.png"
-SPLIT_WORD = " xylophone"  # more than one token of the tiny tokenizer
-
-
-def fault_config(lr: float = 0.01) -> dict:
-    return {
-        "allow_downloads": False,
-        "models": {
-            "tiny_llama": {"source": {"kind": "random", "architecture": "llama", "seed": 0}}
-        },
-        "experiments": {
-            "prompt_pairs": {
-                "models": ["tiny_llama"],
-                "sequences": {"kind": "pairs", "file": "prompts/pairs.tsv", "count": 4},
-                "watch": [" neigh", SPLIT_WORD],
-                "optimize": {"steps": 60, "lr": lr, "log_points": 6, "checkpoint_every": 20},
-            }
-        },
-    }
 
 
 def snakemake(workdir: Path, *args: str, fault: str | None = None, config: dict | None = None):
@@ -49,10 +39,6 @@ def snakemake(workdir: Path, *args: str, fault: str | None = None, config: dict 
     # --configfile takes every word after it
     command = snakemake_command(workdir, *args, "--cores", "1", "--configfile", str(path))
     return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
-
-
-def run_targets() -> list[str]:
-    return [f"{RUN}/{name}" for name in TABLES]
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
@@ -73,14 +59,6 @@ def undisturbed(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("undisturbed")
     result = snakemake(workdir, *run_targets(), KL_FIGURE, ELLIPSE_FIGURE)
     assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
-
-
-def copy_without_run(undisturbed: Path, tmp_path: Path) -> Path:
-    """The undisturbed workdir with its models and vocabulary but no run."""
-    workdir = tmp_path / "work"
-    shutil.copytree(undisturbed, workdir, symlinks=True)
-    shutil.rmtree(workdir / RUN)
     return workdir
 
 
