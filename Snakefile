@@ -1,6 +1,12 @@
 # inputspace: gradient descent in the input-embedding space of language models.
 # `snakemake --cores all` rebuilds everything for the config (config.yaml by default).
 
+from snakemake.utils import min_version
+
+# The version the workflow is tested with (requirements.txt); it reads Snakemake's
+# --detailed-summary and sets rule params after the rules are parsed.
+min_version("9.27")
+
 # A --configfile replaces the default instead of being merged into it, so a config
 # names exactly the models and experiments it runs.
 if not workflow.overwrite_configfiles:

@@ -3,7 +3,6 @@
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 SNAKEMAKE_MARKER = ".snakemake_timestamp"  # Snakemake's own file in a directory output
 
@@ -24,12 +23,6 @@ def file_digests(folder: Path, skip: set[str] = frozenset()) -> dict[str, str]:
         for p in sorted(Path(folder).iterdir())
         if p.is_file() and p.name not in skipped
     }
-
-
-def recorded_files(record: dict[str, Any]) -> dict[str, str]:
-    """File name -> sha256 of what prepare_model wrote, from a manifest or a figure's model
-    record (older ones hold the weights only)."""
-    return record.get("files_sha256") or record["weights_sha256"]
 
 
 def changed_files(

@@ -94,7 +94,6 @@ def model_records(models: list[str], results: Path) -> dict[str, Any]:
             for key in (
                 "source",
                 "revision",
-                "weights_sha256",
                 "files_sha256",
                 "architecture",
                 "kind",
@@ -362,7 +361,11 @@ def as_html(records: list[dict[str, Any]]) -> str:
             f"revision {html.escape(str(m and m['revision']))}, weights sha256 "
             f"""{
                 html.escape(
-                    ", ".join(f"{k} {v}" for k, v in (m or {}).get("weights_sha256", {}).items())
+                    ", ".join(
+                        f"{k} {v}"
+                        for k, v in (m or {}).get("files_sha256", {}).items()
+                        if k.endswith(".safetensors")
+                    )
                 )
             }</li>"""
             for name, m in data["models"].items()

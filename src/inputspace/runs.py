@@ -24,9 +24,10 @@ from inputspace.sequences import SequenceBatch
 def fingerprint(
     manifest: dict, experiment: dict, settings: Settings, logging: Logging, samples: Path | None
 ) -> str:
-    """What a checkpoint must match to be resumed: weights, experiment, settings, samples."""
+    """What a checkpoint must match to be resumed: the model's files, experiment, settings,
+    samples."""
     parts = {
-        "weights": manifest["weights_sha256"],
+        "model": manifest["files_sha256"],
         "experiment": experiment,
         "settings": dataclasses.asdict(settings),
         "logging": dataclasses.asdict(logging),

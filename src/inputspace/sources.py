@@ -40,7 +40,7 @@ from inputspace.errors import (
     WriteFailed,
     first_line,
 )
-from inputspace.hashing import changed_files, file_digests, recorded_files, sha256_file
+from inputspace.hashing import changed_files, file_digests, sha256_file
 from inputspace.origin import package_folder
 
 SOURCE_KINDS = ("package_gguf", "hub", "local", "random")
@@ -275,9 +275,6 @@ def build_manifest(
         "tokenizer_size": len(tokenizer),
         "embedding_dim": int(embedding.embedding_dim),
         "special_token_ids": special_token_ids(tokenizer),
-        "weights_sha256": {
-            name: sha for name, sha in files.items() if name.endswith(".safetensors")
-        },
         "files_sha256": files,
         "transformers_version": transformers.__version__,
         "torch_version": torch.__version__,
@@ -286,7 +283,7 @@ def build_manifest(
 
 def check_unchanged(folder: Path, manifest: dict[str, Any]) -> None:
     """DamagedFile unless every file of a prepared folder is still what prepare_model wrote."""
-    changed = changed_files(folder, recorded_files(manifest))
+    changed = changed_files(folder, manifest["files_sha256"])
     if changed:
         raise DamagedFile(
             f"prepared model {folder} is not what prepare_model wrote: "
