@@ -224,23 +224,52 @@ def test_summary_markdown_names_every_model_and_claim():
 
 def test_verdicts_only_at_converged_runs():
     """9 of 10 below 1e-2 with mean below it: judged; 8 of 10: every claim 'not measured'."""
+    row = summary.verdict_row
     judged = summary.study_verdicts("random", "causal", run_tables([0.001] * 9 + [0.05]), "a", 2.0)
-    assert judged["verdict: converges (KL < 1e-2 for 90% of sequences, mean < 1e-2)"].startswith(
-        "reproduced"
-    )
-    assert judged["verdict: mean KL under 1e-2 in fewer than 1,000 steps"].startswith("reproduced")
-    # 95%
-    assert judged["verdict: nearly all dimensions moved less than 0.02"].startswith("reproduced")
-    # 10%
-    assert judged["verdict: some tokens back-project to different tokens"].startswith("reproduced")
+    assert judged[row("converges")].startswith("reproduced")
+    assert judged[row("fast_mean_kl")].startswith("reproduced")
+    assert judged[row("small_dimensions")].startswith("reproduced")  # 95%
+    assert judged[row("some_back_projection")].startswith("reproduced")  # 10%
     masked = summary.study_verdicts("random", "masked", run_tables([0.001] * 10), "a", 2.0)
-    assert masked["verdict: no token back-projects to a different token"].startswith(
-        "NOT reproduced"
-    )
+    assert masked[row("no_back_projection")].startswith("NOT reproduced")
     short = summary.study_verdicts(
         "random", "causal", run_tables([0.001] * 8 + [0.05] * 2), "a", 2.0
     )
-    assert short["verdict: converges (KL < 1e-2 for 90% of sequences, mean < 1e-2)"].startswith(
-        "NOT"
-    )
-    assert short["verdict: travel small next to random vocabulary pairs"].startswith("not measured")
+    assert short[row("converges")].startswith("NOT")
+    assert short[row("small_travel")].startswith("not measured")
+
+
+@pytest.mark.parametrize(
+    ("kinds", "claims"),
+    [
+        (("pairs", "masked"), ["levels_off", "no_dimension", "no_token"]),
+        (("random", "masked"), ["levels_off", "no_back_projection"]),
+        (
+            ("random", "causal"),
+            ["fast_mean_kl", "small_travel", "small_dimensions", "some_back_projection"],
+        ),
+        (("prompt", "causal"), ["travels_far_less", "nearest_itself", "heads_to_counterpart"]),
+    ],
+)
+def test_each_experiment_kind_is_judged_on_its_own_claims(kinds, claims):
+    assert [claim.id for claim in summary.claims_for(*kinds)] == claims
+    judged = summary.study_verdicts(*kinds, run_tables([0.001] * 10), "a", 2.0)
+    path_claims = {"travels_far_less", "nearest_itself", "heads_to_counterpart"}
+    expected = [summary.verdict_row(c) for c in ["converges", *claims] if c not in path_claims]
+    assert [name for name in judged] == expected
+
+
+def test_a_threshold_decides_its_verdict():
+    """Travel levels off below LEVELS_OFF of the total added in the last tenth."""
+    row = summary.verdict_row("levels_off")
+    tables = run_tables([0.001] * 10)
+    tables.convergence["l2_growth_last_tenth"] = summary.LEVELS_OFF * 0.99
+    assert summary.study_verdicts("pairs", "masked", tables, "a", 2.0)[row].startswith("reprod")
+    tables.convergence["l2_growth_last_tenth"] = summary.LEVELS_OFF * 1.01
+    assert summary.study_verdicts("pairs", "masked", tables, "a", 2.0)[row].startswith("NOT")
+
+
+def test_claim_ids_are_unique_and_every_experiment_kind_has_claims():
+    ids = [claim.id for claim in summary.CLAIMS]
+    assert len(ids) == len(set(ids))
+    assert all(summary.claims_for(*kinds) for kinds in summary.STUDY_SAYS)
