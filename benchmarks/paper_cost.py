@@ -128,7 +128,7 @@ def seconds_per_step(lm, batch, steps: int, precision: str, vocab) -> float:
 def landscape_timings(lm, study: dict, steps: int, precision: str, vocab) -> dict:
     """Seconds per solver step, per batch of Hessian-vector products (SLQ's and the exact
     spectrum's) at one solution-sized point, and per step of path bending."""
-    from inputspace import landscape
+    from inputspace import landscape, spectrum
 
     starts = batch_of(lm, 2 * study["pairs"], study["length"])
     one = batch_of(lm, 1, study["length"])
@@ -137,8 +137,9 @@ def landscape_timings(lm, study: dict, steps: int, precision: str, vocab) -> dic
 
     def products(count: int) -> float:
         probes = torch.randn(count, flat.numel())
-        landscape.hessian_vector_products(lm, point, flat, probes)  # warm-up
-        return timed(lambda: landscape.hessian_vector_products(lm, point, flat, probes))
+        around = landscape.surface(lm, point)
+        spectrum.hessian_vector_products(around, flat, probes)  # warm-up
+        return timed(lambda: spectrum.hessian_vector_products(around, flat, probes))
 
     other = flat + 0.1 * torch.randn_like(flat)
     bend_steps = max(steps, 1)

@@ -1,15 +1,11 @@
-import torch
-
 from inputspace import (
     engine,
-    experiments,
     figures,
     files,
     geometry,
     landscape,
     models,
     scripting,
-    sequences,
     vocab,
 )
 
@@ -23,66 +19,42 @@ def main(snakemake):
     lm = models.load(snakemake.input.model, engine.pick_device(snakemake.params.device), "eager")
     table = vocab.read_table(snakemake.input.table)
     matrix, candidates = vocab.read_matrix(snakemake.input.matrix), vocab.regular_ids(table)
-    # other starts than the experiment's
-    generator = torch.Generator().manual_seed(spec["seed"] + 1)
     ellipse = geometry.load_ellipse(snakemake.input.ellipse)
-    starts = sequences.sample_random(
-        lm, ellipse, [study["length"]] * (2 * study["pairs"]), generator
-    )
-    target_prompt = spec["target"]["prompt"]
-    targets = experiments.target_logprobs(lm, [target_prompt]).expand(len(starts), -1).contiguous()
-    label = f"{model}/{experiment}"
-
-    solved = landscape.solve(
+    starts = landscape.random_starts(lm, ellipse, study, spec["seed"])
+    solver = landscape.solver_settings(study, spec["optimize"], snakemake.params.precision)
+    found = landscape.run_study(
         lm,
         starts,
-        targets,
-        landscape.solver_settings(study, spec["optimize"], snakemake.params.precision),
-        label,
+        spec["target"]["prompt"],
+        (matrix, candidates),
+        study,
+        solver,
+        f"{model}/{experiment}",
     )
-    print(solved.describe(study["solve_below"]))
-    solutions = landscape.points_of(starts, solved.end, targets)
-    start_points = landscape.points_of(starts, starts.embeddings, targets)
-    probed = [
-        (f"solution {i}", "solution", solutions[i], float(solved.final_kl[i]))
-        for i in solved.converged_indices()[: study["hessian_sequences"]]
-    ]
-    probed.append(("random start 0", "random start", start_points[0], float(solved.start_kl[0])))
-    probed += landscape.prompt_controls(lm, study["control_prompt"], target_prompt)
-    spectra, flatness = landscape.spectra(lm, probed, study)
-    paths, barriers = landscape.connectivity(
-        lm,
-        solutions,
-        solved.converged.tolist(),
-        solved.start_kl.tolist(),
-        study["line_points"],
-        study["bend_above"],
-        study["bend_steps"],
-        study["bend_lr"],
-        study["bend_midpoints"],
-    )
-    nearness = landscape.nearness(starts, solved.end, matrix, candidates, solved.converged.tolist())
     out = snakemake.output
-    files.write_csv(solved.table(), out.solutions)
-    files.write_parquet(spectra, out.spectra)
-    files.write_csv(flatness, out.flatness)
-    files.write_parquet(paths, out.paths)
-    files.write_csv(barriers, out.barriers)
-    files.write_parquet(nearness, out.nearness)
+    files.write_csv(found.solutions, out.solutions)
+    files.write_parquet(found.spectra, out.spectra)
+    files.write_csv(found.flatness, out.flatness)
+    files.write_parquet(found.paths, out.paths)
+    files.write_csv(found.barriers, out.barriers)
+    files.write_parquet(found.nearness, out.nearness)
     title = f"{model} / {experiment}"
     figures.hessian_spectrum(
-        spectra,
-        flatness,
+        found.spectra,
+        found.flatness,
         f"{title}: Hessian of the loss at solutions and controls",
         out.spectrum_figure,
     )
     figures.barrier_paths(
-        paths, barriers, f"{title}: loss between two solutions of one target", out.barrier_figure
+        found.paths,
+        found.barriers,
+        f"{title}: loss between two solutions of one target",
+        out.barrier_figure,
     )
-    figures.nearness(nearness, f"{title}: how near is a solution?", out.nearness_figure)
-    print(flatness.to_string(index=False))
-    print(barriers.to_string(index=False))
-    print(nearness.drop(columns=["seq", "pos"]).median().to_string())
+    figures.nearness(found.nearness, f"{title}: how near is a solution?", out.nearness_figure)
+    print(found.flatness.to_string(index=False))
+    print(found.barriers.to_string(index=False))
+    print(found.nearness.drop(columns=["seq", "pos"]).median().to_string())
 
 
 scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import loss_gradient
 
-from inputspace import engine, experiments, landscape, models, sources, tiny
+from inputspace import engine, experiments, landscape, models, sources, spectrum, tiny
 from inputspace import vocab as vocab_module
 from inputspace.errors import InputspaceError
 from inputspace.sequences import from_prompts
@@ -115,7 +115,7 @@ def test_gradient_and_hessian_vector_products_by_taylor_tests(prepared, name):
     v = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     v *= x.norm() / v.norm() * 0.1
     gradient = loss_gradient(lm, point, x)
-    product = landscape.hessian_vector_products(lm, point, x, v.unsqueeze(0))[0]
+    product = spectrum.hessian_vector_products(landscape.surface(lm, point), x, v.unsqueeze(0))[0]
     with torch.no_grad():
         base = landscape.loss(lm, point, x)
         loss_remainder = [

@@ -5,7 +5,16 @@ import torch
 from helpers import loss_gradient
 from scipy.stats import wasserstein_distance
 
-from inputspace import engine, experiments, geometry, landscape, models, sequences, summary
+from inputspace import (
+    engine,
+    experiments,
+    geometry,
+    landscape,
+    models,
+    sequences,
+    spectrum,
+    summary,
+)
 from inputspace.sequences import from_prompts
 
 KINDS = ["modernbert", "llama"]
@@ -49,7 +58,7 @@ def test_hessian_vector_products_equal_finite_differences_of_gradients(double_mo
     # ModernBERT keeps some internals (rotary tables) in fp32 even in a float64 model, so
     # compare at a step where that rounding is small, to 1e-3 of the product's norm
     h = 1e-4
-    analytic = landscape.hessian_vector_products(lm, point, x, v)
+    analytic = spectrum.hessian_vector_products(landscape.surface(lm, point), x, v)
     for row in range(2):
         numeric = (
             loss_gradient(lm, point, x + h * v[row]) - loss_gradient(lm, point, x - h * v[row])
@@ -65,16 +74,17 @@ def test_batched_hessian_equals_autograd_hessian(double_models, name):
     lm, point = double_models[name]
     x = point.flat()
     reference = torch.autograd.functional.hessian(lambda flat: landscape.loss(lm, point, flat), x)
-    batched, asymmetry = landscape.hessian(lm, point, x, batch=48)  # 128 columns in 3 batches
+    around = landscape.surface(lm, point)
+    batched, asymmetry = spectrum.hessian(around, x, batch=48)  # 128 columns in 3 batches
     torch.testing.assert_close(
         batched, (reference + reference.T) / 2, rtol=1e-6, atol=1e-8 * reference.abs().max()
     )
     assert asymmetry <= 1e-6 * torch.linalg.matrix_norm(reference, 2)
-    spectrum = landscape.exact_spectrum(lm, point, x, batch=128)
+    found = spectrum.exact_spectrum(around, x, batch=128)
     exact = torch.linalg.eigvalsh((reference + reference.T) / 2).flip(0).numpy()
     # ModernBERT's fp32 rotary
-    np.testing.assert_allclose(spectrum.eigenvalues, exact, atol=1e-7 * exact[0])
-    assert spectrum.weights.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(found.eigenvalues, exact, atol=1e-7 * exact[0])
+    assert found.weights.sum() == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")
@@ -88,24 +98,10 @@ def six_token_spectra(tiny_models, tiny_folders):
     target = experiments.target_logprobs(lm, [TARGET])
     point = landscape.points_of(batch, batch.embeddings, target)[0]
     flat = point.flat()
-    exact = landscape.exact_spectrum(lm, point, flat, batch=96)
-    estimate = landscape.slq_spectrum(lm, point, flat, probes=32, steps=60, seed=1)
+    around = landscape.surface(lm, point)
+    exact = spectrum.exact_spectrum(around, flat, batch=96)
+    estimate = spectrum.slq_spectrum(around, flat, probes=32, steps=60, seed=1)
     return exact, estimate
-
-
-def test_lanczos_quadrature_reproduces_the_moments_exactly():
-    """Gauss quadrature from m Lanczos steps is exact for v^T A^k v, k < 2m."""
-    generator = torch.Generator().manual_seed(0)
-    q, _ = torch.linalg.qr(torch.randn(50, 50, generator=generator, dtype=torch.float64))
-    matrix = q @ torch.diag(torch.linspace(-1, 3, 50, dtype=torch.float64)) @ q.T
-    starts = torch.randn(3, 50, generator=generator, dtype=torch.float64)
-    nodes, weights = landscape.lanczos_quadrature(lambda v: v @ matrix, starts, steps=6)
-    unit = starts / starts.norm(dim=1, keepdim=True)
-    for k in range(12):
-        exact = float(
-            torch.einsum("pn,nm,pm->p", unit, torch.linalg.matrix_power(matrix, k), unit).mean()
-        )
-        assert float(np.sum(weights * nodes**k)) == pytest.approx(exact, rel=1e-9, abs=1e-12)
 
 
 def test_slq_density_matches_the_exact_spectrum(six_token_spectra):
@@ -132,22 +128,6 @@ def test_slq_density_matches_the_exact_spectrum(six_token_spectra):
         exact.eigenvalues, estimate.eigenvalues, v_weights=estimate.weights
     )
     assert distance < 0.01 * spread
-
-
-def test_flatness_by_hand():
-    values = np.array([10.0, 1.0, 0.05, 0.001, 1e-9, -1e-9])
-    spectrum = landscape.Spectrum(values, np.full(6, 1 / 6), "exact", noise=1e-7)
-    flat = landscape.flatness(spectrum, dimensions=6, hidden=2, threshold=1e-2, rank_tolerance=1e-5)
-    # 1e-5 x 10 beats the noise
-    assert flat.largest == 10.0 and flat.rank_tolerance == pytest.approx(1e-4)
-    assert flat.numerical_rank == pytest.approx(4)  # 10, 1, 0.05 and 0.001 exceed 1e-4
-    assert flat.flat_fraction == pytest.approx(4 / 6)  # 0.05, 0.001 and the two zeros are <= 0.1
-    assert flat.bound_flat_fraction == pytest.approx(1 - 2 / 6)
-    assert (flat.eigenvalue_d, flat.eigenvalue_after_d) == (1.0, 0.05)
-    noisy = landscape.flatness(
-        landscape.Spectrum(values, np.full(6, 1 / 6), "exact", noise=0.01), 6, 2, 1e-2, 1e-5
-    )
-    assert noisy.numerical_rank == pytest.approx(3)  # the measured rounding sets the tolerance
 
 
 def test_barrier_by_hand():
@@ -244,11 +224,7 @@ def test_connectivity_leaves_out_pairs_with_an_unconverged_end(tiny_models):
         points,
         [True, True, True, False],
         [2.0, 2.0, 2.0, 2.0],
-        samples=5,
-        bend_above=-1.0,
-        bend_steps=3,
-        bend_lr=0.01,
-        midpoints=3,
+        landscape.Bending(samples=5, above=-1.0, steps=3, lr=0.01, midpoints=3),
     )
     assert list(barriers.both_converged) == [True, False]
     assert set(paths.pair) == {0}
@@ -280,8 +256,8 @@ def test_landscape_verdicts_need_converged_solutions():
                 "hidden": 2,
                 "method": "exact",
                 "largest": 1.0,
-                "rank_tolerance": 1e-6,
-                "numerical_rank": 12.0,
+                "rank_cutoff": 1e-6,
+                "numerical_rank": 12,
                 "flat_threshold": 1e-3,
                 "flat_fraction": 0.0,
                 "bound_flat_fraction": 5 / 6,

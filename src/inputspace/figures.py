@@ -494,7 +494,7 @@ def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, title: str, 
                     f"rank {row.numerical_rank:.0f} of {row.dimensions}",
                 )
                 ax.axhline(
-                    row.rank_tolerance / row.largest,
+                    row.rank_cutoff / row.largest,
                     color=colours[row.point],
                     linestyle="--",
                     linewidth=0.7,

@@ -5,10 +5,9 @@ over-parameterised: a high-dimensional zero-loss set lies close to almost every 
 This measures it directly, one sequence at a time (the loss is a sum over sequences, so
 its Hessian is block-diagonal by sequence):
 
-- local dimension: the whole Hessian of the loss with respect to the optimised
-  embeddings, from Hessian-vector products batched as many copies of the sequence in
-  one double backward, each copy with its own probe; its eigenvalues in float64. Where
-  that is too costly, a spectral density by stochastic Lanczos quadrature instead.
+- local dimension: the Hessian spectrum of the loss with respect to the optimised
+  embeddings (inputspace.spectrum: exact from batched Hessian-vector products, or by
+  stochastic Lanczos quadrature where that is too costly).
   With one prediction site the logits depend on the inputs only through the final
   hidden state there (d numbers), so at a zero-loss point the Hessian is J^T F J with
   J of rank at most d: at least n*d - d flat directions. The spectrum says whether it is.
@@ -19,7 +18,6 @@ its Hessian is block-diagonal by sequence):
 """
 
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +29,10 @@ from tqdm import tqdm
 from inputspace import engine
 from inputspace.engine import Problem, Settings, Step, StopRule, kl_divergence
 from inputspace.experiments import target_logprobs
-from inputspace.geometry import nearest_tokens
+from inputspace.geometry import Ellipse, nearest_tokens
 from inputspace.models import LanguageModel
-from inputspace.sequences import SequenceBatch, from_prompts
+from inputspace.sequences import SequenceBatch, from_prompts, sample_random
+from inputspace.spectrum import Surface, exact_spectrum, flatness, slq_spectrum
 
 
 @dataclass
@@ -163,168 +162,22 @@ def losses(lm: LanguageModel, point: Point, flats: Tensor) -> Tensor:
     return kl_divergence(logits, point.target_logprobs.to(device).expand(k, -1))
 
 
-def hessian_vector_products(
-    lm: LanguageModel, point: Point, flat: Tensor, vectors: Tensor
-) -> Tensor:
-    """H v for each row v of `vectors` [k, size], at `flat`: k copies of the sequence in
-    one batch, one double backward (needs an attention implementation with second
-    derivatives: eager)."""
-    k = vectors.shape[0]
-    x = flat.detach().to(lm.device).expand(k, -1).clone().requires_grad_(True)
-    (gradients,) = torch.autograd.grad(losses(lm, point, x).sum(), x, create_graph=True)
-    (products,) = torch.autograd.grad(
-        gradients, x, grad_outputs=vectors.to(lm.device).to(gradients.dtype)
-    )
-    return products.detach()
-
-
-def hessian(
-    lm: LanguageModel, point: Point, flat: Tensor, batch: int = 64, label: str = ""
-) -> tuple[Tensor, float]:
-    """The whole Hessian at `flat` in float64, symmetrised, and the spectral norm of the
-    part that was not symmetric (the rounding in the products: eigenvalues below it
-    cannot be told from zero)."""
-    n = flat.numel()
-    rows = []
-    for start in tqdm(
-        range(0, n, batch), desc=f"Hessian {label}".strip(), file=sys.stderr, mininterval=5.0
-    ):
-        probes = torch.eye(n, dtype=flat.dtype)[start : start + batch]
-        rows.append(hessian_vector_products(lm, point, flat, probes).cpu().double())
-    matrix = torch.cat(rows)  # row i = H e_i
-    asymmetry = float(torch.linalg.matrix_norm((matrix - matrix.T) / 2, ord=2))
-    return (matrix + matrix.T) / 2, asymmetry
+def surface(lm: LanguageModel, point: Point) -> Surface:
+    """The loss around `point` as the spectrum's Hessian-vector products see it."""
+    return Surface(lambda flats: losses(lm, point, flats), lm.device)
 
 
 @dataclass
-class Spectrum:
-    """Eigenvalues (largest first) with the share of directions each stands for: 1/n
-    each for an exact spectrum, quadrature weights for a stochastic Lanczos estimate."""
+class Probe:
+    """A point whose Hessian spectrum is taken: a solution or a control."""
 
-    eigenvalues: np.ndarray
-    weights: np.ndarray
-    method: str  # "exact" or "slq"
-    noise: float  # exact: the Hessian's measured rounding; slq: 0
-
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "index": np.arange(1, len(self.eigenvalues) + 1),
-                "eigenvalue": self.eigenvalues,
-                "weight": self.weights,
-            }
-        )
+    label: str
+    kind: str  # "solution", "random start", "prompt", "zero-loss prompt"
+    point: Point
+    kl: float
 
 
-def exact_spectrum(
-    lm: LanguageModel, point: Point, flat: Tensor, batch: int = 64, label: str = ""
-) -> Spectrum:
-    matrix, asymmetry = hessian(lm, point, flat, batch, label)
-    values = torch.linalg.eigvalsh(matrix).flip(0).numpy()
-    return Spectrum(values, np.full(len(values), 1 / len(values)), "exact", asymmetry)
-
-
-def slq_spectrum(
-    lm: LanguageModel, point: Point, flat: Tensor, probes: int, steps: int, seed: int = 0
-) -> Spectrum:
-    """Spectral density by stochastic Lanczos quadrature (Ubaru, Chen and Saad 2017; the
-    method of PyHessian): `steps` Lanczos steps from each of `probes` random sign vectors,
-    all probes in one batch of Hessian-vector products per step."""
-    n = flat.numel()
-    generator = torch.Generator().manual_seed(seed)
-    starts = (torch.randint(0, 2, (probes, n), generator=generator) * 2 - 1).double() / np.sqrt(n)
-
-    def apply(vectors: Tensor) -> Tensor:
-        return hessian_vector_products(lm, point, flat, vectors.to(flat.dtype)).cpu().double()
-
-    nodes, weights = lanczos_quadrature(apply, starts, min(steps, n))
-    order = np.argsort(nodes)[::-1]
-    return Spectrum(nodes[order], weights[order], "slq", 0.0)
-
-
-def lanczos_quadrature(
-    apply: Callable[[Tensor], Tensor], starts: Tensor, steps: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss quadrature nodes and weights of the spectral measure of a symmetric operator
-    seen from each unit start vector (rows of `starts`), by `steps` Lanczos steps with full
-    reorthogonalisation, averaged over the starts: sum(w * theta**k) equals the mean of
-    v^T A^k v for every k < 2 * steps (the weights sum to 1). `apply` maps a batch of
-    vectors [p, n] to A times each."""
-    probes = starts.shape[0]
-    basis = [starts / starts.norm(dim=1, keepdim=True)]
-    alphas, betas = [], []
-    for step in tqdm(range(steps), desc="Lanczos", file=sys.stderr, mininterval=5.0):
-        w = apply(basis[-1])
-        alphas.append((w * basis[-1]).sum(dim=1))
-        if step == steps - 1:
-            break
-        stacked = torch.stack(basis, dim=1)  # [probes, j, n]
-        for _ in range(2):  # twice is enough (Kahan): the basis stays orthogonal to rounding
-            w = w - torch.einsum("pj,pjn->pn", torch.einsum("pjn,pn->pj", stacked, w), stacked)
-        beta = w.norm(dim=1)
-        betas.append(beta)
-        basis.append(w / beta.clamp_min(1e-300).unsqueeze(1))
-    diagonal, off = torch.stack(alphas, dim=1), torch.stack(betas, dim=1) if betas else None
-    nodes, weights = [], []
-    for p in range(probes):
-        tridiagonal = torch.diag(diagonal[p])
-        if off is not None:
-            tridiagonal += torch.diag(off[p], 1) + torch.diag(off[p], -1)
-        values, vectors = torch.linalg.eigh(tridiagonal)
-        nodes.append(values.numpy())
-        weights.append((vectors[0] ** 2).numpy() / probes)
-    return np.concatenate(nodes), np.concatenate(weights)
-
-
-@dataclass
-class Flatness:
-    """How many directions the Hessian curves, against the bound from the hidden size."""
-
-    dimensions: int  # optimised coordinates: tokens x embedding size
-    hidden: int  # d: the size of the final hidden state the logits depend on
-    method: str
-    largest: float
-    rank_tolerance: float  # eigenvalues with |lambda| at most this count as zero
-    numerical_rank: float
-    flat_threshold: float  # relative: flat means |lambda| <= flat_threshold x largest
-    flat_fraction: float
-    bound_flat_fraction: float  # 1 - d / dimensions: flat at least this much at a zero-loss point
-    eigenvalue_d: float  # the d-th largest |lambda| (exact spectra only)
-    eigenvalue_after_d: float  # the (d+1)-th
-
-
-def flatness(
-    spectrum: Spectrum, dimensions: int, hidden: int, threshold: float, rank_tolerance: float
-) -> Flatness:
-    """Numerical rank: directions with |lambda| above `rank_tolerance` x the largest |lambda|
-    or above the spectrum's measured rounding noise, whichever is larger. Flat: |lambda| at
-    most `threshold` x the largest. Shares of directions come from the spectrum's weights,
-    so a stochastic Lanczos estimate gives estimated counts; its nodes do not resolve the
-    eigenvalues inside a cluster near zero, so its rank is counted at the flat threshold."""
-    values, weights = spectrum.eigenvalues, spectrum.weights
-    magnitude = np.abs(values)
-    largest = float(magnitude.max())
-    relative = rank_tolerance if spectrum.method == "exact" else max(rank_tolerance, threshold)
-    tolerance = max(relative * largest, spectrum.noise)
-    ordered = np.sort(magnitude)[::-1] if spectrum.method == "exact" else np.array([])
-    return Flatness(
-        dimensions=dimensions,
-        hidden=hidden,
-        method=spectrum.method,
-        largest=largest,
-        rank_tolerance=tolerance,
-        numerical_rank=float(weights[magnitude > tolerance].sum() * dimensions),
-        flat_threshold=threshold,
-        flat_fraction=float(weights[magnitude <= threshold * largest].sum()),
-        bound_flat_fraction=1 - hidden / dimensions,
-        eigenvalue_d=float(ordered[hidden - 1]) if hidden <= len(ordered) else np.nan,
-        eigenvalue_after_d=float(ordered[hidden]) if hidden < len(ordered) else np.nan,
-    )
-
-
-def prompt_controls(
-    lm: LanguageModel, prompt: str, target_prompt: str
-) -> list[tuple[str, str, Point, float]]:
+def prompt_controls(lm: LanguageModel, prompt: str, target_prompt: str) -> list[Probe]:
     """A prompt's own token embeddings as two controls: toward the experiment's target (not
     a solution), and toward the prompt's own prediction, where the loss is exactly zero: a
     zero-loss point made of real tokens."""
@@ -335,32 +188,34 @@ def prompt_controls(
     with torch.no_grad():
         kl = float(loss(lm, away, away.flat()))
     return [
-        ("prompt", "prompt", away, kl),
-        ("prompt, own prediction", "zero-loss prompt", at_home, 0.0),
+        Probe("prompt", "prompt", away, kl),
+        Probe("prompt, own prediction", "zero-loss prompt", at_home, 0.0),
     ]
 
 
 def spectra(
-    lm: LanguageModel, probed: list[tuple[str, str, Point, float]], study: dict
+    lm: LanguageModel, probes: list[Probe], study: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The Hessian spectrum at each (label, kind, point, loss): exact up to
-    `exact_up_to` coordinates, else by stochastic Lanczos quadrature."""
+    """The Hessian spectrum at each probe: exact up to `exact_up_to` coordinates, else by
+    stochastic Lanczos quadrature; and how flat each is."""
     spectrum_rows, flat_rows = [], []
     hidden = lm.model.config.hidden_size
-    for label, kind, point, kl in probed:
-        flat = point.flat()
-        if point.size <= study["exact_up_to"]:
-            spectrum = exact_spectrum(lm, point, flat, study["hessian_batch"], label)
+    for probe in probes:
+        around, flat = surface(lm, probe.point), probe.point.flat()
+        if probe.point.size <= study["exact_up_to"]:
+            found = exact_spectrum(around, flat, study["hessian_batch"], probe.label)
         else:
-            spectrum = slq_spectrum(lm, point, flat, study["slq_probes"], study["slq_steps"])
+            found = slq_spectrum(around, flat, study["slq_probes"], study["slq_steps"])
         summary = flatness(
-            spectrum, point.size, hidden, study["flat_threshold"], study["rank_tolerance"]
+            found, probe.point.size, hidden, study["flat_threshold"], study["rank_tolerance"]
         )
         spectrum_rows.append(
-            spectrum.table().assign(point=label, kind=kind, method=spectrum.method)
+            found.table().assign(point=probe.label, kind=probe.kind, method=found.method)
         )
-        flat_rows.append({"point": label, "kind": kind, "kl": kl, **vars(summary)})
-        print(f"{label}: {summary}", file=sys.stderr)
+        flat_rows.append(
+            {"point": probe.label, "kind": probe.kind, "kl": probe.kl, **vars(summary)}
+        )
+        print(f"{probe.label}: {summary}", file=sys.stderr)
     return pd.concat(spectrum_rows, ignore_index=True), pd.DataFrame(flat_rows)
 
 
@@ -421,20 +276,38 @@ def bend(
     return middle.detach()
 
 
+@dataclass(frozen=True)
+class Bending:
+    """How the paths between two solutions are sampled and, where they rise, bent."""
+
+    samples: int  # loss samples along a path
+    above: float  # a straight barrier above this is bent
+    steps: int
+    lr: float
+    midpoints: int  # independently started midpoints; the lowest bent barrier counts
+
+    @classmethod
+    def of(cls, study: dict) -> "Bending":
+        return cls(
+            study["line_points"],
+            study["bend_above"],
+            study["bend_steps"],
+            study["bend_lr"],
+            study["bend_midpoints"],
+        )
+
+
 def connectivity(
     lm: LanguageModel,
     solutions: list[Point],
     converged: list[bool],
     start_losses: list[float],
-    samples: int,
-    bend_above: float,
-    bend_steps: int,
-    bend_lr: float,
-    midpoints: int,
+    bending: Bending,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Solutions 2p and 2p+1 share a target and a frame: the loss between them, for the
     pairs whose two ends both converged; the others are listed and left out. Barriers are
     also given relative to the mean loss at the pair's two starts."""
+    samples = bending.samples
     path_rows, barrier_rows = [], []
     for pair in tqdm(range(len(solutions) // 2), desc="paths between solutions", file=sys.stderr):
         first, second = solutions[2 * pair], solutions[2 * pair + 1]
@@ -452,8 +325,8 @@ def connectivity(
         straight = loss_along(lm, first, [a, b], samples)
         path_rows.append(_path_rows(pair, "straight", straight))
         row.update(loss_a=straight[0], loss_b=straight[-1], straight_barrier=barrier(straight))
-        if row["straight_barrier"] > bend_above:
-            middles = bend(lm, first, a, b, bend_steps, bend_lr, midpoints, seed=pair)
+        if row["straight_barrier"] > bending.above:
+            middles = bend(lm, first, a, b, bending.steps, bending.lr, bending.midpoints, seed=pair)
             bents = [loss_along(lm, first, [a, m, b], samples // 2 + 1) for m in middles]
             heights = [barrier(bent) for bent in bents]
             best = int(np.argmin(heights))
@@ -515,3 +388,58 @@ def nearness(
             )
         )
     return pd.concat(rows, ignore_index=True)
+
+
+# ------------------------------------------------------------------ the study
+
+
+@dataclass
+class Findings:
+    """What the landscape study measured, table by table."""
+
+    solutions: pd.DataFrame
+    spectra: pd.DataFrame
+    flatness: pd.DataFrame
+    paths: pd.DataFrame
+    barriers: pd.DataFrame
+    nearness: pd.DataFrame
+
+
+def random_starts(lm: LanguageModel, ellipse: Ellipse, study: dict, seed: int) -> SequenceBatch:
+    """2 x `pairs` random sentences of `length` sampled points: other starts than the
+    experiment's own (seed + 1), solved in pairs toward one target."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    return sample_random(lm, ellipse, [study["length"]] * (2 * study["pairs"]), generator)
+
+
+def run_study(
+    lm: LanguageModel,
+    starts: SequenceBatch,
+    target_prompt: str,
+    vocabulary: tuple[Tensor, Tensor],
+    study: dict,
+    solver: Settings,
+    label: str,
+) -> Findings:
+    """Solve the starts toward the target prompt's prediction; take the Hessian spectrum at
+    the first `hessian_sequences` solutions and at the controls (a random start, the
+    control prompt toward the target and toward its own prediction); the loss between
+    the solutions of each pair; and how near each start's solution lies. `vocabulary`:
+    the embedding matrix and the candidate token ids nearness measures against."""
+    targets = target_logprobs(lm, [target_prompt]).expand(len(starts), -1).contiguous()
+    solved = solve(lm, starts, targets, solver, label)
+    print(solved.describe(study["solve_below"]), file=sys.stderr)
+    solutions = points_of(starts, solved.end, targets)
+    probes = [
+        Probe(f"solution {i}", "solution", solutions[i], float(solved.final_kl[i]))
+        for i in solved.converged_indices()[: study["hessian_sequences"]]
+    ]
+    start = points_of(starts, starts.embeddings, targets)[0]
+    probes.append(Probe("random start 0", "random start", start, float(solved.start_kl[0])))
+    probes += prompt_controls(lm, study["control_prompt"], target_prompt)
+    spectrum_table, flatness_table = spectra(lm, probes, study)
+    converged, start_losses = solved.converged.tolist(), solved.start_kl.tolist()
+    paths, barriers = connectivity(lm, solutions, converged, start_losses, Bending.of(study))
+    matrix, candidates = vocabulary
+    near = nearness(starts, solved.end, matrix, candidates, converged)
+    return Findings(solved.table(), spectrum_table, flatness_table, paths, barriers, near)

@@ -551,7 +551,7 @@ def _flatness_rows(flat: pd.DataFrame) -> dict[str, str]:
         )
         rows[f"(3) Hessian at {row.point} (KL {row.kl:.2g}, {row.method})"] = (
             f"numerical rank {row.numerical_rank:.0f} against d = {row.hidden} "
-            f"(tolerance {row.rank_tolerance:.3g}); "
+            f"(tolerance {row.rank_cutoff:.3g}); "
             f"flat {row.flat_fraction:.2%} of {row.dimensions} "
             f"(|lambda| <= {row.flat_threshold:g} x largest "
             f"{row.largest:.3g}; "
@@ -565,8 +565,8 @@ def _flatness_rows(flat: pd.DataFrame) -> dict[str, str]:
         rows["(3) prediction at an exact zero-loss point: rank at most d"] = _hypothesis(
             row.numerical_rank <= row.hidden,
             f"{row.point}: numerical rank {row.numerical_rank:.0f} against d = {row.hidden} "
-            f"at tolerance {row.rank_tolerance:.3g} "
-            f"({row.rank_tolerance / row.largest:.2g} of the largest); at index d the spectrum "
+            f"at tolerance {row.rank_cutoff:.3g} "
+            f"({row.rank_cutoff / row.largest:.2g} of the largest); at index d the spectrum "
             f"is down to {row.eigenvalue_d / row.largest:.2g} of the largest",
         )
     if len(solutions):

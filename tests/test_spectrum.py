@@ -1,0 +1,87 @@
+"""The Hessian machinery on losses whose Hessian is known by hand."""
+
+import numpy as np
+import pytest
+import torch
+
+from inputspace import spectrum
+
+
+def quadratic(matrix: torch.Tensor) -> spectrum.Surface:
+    """0.5 x^T A x + sin(x_0) per row: Hessian A + diag(-sin(x_0), 0, ...)."""
+
+    def losses(flats: torch.Tensor) -> torch.Tensor:
+        return 0.5 * torch.einsum("kn,nm,km->k", flats, matrix, flats) + torch.sin(flats[:, 0])
+
+    return spectrum.Surface(losses, torch.device("cpu"))
+
+
+def symmetric(n: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, n, generator=generator, dtype=torch.float64)
+    return (a + a.T) / 2
+
+
+def test_products_and_the_whole_hessian_are_the_hand_computed_one():
+    matrix, x = symmetric(7), torch.linspace(-1, 1, 7, dtype=torch.float64)
+    expected = matrix.clone()
+    expected[0, 0] -= torch.sin(x[0])
+    probes = torch.eye(7, dtype=torch.float64)[:3] + 0.5
+    products = spectrum.hessian_vector_products(quadratic(matrix), x, probes)
+    torch.testing.assert_close(products, probes @ expected)
+    whole, asymmetry = spectrum.hessian(quadratic(matrix), x, batch=3)  # 3 + 3 + 1 columns
+    torch.testing.assert_close(whole, expected)
+    assert asymmetry < 1e-12
+
+
+def test_the_exact_spectrum_is_the_eigenvalues_largest_first():
+    matrix = torch.diag(torch.tensor([3.0, -1.0, 2.0, 0.5], dtype=torch.float64))
+    x = torch.zeros(4, dtype=torch.float64)  # sin'' is 0 at 0: the Hessian is the matrix
+    found = spectrum.exact_spectrum(quadratic(matrix), x, batch=2)
+    np.testing.assert_allclose(found.eigenvalues, [3.0, 2.0, 0.5, -1.0])
+    assert found.method == "exact" and found.weights.tolist() == [0.25] * 4
+
+
+def test_slq_on_few_coordinates_is_the_exact_spectrum():
+    """With as many Lanczos steps as coordinates, quadrature resolves every eigenvalue."""
+    matrix, x = symmetric(5, seed=1), torch.zeros(5, dtype=torch.float64)
+    estimate = spectrum.slq_spectrum(quadratic(matrix), x, probes=2, steps=5)
+    exact = torch.linalg.eigvalsh(matrix).numpy()
+    for value in exact:
+        assert np.min(np.abs(estimate.eigenvalues - value)) < 1e-8
+    assert estimate.weights.sum() == pytest.approx(1.0)
+
+
+def test_lanczos_quadrature_reproduces_the_moments_exactly():
+    """Gauss quadrature from m Lanczos steps is exact for v^T A^k v, k < 2m."""
+    generator = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(50, 50, generator=generator, dtype=torch.float64))
+    matrix = q @ torch.diag(torch.linspace(-1, 3, 50, dtype=torch.float64)) @ q.T
+    starts = torch.randn(3, 50, generator=generator, dtype=torch.float64)
+    nodes, weights = spectrum.lanczos_quadrature(lambda v: v @ matrix, starts, steps=6)
+    unit = starts / starts.norm(dim=1, keepdim=True)
+    for k in range(12):
+        exact = float(
+            torch.einsum("pn,nm,pm->p", unit, torch.linalg.matrix_power(matrix, k), unit).mean()
+        )
+        assert float(np.sum(weights * nodes**k)) == pytest.approx(exact, rel=1e-9, abs=1e-12)
+
+
+def test_flatness_by_hand():
+    values = np.array([10.0, 1.0, 0.05, 0.001, 1e-9, -1e-9])
+    found = spectrum.Spectrum(values, np.full(6, 1 / 6), "exact", noise=1e-7)
+    flat = spectrum.flatness(
+        found, dimensions=6, hidden=2, flat_threshold=1e-2, relative_rank_tolerance=1e-5
+    )
+    # 1e-5 x 10 beats the noise
+    assert flat.largest == 10.0 and flat.rank_cutoff == pytest.approx(1e-4)
+    assert flat.numerical_rank == 4 and isinstance(
+        flat.numerical_rank, int
+    )  # 10, 1, 0.05 and 0.001 exceed 1e-4
+    assert flat.flat_fraction == pytest.approx(4 / 6)  # 0.05, 0.001 and the two zeros are <= 0.1
+    assert flat.bound_flat_fraction == pytest.approx(1 - 2 / 6)
+    assert (flat.eigenvalue_d, flat.eigenvalue_after_d) == (1.0, 0.05)
+    noisy = spectrum.flatness(
+        spectrum.Spectrum(values, np.full(6, 1 / 6), "exact", noise=0.01), 6, 2, 1e-2, 1e-5
+    )
+    assert noisy.numerical_rank == 3  # the measured rounding sets the tolerance
