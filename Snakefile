@@ -36,7 +36,7 @@ include: "rules/provenance.smk"
 for scripted in workflow.rules:
     if scripted.script:
         source = scripted.basedir.join(scripted.script).get_path_or_uri(secret_free=True)
-        scripted.set_params(code=codebase.digest(Path(source), PACKAGE))
+        scripted.set_params(code=codebase.identity(Path(source), PACKAGE, workflow.basedir))
 
 
 onstart:
@@ -63,7 +63,7 @@ onerror:
 rule all:
     default_target: True
     input:
-        expand("results/models/{model}", model=MODELS),
+        expand(MODEL_FOLDER, model=MODELS),
         expand("results/{model}/vocab.parquet", model=MODELS),
         expand("results/{model}/vocab_distances.parquet", model=MODELS),
         [run_files(experiment, model)["steps"] for experiment, model in experiment_models()],

@@ -4,7 +4,8 @@
 rule convergence_figures:
     """KL and total L2 travelled over the steps, per sequence."""
     input:
-        steps=per_model(f"{RUN}/steps.parquet"),
+        steps=per_model(run_files()["steps"]),
+        models=per_model(MODEL_FOLDER),  # whose records the figures carry
     output:
         **printed("kl", figure_of("kl.png", "kl")),
         **printed("travel", figure_of("travel.png", "travel")),
@@ -28,7 +29,8 @@ rule convergence_figures:
 rule displacement_figures:
     """Per-dimension displacement, and whether any dimension or token is favoured."""
     input:
-        embeddings=per_model(f"{RUN}/embeddings.safetensors"),
+        embeddings=per_model(run_files()["embeddings"]),
+        models=per_model(MODEL_FOLDER),  # whose records the figures carry
     output:
         **printed("distribution", figure_of("displacement.png", "displacement")),
         **printed("favoured", figure_of("favoured.png", "favoured")),
@@ -52,7 +54,8 @@ rule displacement_figures:
 rule travel_density:
     """Travel per token against the vocabulary's random-pair and nearest-neighbour distances."""
     input:
-        embeddings=per_model(f"{RUN}/embeddings.safetensors"),
+        embeddings=per_model(run_files()["embeddings"]),
+        models=per_model(MODEL_FOLDER),  # whose records the figures carry
         pairs=per_model("results/{model}/vocab_distances.parquet"),
         nearest=per_model("results/{model}/nearest_neighbours.parquet"),
     output:
@@ -76,7 +79,7 @@ rule travel_density:
 rule token_tables:
     """Back-projection changes and headings of every optimised token."""
     input:
-        tokens=per_model(f"{RUN}/tokens.parquet"),
+        tokens=per_model(run_files()["tokens"]),
         vocab=per_model("results/{model}/vocab.parquet"),
     output:
         changes=report(
@@ -109,7 +112,8 @@ rule token_tables:
 rule topk_figures:
     """The top-k predictions over the steps: an animation and small multiples."""
     input:
-        topk=per_model(f"{RUN}/topk.parquet"),
+        topk=per_model(run_files()["topk"]),
+        models=per_model(MODEL_FOLDER),  # whose records the figures carry
         vocab=per_model("results/{model}/vocab.parquet"),
     output:
         **printed("frames", figure_of("topk.png", "topk")),
@@ -134,17 +138,7 @@ rule topk_figures:
 rule summary:
     """The study's claims next to this run's numbers, per experiment and model."""
     input:
-        models=expand("results/models/{model}", model=MODELS),
-        pairs=expand("results/{model}/vocab_distances.parquet", model=MODELS),
-        convergence=every_experiment("results/figures/{experiment}/convergence.csv"),
-        curves=every_experiment("results/figures/{experiment}/curves.parquet"),
-        displacement=every_experiment("results/figures/{experiment}/displacement.csv"),
-        counts=every_experiment("results/figures/{experiment}/backprojection_counts.csv"),
-        paths=[f"results/figures/{e}/{m}_path.parquet" for e, m in case_studies()],
-        solutions=[f"results/figures/{e}/{m}_solutions.csv" for e, m in landscapes()],
-        flatness=[f"results/figures/{e}/{m}_flatness.csv" for e, m in landscapes()],
-        barriers=[f"results/figures/{e}/{m}_barriers.csv" for e, m in landscapes()],
-        nearness=[f"results/figures/{e}/{m}_nearness.parquet" for e, m in landscapes()],
+        unpack(summary_inputs),
     output:
         markdown="results/summary.md",
         html=report("results/summary.html", caption="../report/summary.rst", category="Summary"),
@@ -159,7 +153,5 @@ rule summary:
     params:
         experiments={name: without_notes(spec) for name, spec in EXPERIMENTS.items()},
         models=MODELS,
-        case_studies=case_studies(),
-        landscapes=landscapes(),
     script:
         "../scripts/summary.py"

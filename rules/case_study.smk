@@ -39,8 +39,8 @@ rule case_study_path:
         model=model_folder,
         table="results/{model}/vocab.parquet",
         matrix="results/{model}/vocab.safetensors",
-        steps=run_files("{experiment}", "{model}")["steps"],
-        embeddings=run_files("{experiment}", "{model}")["embeddings"],
+        steps=run_files()["steps"],
+        embeddings=run_files()["embeddings"],
     output:
         **printed(
             "figure",

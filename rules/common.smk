@@ -3,6 +3,8 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.io import apply_wildcards, is_flagged
+
 # Snakemake itself needs the package installed (setup.sh does it); every job imports it
 # from this workflow's src/ through PYTHONPATH, which jobs inherit (scripts, conda envs,
 # cluster jobs alike; a conda env is made from a copy of envs/inputspace.yaml, so it
@@ -17,6 +19,7 @@ try:
     from inputspace import cluster, codebase, origin
     from inputspace.config import checked, load_schema, without_notes
     from inputspace.errors import InputspaceError
+    from inputspace.keys import table_key
 except ModuleNotFoundError as missing:
     sys.exit(
         f"inputspace: cannot import {missing.name!r}; run ./setup.sh (or pip install -e . in {workflow.basedir})"
@@ -55,22 +58,28 @@ wildcard_constraints:
     experiment="|".join(config["experiments"]) or "(?!)",
 
 
+MODEL_FOLDER = "results/models/{model}"
+
+
 def model_folder(wildcards):
-    return f"results/models/{wildcards.model}"
+    return MODEL_FOLDER.format(model=wildcards.model)
 
 
 ENV = "../envs/inputspace.yaml"
 EXPERIMENTS = config["experiments"]
 
 
-def run_files(experiment, model):
-    folder = f"results/{model}/runs/{experiment}"
-    return {
-        "steps": f"{folder}/steps.parquet",
-        "tokens": f"{folder}/tokens.parquet",
-        "topk": f"{folder}/topk.parquet",
-        "embeddings": f"{folder}/embeddings.safetensors",
-    }
+RUN_TABLES = {
+    "steps": "steps.parquet",
+    "tokens": "tokens.parquet",
+    "topk": "topk.parquet",
+    "embeddings": "embeddings.safetensors",
+}
+
+
+def run_files(experiment="{experiment}", model="{model}"):
+    """An optimisation run's files (as patterns unless both names are given)."""
+    return {key: f"results/{model}/runs/{experiment}/{name}" for key, name in RUN_TABLES.items()}
 
 
 def samples_input(wildcards):
@@ -142,10 +151,6 @@ def case_studies():
     ]
 
 
-# Inputs and outputs shared by the figure rules.
-RUN = "results/{model}/runs/{experiment}"
-
-
 def experiment_models_of(wildcards):
     return EXPERIMENTS[wildcards.experiment]["models"]
 
@@ -194,38 +199,69 @@ def landscape_figure(name, caption):
     )
 
 
-def all_figures():
-    """Every figure the config's rule all builds (each carries its provenance)."""
+def figure_groups():
+    """Which figure rules are asked for which wildcard values, in the order the report
+    lists them: each request of a group, then each rule of the group."""
+    every = [{"experiment": name} for name in EXPERIMENTS]
+
+    def pairs(found):
+        return [{"experiment": e, "model": m} for e, m in found]
+
     return [
-        *expand("results/figures/geometry/{model}_ellipse_spectrum.png", model=MODELS),
-        *[
-            f"results/figures/geometry/{model}_{experiment}_sample_norms.png"
-            for experiment, model in experiment_models("random")
-        ],
-        *[
-            f"results/figures/{experiment}/{model}_{figure}.png"
-            for experiment, model in case_studies()
-            for figure in ("gradient_norms", "path")
-        ],
-        *[
-            f"results/figures/{experiment}/{name}"
-            for experiment in EXPERIMENTS
-            for name in EXPERIMENT_FIGURES
-        ],
-        *[
-            f"results/figures/{experiment}/{model}_{figure}.png"
-            for experiment, model in landscapes()
-            for figure in ("hessian_spectrum", "barriers", "nearness")
-        ],
+        (["fit_ellipse"], [{"model": model} for model in MODELS]),
+        (["sample_sequences"], pairs(experiment_models("random"))),
+        (["gradient_case_study", "case_study_path"], pairs(case_studies())),
+        (["convergence_figures", "displacement_figures", "travel_density", "topk_figures"], every),
+        (["landscape"], pairs(landscapes())),
     ]
 
 
-EXPERIMENT_FIGURES = [
-    "kl.png",
-    "travel.png",
-    "displacement.png",
-    "favoured.png",
-    "travel_density.png",
-    "topk.png",
-    "topk.gif",
-]
+def figures_of(rule_name):
+    """A rule's figures: its outputs flagged for the report that are pictures (PNG, GIF;
+    the print copies come with them), as the rule itself names them."""
+    outputs = getattr(rules, rule_name).rule.output
+    return [f for f in outputs if is_flagged(f, "report") and f.endswith((".png", ".gif"))]
+
+
+def all_figures():
+    """Every figure the config's rule all builds (each carries its provenance)."""
+    return [
+        apply_wildcards(figure, wildcards)
+        for names, requests in figure_groups()
+        for wildcards in requests
+        for name in names
+        for figure in figures_of(name)
+    ]
+
+
+def summary_inputs(wildcards):
+    """Every table the summary reads, named by what it is and whose (summary.table_key)."""
+    inputs = {}
+    for model in MODELS:
+        inputs[table_key("model", model=model)] = MODEL_FOLDER.format(model=model)
+        inputs[table_key("pairs", model=model)] = f"results/{model}/vocab_distances.parquet"
+    for experiment in EXPERIMENTS:
+        for table, name in EXPERIMENT_TABLES.items():
+            inputs[table_key(table, experiment)] = f"results/figures/{experiment}/{name}"
+    for experiment, model in case_studies():
+        path = f"results/figures/{experiment}/{model}_path.parquet"
+        inputs[table_key("path", experiment, model)] = path
+    for experiment, model in landscapes():
+        for table, name in LANDSCAPE_TABLES.items():
+            path = f"results/figures/{experiment}/{model}_{name}"
+            inputs[table_key(table, experiment, model)] = path
+    return inputs
+
+
+EXPERIMENT_TABLES = {
+    "convergence": "convergence.csv",
+    "curves": "curves.parquet",
+    "displacement": "displacement.csv",
+    "counts": "backprojection_counts.csv",
+}
+LANDSCAPE_TABLES = {
+    "solutions": "solutions.csv",
+    "flatness": "flatness.csv",
+    "barriers": "barriers.csv",
+    "nearness": "nearness.parquet",
+}

@@ -1,6 +1,7 @@
 rule fit_ellipse:
     """Mean and covariance (as principal axes) of the regular vocabulary embeddings."""
     input:
+        model=model_folder,  # whose record the figure carries
         table="results/{model}/vocab.parquet",
         matrix="results/{model}/vocab.safetensors",
     output:

@@ -1,7 +1,7 @@
 rule prepare_model:
     """Materialise a configured model source as a safetensors HF folder with a manifest."""
     output:
-        directory("results/models/{model}"),
+        directory(MODEL_FOLDER),
     log:
         "results/logs/prepare_model/{model}.log",
     conda:

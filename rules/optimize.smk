@@ -7,7 +7,7 @@ rule optimize:
         samples=samples_input,
         prompts=prompt_inputs,
     output:
-        **run_files("{experiment}", "{model}"),
+        **run_files(),
     log:
         "results/logs/optimize/{model}_{experiment}.log",
     conda:

@@ -1,9 +1,10 @@
 import torch
 from transformers import AutoTokenizer
 
-from inputspace import figures, files, gradients, runs, scripting, sources, vocab
+from inputspace import figures, files, gradients, runs, scripting, vocab
 from inputspace.errors import InputspaceError
 from inputspace.geometry import VocabIndex
+from inputspace.manifest import read_manifest
 
 
 def logged_embeddings(run: runs.RunEmbeddings) -> dict[int, torch.Tensor]:
@@ -23,7 +24,7 @@ def main(snakemake):
     spec = snakemake.params.experiment
     study = spec["case_study"]
     tokenizer = AutoTokenizer.from_pretrained(snakemake.input.model)
-    manifest = sources.read_manifest(snakemake.input.model)
+    manifest = read_manifest(snakemake.input.model)
     table = vocab.read_table(snakemake.input.table)
     matrix = vocab.read_matrix(snakemake.input.matrix)
     regular = vocab.regular_ids(table)

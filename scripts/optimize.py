@@ -41,7 +41,9 @@ def main(snakemake):
         "attention": lm.model.config._attn_implementation,
         "fingerprint": fingerprint,
     }
-    runs.write_run(result, problem.batch, model, experiment, snakemake.output, run_info)
+    out = snakemake.output
+    paths = runs.RunPaths(out.steps, out.tokens, out.topk, out.embeddings)
+    runs.write_run(result, problem.batch, model, experiment, paths, run_info)
     print(runs.describe(result))
 
 

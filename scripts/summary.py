@@ -1,50 +1,50 @@
 import pandas as pd
 
-from inputspace import files, scripting, sources, summary
+from inputspace import files, scripting, summary
+from inputspace.keys import table_key
+from inputspace.manifest import read_manifest
 from inputspace.summary import LandscapeTables, RunTables
 
 
 def main(snakemake):
-    experiments, models = snakemake.params.experiments, snakemake.params.models
-    kinds = {
-        m: sources.read_manifest(folder)["kind"]
-        for m, folder in zip(models, snakemake.input.models)
-    }
+    experiments, models, found = (
+        snakemake.params.experiments,
+        snakemake.params.models,
+        snakemake.input,
+    )
+    kinds = {m: read_manifest(found[table_key("model", model=m)])["kind"] for m in models}
     pairs = {
-        m: summary.median_pair_distance(files.read_parquet(p))
-        for m, p in zip(models, snakemake.input.pairs)
+        m: summary.median_pair_distance(files.read_parquet(found[table_key("pairs", model=m)]))
+        for m in models
     }
-    landscapes = [tuple(pair) for pair in snakemake.params.landscapes]
-    case_paths = dict(zip(map(tuple, snakemake.params.case_studies), snakemake.input.paths))
     sections = []
-    for number, (name, spec) in enumerate(experiments.items()):
+    for name, spec in experiments.items():
         tables = RunTables(
-            convergence=pd.read_csv(snakemake.input.convergence[number]),
-            curves=files.read_parquet(snakemake.input.curves[number]),
-            displacement=pd.read_csv(snakemake.input.displacement[number]),
-            counts=pd.read_csv(snakemake.input.counts[number]),
+            convergence=pd.read_csv(found[table_key("convergence", name)]),
+            curves=files.read_parquet(found[table_key("curves", name)]),
+            displacement=pd.read_csv(found[table_key("displacement", name)]),
+            counts=pd.read_csv(found[table_key("counts", name)]),
         )
         paths = {
-            m: files.read_parquet(case_paths[(name, m)])
+            m: files.read_parquet(found[table_key("path", name, m)])
             for m in spec["models"]
-            if (name, m) in case_paths
+            if table_key("path", name, m) in found.keys()
         }
         sections.append(summary.section(name, spec, kinds, tables, pairs, paths))
-    inputs = snakemake.input
     for name, spec in experiments.items():
-        found = {
+        landscapes = {
             m: LandscapeTables(
-                pd.read_csv(s), pd.read_csv(f), pd.read_csv(b), files.read_parquet(n)
+                pd.read_csv(found[table_key("solutions", name, m)]),
+                pd.read_csv(found[table_key("flatness", name, m)]),
+                pd.read_csv(found[table_key("barriers", name, m)]),
+                files.read_parquet(found[table_key("nearness", name, m)]),
             )
-            for (e, m), s, f, b, n in zip(
-                landscapes, inputs.solutions, inputs.flatness, inputs.barriers, inputs.nearness
-            )
-            if e == name
+            for m in spec["models"]
+            if table_key("solutions", name, m) in found.keys()
         }
-        if found:
-            sections.append(
-                summary.landscape_section(name, found, pairs, spec["landscape"]["solve_below"])
-            )
+        if landscapes:
+            solve_below = spec["landscape"]["solve_below"]
+            sections.append(summary.landscape_section(name, landscapes, pairs, solve_below))
     header = (
         "Numbers measured by this workflow's run of the config below each heading; "
         "the study's numbers are quoted from the study this workflow rebuilds (see the README). "

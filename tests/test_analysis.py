@@ -273,3 +273,18 @@ def test_claim_ids_are_unique_and_every_experiment_kind_has_claims():
     ids = [claim.id for claim in summary.CLAIMS]
     assert len(ids) == len(set(ids))
     assert all(summary.claims_for(*kinds) for kinds in summary.STUDY_SAYS)
+
+
+def test_table_keys_name_each_table_of_each_experiment_and_model_apart():
+    from inputspace.keys import table_key
+
+    keys = {
+        table_key("model", model="a_b"),
+        table_key("model", model="a"),
+        table_key("convergence", "a_b"),
+        table_key("path", "a", "b"),
+        table_key("path", "a_b", "c"),
+        table_key("path", "a", "b_c"),
+    }
+    assert len(keys) == 6
+    assert table_key("path", "e", "m") == "path/e/m" and table_key("model", model="m") == "model//m"

@@ -59,3 +59,10 @@ def test_the_digest_does_not_depend_on_where_the_checkout_is(tree, tmp_path):
     assert codebase.digest(other / "scripts/rule.py", other / "src/inputspace") == (
         codebase.digest(script, package)
     )
+
+
+def test_a_rules_code_names_its_script_from_the_workflow_folder(tree):
+    script, package = tree
+    root = package.parents[1]
+    code = codebase.identity(script, package, root)
+    assert code == {"script": "scripts/rule.py", "digest": codebase.digest(script, package)}

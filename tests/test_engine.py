@@ -114,10 +114,8 @@ def test_frozen_prefix_changes_no_result(tiny_models, repo_root, finished, monke
 
 
 def written(result, problem, folder):
-    outputs = type(
-        "Out", (), {k: str(folder / f"{k}.parquet") for k in ("steps", "tokens", "topk")}
-    )()
-    outputs.embeddings = str(folder / "embeddings.safetensors")
+    tables = {k: folder / f"{k}.parquet" for k in ("steps", "tokens", "topk")}
+    outputs = runs.RunPaths(**tables, embeddings=folder / "embeddings.safetensors")
     folder.mkdir(parents=True, exist_ok=True)
     runs.write_run(result, problem.batch, "tiny", "pairs", outputs)
     return {

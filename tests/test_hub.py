@@ -10,7 +10,8 @@ import pytest
 import yaml
 from helpers import REPO, hub_snapshot, snakemake_command
 
-from inputspace import sources, tiny
+from inputspace import tiny
+from inputspace.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +82,7 @@ def test_every_rule_runs_on_the_paper_config_from_the_cache(hub):
 def test_the_manifest_records_the_snapshots_commit(hub):
     workdir, _, _ = hub
     for name, model in PAPER["models"].items():
-        manifest = sources.read_manifest(workdir / "results/models" / name)
+        manifest = read_manifest(workdir / "results/models" / name)
         assert manifest["source"] == model["source"]
         assert manifest["origin"]["resolved_commit"] == COMMIT
 

@@ -292,3 +292,20 @@ def test_landscape_verdicts_need_converged_solutions():
     assert rows["(3) verdict: dimension of the zero-loss set"].startswith("not measured")
     assert rows["(3) verdict: connectivity"].startswith("not measured")
     assert rows["(1) verdict"].startswith("supported")  # 2.0 is 67% of 3.0
+
+
+def test_the_solver_is_the_experiments_adam_with_its_own_stop_and_cap():
+    optimize = {
+        "steps": 400,
+        "lr": 0.02,
+        "betas": [0.8, 0.99],
+        "chunk_size": 3,
+        "checkpoint_every": 50,
+        "stop": {"below": 0.01, "patience": 20},
+        "log_points": 20,
+        "top_k": 10,
+        "save_logged_embeddings": False,
+    }
+    solver = landscape.solver_settings({"solve_steps": 900, "solve_below": 1e-3}, optimize, "fp32")
+    assert (solver.steps, solver.lr, solver.betas, solver.chunk_size) == (900, 0.02, (0.8, 0.99), 3)
+    assert solver.stop == engine.StopRule(below=1e-3, patience=1)

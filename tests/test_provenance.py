@@ -1,3 +1,5 @@
+import hashlib
+import json
 import re
 
 import matplotlib
@@ -9,11 +11,18 @@ from inputspace import figures, provenance
 
 matplotlib.use("Agg")
 
-PARAMS = {"experiment": {"seed": 3, "optimize": {"lr": 0.01}}, "device": "auto", "code": "c0de"}
+MANIFEST = {
+    "source": {"kind": "random", "architecture": "llama", "seed": 0},
+    "kind": "causal",
+    "files_sha256": {"model.safetensors": "ab" * 32},
+    "vocab_size": 512,
+}
+CODE = {"script": "scripts/fig.py", "digest": "c0de"}
+PARAMS = {"experiment": {"seed": 3, "optimize": {"lr": 0.01}}, "device": "auto", "code": CODE}
 
 
 def job(inputs, rule="fig", wildcards=None):
-    return provenance.Job(rule, wildcards or {"model": "a"}, PARAMS, inputs, "scripts/fig.py")
+    return provenance.Job(rule, wildcards or {"model": "a"}, PARAMS, inputs)
 
 
 def drawn(path):
@@ -32,8 +41,11 @@ def drawn(path):
 def stamped(tmp_path):
     data_file = tmp_path / "input.parquet.txt"
     data_file.write_text("numbers")
+    model = tmp_path / "models/a"  # a prepared model folder among the inputs
+    model.mkdir(parents=True)
+    (model / "manifest.json").write_text(json.dumps(MANIFEST))
     made = drawn(tmp_path / "fig.png")
-    provenance.stamp_figures(job([data_file]), made, tmp_path)
+    provenance.stamp_figures(job([data_file, model]), made, tmp_path)
     return made, data_file
 
 
@@ -41,12 +53,16 @@ def test_the_record_holds_the_jobs_params_code_and_inputs(stamped):
     made, data_file = stamped
     record = provenance.read(made[0])
     assert record["config"] == {"experiment": PARAMS["experiment"], "device": "auto"}
-    assert record["code"] == {"script": "scripts/fig.py", "digest": "c0de"}
+    assert record["code"] == CODE
     assert record["rule"] == "fig" and record["wildcards"] == {"model": "a"}
-    assert list(record["models"]) == ["a"]  # the model it shows, from its wildcards
-    assert record["inputs"] == [
-        {"path": str(data_file), "kind": "file", "sha256": record["inputs"][0]["sha256"]}
-    ]
+    assert record["models"] == {"a": {k: MANIFEST.get(k) for k in provenance.MODEL_KEYS}}
+    assert record["inputs"][0] == {
+        "path": str(data_file),
+        "kind": "file",
+        "sha256": hashlib.sha256(b"numbers").hexdigest(),
+    }
+    folder = record["inputs"][1]
+    assert folder["kind"] == "folder" and len(folder["manifest_sha256"]) == 64
     assert record["versions"]["torch"] and len(record["inputs"][0]["sha256"]) == 64
 
 

@@ -54,7 +54,7 @@ def fake_snakemake(log, output=()):
         rule="x",
         output=list(map(str, output)),
         input=[],
-        params={"colour": "blue", "code": "c0de"},
+        params={"colour": "blue", "code": {"script": "scripts/x.py", "digest": "c0de"}},
         wildcards={"model": "m"},
         scriptdir=str(Path(log).parent / "scripts"),
     )

@@ -8,6 +8,7 @@ import torch
 
 from inputspace import models, sources
 from inputspace.errors import InputspaceError, ModelUnavailable
+from inputspace.manifest import read_manifest
 
 ARCHS = ["modernbert", "llama"]
 EXPECTED = {
@@ -186,4 +187,4 @@ def test_unknown_source_kind(tmp_path):
 
 def test_read_manifest_of_an_unprepared_folder(tmp_path):
     with pytest.raises(InputspaceError, match="no manifest.json"):
-        sources.read_manifest(tmp_path)
+        read_manifest(tmp_path)

@@ -29,6 +29,13 @@ def digest(script: Path, package: Path) -> str:
     return total.hexdigest()
 
 
+def identity(script: Path, package: Path, root: Path) -> dict[str, str]:
+    """What a rule runs, as its `code` param and its figures' records hold it: the script
+    (relative to the workflow folder `root`) and the digest of it and its modules."""
+    relative = Path(script).resolve().relative_to(Path(root).resolve())
+    return {"script": relative.as_posix(), "digest": digest(script, package)}
+
+
 def imported_modules(script: Path, package: Path) -> list[Path]:
     """The package's modules that `script` imports, directly or not, by name; the
     package's __init__ first when any is imported (Python runs it first)."""

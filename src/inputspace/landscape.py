@@ -17,6 +17,7 @@ its Hessian is block-diagonal by sequence):
   and from the solution of another start.
 """
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from inputspace import engine
 from inputspace.engine import Problem, Settings, Step, StopRule, kl_divergence
-from inputspace.experiments import target_logprobs
+from inputspace.experiments import optimisation_settings, target_logprobs
 from inputspace.geometry import Ellipse, nearest_tokens
 from inputspace.models import LanguageModel
 from inputspace.sequences import SequenceBatch, from_prompts, sample_random
@@ -123,15 +124,11 @@ class _Ends:
 
 
 def solver_settings(study: dict, optimize: dict, precision: str) -> Settings:
-    """Adam as in the experiment, each start until its KL is at most `solve_below` or for
-    at most `solve_steps` steps."""
-    return Settings(
-        steps=study["solve_steps"],
-        lr=optimize["lr"],
-        betas=tuple(optimize["betas"]),
-        precision=precision,
-        stop=StopRule(below=study["solve_below"], patience=1),
-    )
+    """Adam as in the experiment (its rate, betas and chunking), each start until its KL
+    is at most `solve_below` or for at most `solve_steps` steps."""
+    loop, _ = optimisation_settings(optimize, precision)
+    stop = StopRule(below=study["solve_below"], patience=1)
+    return dataclasses.replace(loop, steps=study["solve_steps"], stop=stop)
 
 
 def solve(

@@ -18,7 +18,8 @@ from torch import Tensor
 from transformers import AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from inputspace.errors import InputspaceError
-from inputspace.sources import auto_class, check_unchanged, read_manifest
+from inputspace.manifest import read_manifest
+from inputspace.sources import auto_class, check_unchanged
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from PIL.PngImagePlugin import PngInfo
 from inputspace import cluster
 from inputspace.files import atomic_output
 from inputspace.hashing import sha256_file
+from inputspace.manifest import MANIFEST, is_prepared, read_manifest
 
 SIDECAR = ".provenance.json"
 KEY = "inputspace:provenance"
@@ -72,7 +73,7 @@ def input_record(path: Path) -> dict[str, Any]:
     """A file with its sha256; a folder (a prepared model) by its manifest's sha256."""
     path = Path(path)
     if path.is_dir():
-        manifest = path / "manifest.json"
+        manifest = path / MANIFEST
         return {
             "path": str(path),
             "kind": "folder",
@@ -81,26 +82,25 @@ def input_record(path: Path) -> dict[str, Any]:
     return {"path": str(path), "kind": "file", "sha256": sha256_file(path)}
 
 
-def model_records(models: list[str], results: Path) -> dict[str, Any]:
+MODEL_KEYS = (
+    "source",
+    "revision",
+    "files_sha256",
+    "architecture",
+    "kind",
+    "vocab_size",
+    "embedding_dim",
+)
+
+
+def model_records(inputs: list[Path]) -> dict[str, Any]:
+    """The prepared models among a job's inputs, by folder name: where they came from."""
     records = {}
-    for name in models:
-        manifest_file = results / "models" / name / "manifest.json"
-        if not manifest_file.is_file():
-            records[name] = None
+    for folder in inputs:
+        if not (Path(folder).is_dir() and is_prepared(folder)):
             continue
-        manifest = json.loads(manifest_file.read_text())
-        records[name] = {
-            key: manifest.get(key)
-            for key in (
-                "source",
-                "revision",
-                "files_sha256",
-                "architecture",
-                "kind",
-                "vocab_size",
-                "embedding_dim",
-            )
-        }
+        manifest = read_manifest(folder)
+        records[Path(folder).name] = {key: manifest.get(key) for key in MODEL_KEYS}
     return records
 
 
@@ -127,27 +127,25 @@ class Job:
     wildcards: dict[str, str]
     params: dict[str, Any]  # as Snakemake evaluated them: what the rule reruns on
     inputs: list[Path]
-    script: str  # relative to the workflow folder
 
 
-def record(job: Job, root: Path, results: Path = Path("results")) -> dict[str, Any]:
+def record(job: Job, root: Path) -> dict[str, Any]:
     """The record every figure of `job` shares (each adds its own name and image digest).
-    `root`: the workflow folder (for git); `results`: where the prepared models lie."""
+    `root`: the workflow folder (for git)."""
     params = json.loads(json.dumps(job.params, default=str))  # plain JSON, as compared
     code = params.pop("code", None)
-    shown = [job.wildcards["model"]] if "model" in job.wildcards else params.get("models", [])
     runs = run_records(job.inputs)
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "made_on": cluster.where_made(),
         "rule": job.rule,
         "wildcards": dict(job.wildcards),
-        "models": model_records(list(shown), results),
+        "models": model_records(job.inputs),
         "config": params,
         "device": sorted({run.get("device") for run in runs}) or None,
         "runs": runs,
         "git": git_state(root),
-        "code": {"script": job.script, "digest": code},
+        "code": code,
         "versions": library_versions(),
         "inputs": [input_record(Path(p)) for p in job.inputs],
     }

@@ -6,7 +6,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from torch import Tensor
@@ -36,12 +35,22 @@ def fingerprint(
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run's three tables and its embeddings go."""
+
+    steps: Path
+    tokens: Path
+    topk: Path
+    embeddings: Path
+
+
 def write_run(
     result: Result,
     batch: SequenceBatch,
     model: str,
     experiment: str,
-    output: Any,
+    output: RunPaths,
     run_info: dict | None = None,
 ) -> None:
     """The three tables (with `run_info`, e.g. device and seed, in their Parquet metadata)

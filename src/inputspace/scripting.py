@@ -58,7 +58,6 @@ def _stamp_figures(snakemake: Any) -> None:
         wildcards=dict(snakemake.wildcards.items()),
         params=dict(snakemake.params.items()),
         inputs=[Path(p) for p in snakemake.input],
-        script=f"{Path(snakemake.scriptdir).name}/{snakemake.rule}.py",  # rule name = script name
     )
     provenance.stamp_figures(job, figures, Path(snakemake.scriptdir).parent)
     for figure in figures:

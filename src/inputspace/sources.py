@@ -41,10 +41,10 @@ from inputspace.errors import (
     first_line,
 )
 from inputspace.hashing import changed_files, file_digests, sha256_file
+from inputspace.manifest import MANIFEST
 from inputspace.origin import package_folder
 
 SOURCE_KINDS = ("package_gguf", "hub", "local", "random")
-MANIFEST = "manifest.json"
 
 Loaded = tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]
 
@@ -290,12 +290,3 @@ def check_unchanged(folder: Path, manifest: dict[str, Any]) -> None:
             f"{', '.join(changed)}; delete "
             f"{folder} and rerun snakemake to prepare it again"
         )
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise InputspaceError(
-            f"{folder} is not a prepared model folder (no {MANIFEST}); run prepare_model"
-        )
-    return json.loads(path.read_text())
