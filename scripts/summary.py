@@ -1,9 +1,10 @@
 import pandas as pd
 
 from inputspace import files, scripting, summary
+from inputspace.claims import RunTables
 from inputspace.keys import table_key
 from inputspace.manifest import read_manifest
-from inputspace.summary import LandscapeTables, RunTables
+from inputspace.summary import LandscapeTables
 
 
 def main(snakemake):

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from inputspace import analysis, runs, summary
+from inputspace import analysis, claims, runs, summary
 
 
 def steps_table(
@@ -162,9 +162,9 @@ def test_density_curves_share_a_grid_and_integrate_to_one():
     assert curves.one.isna().all()
 
 
-def run_tables(final_kl: list[float]) -> summary.RunTables:
+def run_tables(final_kl: list[float]) -> claims.RunTables:
     n = len(final_kl)
-    return summary.RunTables(
+    return claims.RunTables(
         convergence=pd.DataFrame(
             {
                 "model": "a",
@@ -224,15 +224,15 @@ def test_summary_markdown_names_every_model_and_claim():
 
 def test_verdicts_only_at_converged_runs():
     """9 of 10 below 1e-2 with mean below it: judged; 8 of 10: every claim 'not measured'."""
-    row = summary.verdict_row
-    judged = summary.study_verdicts("random", "causal", run_tables([0.001] * 9 + [0.05]), "a", 2.0)
+    row = claims.verdict_row
+    judged = claims.study_verdicts("random", "causal", run_tables([0.001] * 9 + [0.05]), "a", 2.0)
     assert judged[row("converges")].startswith("reproduced")
     assert judged[row("fast_mean_kl")].startswith("reproduced")
     assert judged[row("small_dimensions")].startswith("reproduced")  # 95%
     assert judged[row("some_back_projection")].startswith("reproduced")  # 10%
-    masked = summary.study_verdicts("random", "masked", run_tables([0.001] * 10), "a", 2.0)
+    masked = claims.study_verdicts("random", "masked", run_tables([0.001] * 10), "a", 2.0)
     assert masked[row("no_back_projection")].startswith("NOT reproduced")
-    short = summary.study_verdicts(
+    short = claims.study_verdicts(
         "random", "causal", run_tables([0.001] * 8 + [0.05] * 2), "a", 2.0
     )
     assert short[row("converges")].startswith("NOT")
@@ -240,7 +240,7 @@ def test_verdicts_only_at_converged_runs():
 
 
 @pytest.mark.parametrize(
-    ("kinds", "claims"),
+    ("kinds", "expected_ids"),
     [
         (("pairs", "masked"), ["levels_off", "no_dimension", "no_token"]),
         (("random", "masked"), ["levels_off", "no_back_projection"]),
@@ -251,28 +251,28 @@ def test_verdicts_only_at_converged_runs():
         (("prompt", "causal"), ["travels_far_less", "nearest_itself", "heads_to_counterpart"]),
     ],
 )
-def test_each_experiment_kind_is_judged_on_its_own_claims(kinds, claims):
-    assert [claim.id for claim in summary.claims_for(*kinds)] == claims
-    judged = summary.study_verdicts(*kinds, run_tables([0.001] * 10), "a", 2.0)
+def test_each_experiment_kind_is_judged_on_its_own_claims(kinds, expected_ids):
+    assert [claim.id for claim in claims.claims_for(*kinds)] == expected_ids
+    judged = claims.study_verdicts(*kinds, run_tables([0.001] * 10), "a", 2.0)
     path_claims = {"travels_far_less", "nearest_itself", "heads_to_counterpart"}
-    expected = [summary.verdict_row(c) for c in ["converges", *claims] if c not in path_claims]
+    expected = [claims.verdict_row(c) for c in ["converges", *expected_ids] if c not in path_claims]
     assert [name for name in judged] == expected
 
 
 def test_a_threshold_decides_its_verdict():
     """Travel levels off below LEVELS_OFF of the total added in the last tenth."""
-    row = summary.verdict_row("levels_off")
+    row = claims.verdict_row("levels_off")
     tables = run_tables([0.001] * 10)
-    tables.convergence["l2_growth_last_tenth"] = summary.LEVELS_OFF * 0.99
-    assert summary.study_verdicts("pairs", "masked", tables, "a", 2.0)[row].startswith("reprod")
-    tables.convergence["l2_growth_last_tenth"] = summary.LEVELS_OFF * 1.01
-    assert summary.study_verdicts("pairs", "masked", tables, "a", 2.0)[row].startswith("NOT")
+    tables.convergence["l2_growth_last_tenth"] = claims.LEVELS_OFF * 0.99
+    assert claims.study_verdicts("pairs", "masked", tables, "a", 2.0)[row].startswith("reprod")
+    tables.convergence["l2_growth_last_tenth"] = claims.LEVELS_OFF * 1.01
+    assert claims.study_verdicts("pairs", "masked", tables, "a", 2.0)[row].startswith("NOT")
 
 
 def test_claim_ids_are_unique_and_every_experiment_kind_has_claims():
-    ids = [claim.id for claim in summary.CLAIMS]
+    ids = [claim.id for claim in claims.CLAIMS]
     assert len(ids) == len(set(ids))
-    assert all(summary.claims_for(*kinds) for kinds in summary.STUDY_SAYS)
+    assert all(claims.claims_for(*kinds) for kinds in claims.STUDY_SAYS)
 
 
 def test_table_keys_name_each_table_of_each_experiment_and_model_apart():

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from inputspace.config import check_experiment, checked, load_schema, validated
-from inputspace.errors import ConfigError, InputspaceError
+from inputspace.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(REPO / "schemas/config.schema.yaml")
@@ -25,8 +25,24 @@ def error_of(config: dict) -> str:
     return message
 
 
-def test_config_error_is_an_inputspace_error():
-    assert issubclass(ConfigError, InputspaceError)
+def test_a_config_error_in_a_job_is_one_line_and_exit_1(tmp_path):
+    """Jobs that validate what they read stop with the error's line, like any other input."""
+    import types
+
+    from inputspace import scripting
+
+    def main(snakemake):
+        validated({"models": {}}, SCHEMA)
+
+    log = tmp_path / "job.log"
+    job = types.SimpleNamespace(
+        log=[str(log)], threads=1, rule="r", output=[], input=[], params={}, wildcards={}
+    )
+    with pytest.raises(SystemExit) as info:
+        scripting.run(main, job)
+    assert info.value.code == 1
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert len(lines) == 1 and "config" in lines[0].lower()
 
 
 def test_misspelt_key_names_location_key_suggestion_and_allowed_keys():

@@ -48,13 +48,3 @@ def test_the_jobs_env_holds_no_workflow_or_development_tool():
     runtime = conda_pins("inputspace.yaml")
     assert not [name for name in runtime if name.startswith(TOOLS)]
     assert {"torch", "transformers", "pandas", "matplotlib"} <= runtime.keys()
-
-
-def test_scripts_and_rules_import_the_package_without_path_hacks():
-    """Jobs import inputspace from PYTHONPATH, set once by the workflow (rules/common.smk)."""
-    for path in [
-        *(REPO / "scripts").glob("*.py"),
-        *(REPO / "rules").glob("*.smk"),
-        REPO / "Snakefile",
-    ]:
-        assert "sys.path.insert" not in path.read_text(), path

@@ -15,6 +15,9 @@ cheaper batch.
 
 What a run records (KL curves, back-projections, headings, top-k tables) is left to an
 `Observer` (`inputspace.recorder`), which sees every step's forward pass.
+
+(Longer than most modules: the loop keeps its checkpointing beside it, so that what a run
+saves and resumes is visibly the state it advances.)
 """
 
 import sys

@@ -6,6 +6,9 @@ Figures are sized for a book page (one-column and two-column widths from the con
 `figures` block, 3.5 and 7 inches by default), with labelled axes and titles that name the
 model and experiment. Each static figure is a 200 dpi PNG and, for print, a PDF with its
 fonts embedded as TrueType and an SVG, as the config's formats ask.
+
+(Longer than most modules: one function per figure, all in this one style, so that a
+figure's look is changed in one place.)
 """
 
 from collections.abc import Iterator
@@ -188,60 +191,67 @@ def case_path(
         loss_ax.set_ylabel("KL(target || predicted)")
         loss_ax.set_title("Loss at the prediction site")
         last_step = path_table.step.max()
-        pair_handles = []
-        for number, ((pos, _), rows) in enumerate(
-            path_table.groupby(["pos", "toward_id"], sort=True)
-        ):
-            colour = f"C{number % 10}"
-            end = rows[rows.step == last_step].iloc[0]
-            label = (
-                f"{_token_label(end.token)} (position {pos}) vs {_token_label(end.toward_token)}; "
-                f"at step {last_step} nearest to {_token_label(end.nearest_euclidean_token)} (L2), "
-                f"{_token_label(end.nearest_cosine_token)} (cos)"
+        pair_handles = [
+            _followed_pair(axes, rows, pos, f"C{number % 10}", last_step)
+            for number, ((pos, _), rows) in enumerate(
+                path_table.groupby(["pos", "toward_id"], sort=True)
             )
-            pair_handles.append(
-                distance_ax.plot(rows.step, rows.l2_travelled, color=colour, label=label)[0]
-            )
-            distance_ax.plot(rows.step, rows.distance_to_toward, color=colour, linestyle="--")
-            distance_ax.axhline(
-                rows.start_distance_to_toward.iloc[0], color=colour, linestyle=":", linewidth=1.0
-            )
-            heading_ax.plot(rows.step, rows.toward_heading_cosine, color=colour)
-            heading_ax.plot(
-                rows.step, rows.heading_cosine, color=colour, linestyle=":", linewidth=1.0
-            )
-            rank_ax.plot(
-                rows.step,
-                rows.toward_heading_rank.where(rows.toward_heading_rank > 0),
-                color=colour,
-            )
-        styles = [
-            Line2D([], [], color="0.2", label="travelled from start"),
-            Line2D([], [], color="0.2", linestyle="--", label="to target token"),
-            Line2D([], [], color="0.2", linestyle=":", label="start distance to target"),
         ]
-        distance_ax.legend(handles=styles, loc="center right", fontsize=7)
-        distance_ax.set_ylabel("Euclidean distance")
-        distance_ax.set_title("Distances of the followed token")
-        heading_ax.plot([], [], color="0.2", label="toward target token")
-        heading_ax.plot([], [], color="0.2", linestyle=":", label="best of all tokens")
-        heading_ax.legend(fontsize=7)
-        heading_ax.axhline(0, color="0.3", linewidth=0.8)
-        heading_ax.set_ylabel("cos(e - e0, v - e0)")
-        heading_ax.set_title("Cosine of the heading")
-        rank_ax.set_yscale("log")
-        rank_ax.invert_yaxis()
-        rank_ax.set_ylabel(f"rank among {candidates:,} tokens (1 = best)")
-        rank_ax.set_title("Rank of the heading toward target")
-        for ax in axes.flat:
-            ax.set_xscale("symlog", linthresh=1)
-            ax.set_xlim(0, last_step)
-        for ax in (heading_ax, rank_ax):
-            ax.set_xlabel("Adam step (symlog scale)")
+        _label_case_axes(axes, candidates, last_step)
         fig.legend(
             handles=pair_handles, loc="outside lower center", ncols=1, fontsize=7, frameon=False
         )
         fig.suptitle(title)
+
+
+def _followed_pair(axes, rows: pd.DataFrame, pos: int, colour: str, last_step: int) -> Line2D:
+    """One followed token against its counterpart, on the three path panels; the handle
+    its legend entry names it by."""
+    (_, distance_ax), (heading_ax, rank_ax) = axes
+    end = rows[rows.step == last_step].iloc[0]
+    label = (
+        f"{_token_label(end.token)} (position {pos}) vs {_token_label(end.toward_token)}; "
+        f"at step {last_step} nearest to {_token_label(end.nearest_euclidean_token)} (L2), "
+        f"{_token_label(end.nearest_cosine_token)} (cos)"
+    )
+    (handle,) = distance_ax.plot(rows.step, rows.l2_travelled, color=colour, label=label)
+    distance_ax.plot(rows.step, rows.distance_to_toward, color=colour, linestyle="--")
+    distance_ax.axhline(
+        rows.start_distance_to_toward.iloc[0], color=colour, linestyle=":", linewidth=1.0
+    )
+    heading_ax.plot(rows.step, rows.toward_heading_cosine, color=colour)
+    heading_ax.plot(rows.step, rows.heading_cosine, color=colour, linestyle=":", linewidth=1.0)
+    rank_ax.plot(
+        rows.step, rows.toward_heading_rank.where(rows.toward_heading_rank > 0), color=colour
+    )
+    return handle
+
+
+def _label_case_axes(axes, candidates: int, last_step: int) -> None:
+    (_, distance_ax), (heading_ax, rank_ax) = axes
+    styles = [
+        Line2D([], [], color="0.2", label="travelled from start"),
+        Line2D([], [], color="0.2", linestyle="--", label="to target token"),
+        Line2D([], [], color="0.2", linestyle=":", label="start distance to target"),
+    ]
+    distance_ax.legend(handles=styles, loc="center right", fontsize=7)
+    distance_ax.set_ylabel("Euclidean distance")
+    distance_ax.set_title("Distances of the followed token")
+    heading_ax.plot([], [], color="0.2", label="toward target token")
+    heading_ax.plot([], [], color="0.2", linestyle=":", label="best of all tokens")
+    heading_ax.legend(fontsize=7)
+    heading_ax.axhline(0, color="0.3", linewidth=0.8)
+    heading_ax.set_ylabel("cos(e - e0, v - e0)")
+    heading_ax.set_title("Cosine of the heading")
+    rank_ax.set_yscale("log")
+    rank_ax.invert_yaxis()
+    rank_ax.set_ylabel(f"rank among {candidates:,} tokens (1 = best)")
+    rank_ax.set_title("Rank of the heading toward target")
+    for ax in axes.flat:
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(0, last_step)
+    for ax in (heading_ax, rank_ax):
+        ax.set_xlabel("Adam step (symlog scale)")
 
 
 # -------------------------------------------------------------- per experiment, models side by side
@@ -477,68 +487,60 @@ def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, title: str, 
     ) as (fig, axes):
         panels = iter(axes[0])
         if len(exact):
-            ax = next(panels)
-            for row in exact.itertuples():
-                values = (
-                    spectra[spectra.point == row.point]
-                    .eigenvalue.abs()
-                    .sort_values(ascending=False)
-                )
-                relative = (values / row.largest).clip(lower=1e-16)
-                ax.semilogy(
-                    np.arange(1, len(values) + 1),
-                    relative,
-                    color=colours[row.point],
-                    linewidth=1.0,
-                    label=f"{row.point} (KL {row.kl:.1e}): "
-                    f"rank {row.numerical_rank:.0f} of {row.dimensions}",
-                )
-                ax.axhline(
-                    row.rank_cutoff / row.largest,
-                    color=colours[row.point],
-                    linestyle="--",
-                    linewidth=0.7,
-                )
-            hidden = int(exact.hidden.iloc[0])
-            ax.axvline(hidden, color="k", linestyle=":", linewidth=0.9)
-            ax.annotate(
-                f" d = {hidden}",
-                (hidden, 0.98),
-                xycoords=("data", "axes fraction"),
-                fontsize=7,
-                va="top",
-            )
-            ax.axhline(threshold, color="0.4", linestyle=":", linewidth=0.9)
-            ax.set_xlabel("eigenvalue index (largest |eigenvalue| first)")
-            ax.set_ylabel("|eigenvalue| / largest")
-            ax.legend(
-                fontsize=6, title="dashed: rank tolerance; dotted: flat threshold", title_fontsize=6
-            )
-            ax.set_title("whole Hessian (exact)", fontsize=8.5)
+            _exact_spectra(next(panels), spectra, exact, colours, threshold)
         if len(estimated):
-            ax = next(panels)
-            for row in estimated.itertuples():
-                nodes = spectra[spectra.point == row.point]
-                relative = (nodes.eigenvalue.abs() / row.largest).clip(lower=1e-16)
-                order = np.argsort(relative.to_numpy())
-                share = (
-                    1 - np.cumsum(nodes.weight.to_numpy()[order]) + nodes.weight.to_numpy()[order]
-                )
-                ax.step(
-                    relative.to_numpy()[order],
-                    share,
-                    where="post",
-                    color=colours[row.point],
-                    label=f"{row.point} (KL {row.kl:.1e}): "
-                    f"flat {row.flat_fraction:.1%} of {row.dimensions}",
-                )
-            ax.axvline(threshold, color="0.4", linestyle=":", linewidth=0.9)
-            ax.set_xscale("log")
-            ax.set_xlabel("|eigenvalue| / largest")
-            ax.set_ylabel("share of directions at least this curved")
-            ax.legend(fontsize=6, title="dotted: flat threshold", title_fontsize=6)
-            ax.set_title("density by stochastic Lanczos quadrature", fontsize=8.5)
+            _estimated_spectra(next(panels), spectra, estimated, colours, threshold)
         fig.suptitle(title, fontsize=9)
+
+
+def _exact_spectra(ax, spectra, exact, colours, threshold: float) -> None:
+    for row in exact.itertuples():
+        values = spectra[spectra.point == row.point].eigenvalue.abs().sort_values(ascending=False)
+        relative = (values / row.largest).clip(lower=1e-16)
+        ax.semilogy(
+            np.arange(1, len(values) + 1),
+            relative,
+            color=colours[row.point],
+            linewidth=1.0,
+            label=f"{row.point} (KL {row.kl:.1e}): "
+            f"rank {row.numerical_rank:.0f} of {row.dimensions}",
+        )
+        ax.axhline(
+            row.rank_cutoff / row.largest, color=colours[row.point], linestyle="--", linewidth=0.7
+        )
+    hidden = int(exact.hidden.iloc[0])
+    ax.axvline(hidden, color="k", linestyle=":", linewidth=0.9)
+    ax.annotate(
+        f" d = {hidden}", (hidden, 0.98), xycoords=("data", "axes fraction"), fontsize=7, va="top"
+    )
+    ax.axhline(threshold, color="0.4", linestyle=":", linewidth=0.9)
+    ax.set_xlabel("eigenvalue index (largest |eigenvalue| first)")
+    ax.set_ylabel("|eigenvalue| / largest")
+    ax.legend(fontsize=6, title="dashed: rank tolerance; dotted: flat threshold", title_fontsize=6)
+    ax.set_title("whole Hessian (exact)", fontsize=8.5)
+
+
+def _estimated_spectra(ax, spectra, estimated, colours, threshold: float) -> None:
+    for row in estimated.itertuples():
+        nodes = spectra[spectra.point == row.point]
+        relative = (nodes.eigenvalue.abs() / row.largest).clip(lower=1e-16)
+        order = np.argsort(relative.to_numpy())
+        weights = nodes.weight.to_numpy()[order]
+        share = 1 - np.cumsum(weights) + weights
+        ax.step(
+            relative.to_numpy()[order],
+            share,
+            where="post",
+            color=colours[row.point],
+            label=f"{row.point} (KL {row.kl:.1e}): "
+            f"flat {row.flat_fraction:.1%} of {row.dimensions}",
+        )
+    ax.axvline(threshold, color="0.4", linestyle=":", linewidth=0.9)
+    ax.set_xscale("log")
+    ax.set_xlabel("|eigenvalue| / largest")
+    ax.set_ylabel("share of directions at least this curved")
+    ax.legend(fontsize=6, title="dotted: flat threshold", title_fontsize=6)
+    ax.set_title("density by stochastic Lanczos quadrature", fontsize=8.5)
 
 
 def barrier_paths(paths: pd.DataFrame, barriers: pd.DataFrame, title: str, path: Path) -> None:

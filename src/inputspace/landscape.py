@@ -15,6 +15,9 @@ its Hessian is block-diagonal by sequence):
   target from different starts, and along paths bent through optimised midpoints;
 - nearness: how far a start is from its own solution, from the nearest vocabulary token
   and from the solution of another start.
+
+(Longer than most modules: the study's parts all work on `Point` and its loss, and
+`run_study` at the end reads as the study's outline.)
 """
 
 import dataclasses

@@ -94,9 +94,8 @@ class Recorder:
         self.log_steps = set(log_schedule(steps, logging.log_points))
         self.top1_id = torch.zeros(n, dtype=torch.long, device=device)
         self.top1_prob = torch.zeros(n, device=device)
-        self.final_logprobs: dict[
-            int, Tensor
-        ] = {}  # of sequences that stopped, at their last forward
+        # of sequences that stopped: their log-probabilities at their last forward
+        self.final_logprobs: dict[int, Tensor] = {}
         self.token_rows: list[dict[str, Tensor]] = []
         self.topk_rows: list[dict[str, Tensor]] = []
         self.logged: dict[int, Tensor] = {}
