@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 from inputspace import engine, experiments, models, sources, tiny
-from inputspace import vocab as vocab_module
 from inputspace.errors import InputspaceError
 from inputspace.sequences import from_prompts
 
@@ -31,6 +30,7 @@ PROMPTS = [
     "The capital of Italy is [MASK].",
 ]
 PAIRS = {"sequences": {"kind": "pairs", "file": "prompts/pairs.tsv", "count": 3}}
+PROMPTS = REPO / PAIRS["sequences"]["file"]
 
 
 def prepared(name: str, root: Path) -> Path:
@@ -62,17 +62,9 @@ def site_logits_error(lm: models.LanguageModel) -> float:
 
 
 def engine_checks(lm: models.LanguageModel) -> dict[str, str]:
-    matrix = lm.vocab_embeddings()
-    table = vocab_module.vocabulary_table(lm, matrix)
     found = {}
     for precision in ("fp32", "bf16", "fp16"):
-        problem, _ = experiments.build_problem(
-            lm,
-            PAIRS,
-            matrix,
-            vocab_module.regular_ids(table),
-            prompts=REPO / PAIRS["sequences"]["file"],
-        )
+        problem, _ = experiments.build_problem_from_model(lm, PAIRS, PROMPTS)
         settings = engine.Settings(steps=20, lr=0.01, precision=precision)
         start = engine.Descent(lm, problem, settings)
         start.advance()
@@ -84,13 +76,7 @@ def engine_checks(lm: models.LanguageModel) -> dict[str, str]:
         found[precision] = f"KL x{ratio:.2f}{'' if kept else ' FROZEN MOVED'}"
         if not (ratio < 0.9 and kept):
             raise AssertionError(f"{precision}: {found[precision]}")
-    problem, _ = experiments.build_problem(
-        lm,
-        PAIRS,
-        matrix,
-        vocab_module.regular_ids(table),
-        prompts=REPO / PAIRS["sequences"]["file"],
-    )
+    problem, _ = experiments.build_problem_from_model(lm, PAIRS, PROMPTS)
     try:
         engine.optimise(lm, problem, engine.Settings(steps=5, lr=1e20), progress=False)
         raise AssertionError("an lr of 1e20 was not stopped")

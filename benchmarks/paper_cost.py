@@ -79,7 +79,7 @@ def build(name: str, device: str):
 def batch_of(lm, rows: int, tokens: int):
     """`rows` sequences of `tokens` ordinary tokens with the model's special tokens
     around them (a masked LM's mask token last among them, as the prediction site)."""
-    from inputspace.sequences import SequenceBatch, trainable_positions
+    from inputspace.sequences import of_ids
 
     named = lm.manifest["special_token_ids"]["named"]
     body = torch.randint(1000, 30000, (rows, tokens), generator=torch.Generator().manual_seed(0))
@@ -88,16 +88,7 @@ def batch_of(lm, rows: int, tokens: int):
         ids = torch.cat([ends[0], body, *ends[1:]], 1)
     else:
         ids = torch.cat([torch.full((rows, 1), named["bos"]), body], 1)
-    mask = torch.ones_like(ids)
-    with torch.no_grad():
-        embeddings = lm.embed(ids).float().cpu()
-    return SequenceBatch(
-        ids=ids,
-        attention_mask=mask,
-        embeddings=embeddings,
-        trainable=trainable_positions(lm, ids, mask),
-        sites=lm.prediction_sites(ids, mask),
-    )
+    return of_ids(lm, ids, torch.ones_like(ids))
 
 
 def targets_for(lm, batch) -> torch.Tensor:

@@ -39,7 +39,7 @@ from inputspace.engine import Problem, Settings, kl_divergence
 from inputspace.models import LanguageModel, load
 from inputspace.prompts import PLACEHOLDER, read_pairs
 from inputspace.recorder import Landmarks, Logging, Recorder, log_schedule
-from inputspace.sequences import SequenceBatch, from_prompts, trainable_positions
+from inputspace.sequences import SequenceBatch, from_prompts, of_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"c/a": 1.8, "c/b": 1.15, "utilisation": 0.75}
@@ -74,18 +74,9 @@ def build_batch(lm: LanguageModel, pairs_file: Path, n: int, length: int) -> Seq
         assert len(tokens) >= keep, tokens
         rows.append(prefix + tokens[-keep:])
     ids = torch.tensor(rows, dtype=torch.long)
-    attention_mask = torch.ones_like(ids)
-    sites = lm.prediction_sites(ids, attention_mask)
-    assert torch.all(sites == length - 1), sites
-    with torch.no_grad():
-        embeddings = lm.embed(ids).float().cpu()
-    return SequenceBatch(
-        ids=ids,
-        attention_mask=attention_mask,
-        embeddings=embeddings,
-        trainable=trainable_positions(lm, ids, attention_mask),
-        sites=sites,
-    )
+    batch = of_ids(lm, ids, torch.ones_like(ids))
+    assert torch.all(batch.sites == length - 1), batch.sites
+    return batch
 
 
 def build_problem(lm: LanguageModel, batch: SequenceBatch) -> tuple[Problem, Landmarks]:

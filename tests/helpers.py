@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 from inputspace import engine, experiments, models, recorder, sources
-from inputspace import vocab as vocab_module
 from inputspace.hashing import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,15 +130,8 @@ PAIRS = {
 
 def make_problem(lm, repo_root, experiment=PAIRS):
     """(problem, landmarks) of the tiny pairs experiment."""
-    matrix = lm.vocab_embeddings()
-    table = vocab_module.vocabulary_table(lm, matrix)
-    return experiments.build_problem(
-        lm,
-        experiment,
-        matrix,
-        vocab_module.regular_ids(table),
-        prompts=repo_root / experiment["sequences"]["file"],
-    )
+    prompts = repo_root / experiment["sequences"]["file"]
+    return experiments.build_problem_from_model(lm, experiment, prompts)
 
 
 def settings(**overrides):

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import loss_gradient
+from helpers import loss_gradient, make_problem
 
 from inputspace import engine, experiments, landscape, models, sources, spectrum, tiny
-from inputspace import vocab as vocab_module
 from inputspace.errors import InputspaceError
 from inputspace.sequences import from_prompts
 
@@ -135,15 +134,7 @@ def test_gradient_and_hessian_vector_products_by_taylor_tests(prepared, name):
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_engine_lowers_the_kl_and_keeps_frozen_positions(loaded, name, repo_root, monkeypatch):
     lm = loaded[name]
-    matrix = lm.vocab_embeddings()
-    table = vocab_module.vocabulary_table(lm, matrix)
-    problem, _ = experiments.build_problem(
-        lm,
-        PAIRS,
-        matrix,
-        vocab_module.regular_ids(table),
-        prompts=repo_root / PAIRS["sequences"]["file"],
-    )
+    problem, _ = make_problem(lm, repo_root, PAIRS)
     settings = engine.Settings(steps=20, lr=0.01)
     run = engine.optimise(lm, problem, settings, progress=False)
     batch = problem.batch
@@ -169,15 +160,7 @@ def test_embeddings_driven_to_infinity_stop_the_run_at_step_one(loaded, name, re
     Adam step (its step is about lr * sign(gradient)); the run stops there, naming the
     step and the first sequence, whatever the loss then does."""
     lm = loaded[name]
-    matrix = lm.vocab_embeddings()
-    table = vocab_module.vocabulary_table(lm, matrix)
-    problem, _ = experiments.build_problem(
-        lm,
-        PAIRS,
-        matrix,
-        vocab_module.regular_ids(table),
-        prompts=repo_root / PAIRS["sequences"]["file"],
-    )
+    problem, _ = make_problem(lm, repo_root, PAIRS)
     with pytest.raises(InputspaceError, match="non-finite embeddings at step 1 in sequence 0"):
         engine.optimise(lm, problem, engine.Settings(steps=5, lr=1e20), progress=False)
 

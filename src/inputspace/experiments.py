@@ -16,6 +16,7 @@ from inputspace.models import LanguageModel
 from inputspace.prompts import read_pairs
 from inputspace.recorder import Landmarks, Logging
 from inputspace.sequences import SequenceBatch, from_prompts
+from inputspace.vocab import regular_ids, vocabulary_table
 
 
 @torch.no_grad()
@@ -118,6 +119,16 @@ def build_problem(
     )
     problem = Problem(batch=batch, target_logprobs=target_logprobs(lm, targets))
     return problem, Landmarks(vocab=vocab, candidates=candidates, watch_ids=watch_ids)
+
+
+def build_problem_from_model(
+    lm: LanguageModel, experiment: dict[str, Any], prompts: Path | None = None
+) -> tuple[Problem, Landmarks]:
+    """`build_problem` with the vocabulary read off the model itself, as extract_vocab
+    writes it (for tests and benchmarks, which have no workflow files)."""
+    matrix = lm.vocab_embeddings()
+    candidates = regular_ids(vocabulary_table(lm, matrix))
+    return build_problem(lm, experiment, matrix, candidates, prompts=prompts)
 
 
 LOGGING_KEYS = ("log_points", "top_k", "save_logged_embeddings")

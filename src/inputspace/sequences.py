@@ -79,11 +79,9 @@ def trainable_positions(lm: LanguageModel, ids: Tensor, attention_mask: Tensor) 
 
 
 @torch.no_grad()
-def from_prompts(lm: LanguageModel, prompts: list[str]) -> SequenceBatch:
-    """Tokenize prompts (with their prediction sites) into a right-padded batch."""
-    texts = [render(p, lm.kind, lm.tokenizer.mask_token) for p in prompts]
-    token_lists = [lm.tokenizer(text).input_ids for text in texts]
-    ids, attention_mask = pad_batch(token_lists, _pad_id(lm))
+def of_ids(lm: LanguageModel, ids: Tensor, attention_mask: Tensor) -> SequenceBatch:
+    """A right-padded batch of token ids at their own input embeddings: its special
+    tokens and padding held, its prediction sites where the model kind puts them."""
     return SequenceBatch(
         ids=ids,
         attention_mask=attention_mask,
@@ -91,6 +89,13 @@ def from_prompts(lm: LanguageModel, prompts: list[str]) -> SequenceBatch:
         trainable=trainable_positions(lm, ids, attention_mask),
         sites=lm.prediction_sites(ids, attention_mask),
     )
+
+
+def from_prompts(lm: LanguageModel, prompts: list[str]) -> SequenceBatch:
+    """Tokenize prompts (with their prediction sites) into a right-padded batch."""
+    texts = [render(p, lm.kind, lm.tokenizer.mask_token) for p in prompts]
+    token_lists = [lm.tokenizer(text).input_ids for text in texts]
+    return of_ids(lm, *pad_batch(token_lists, _pad_id(lm)))
 
 
 @torch.no_grad()
