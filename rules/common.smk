@@ -234,34 +234,36 @@ def all_figures():
     ]
 
 
+def output_of(rule_name, key, **wildcards):
+    """A rule's named output for these wildcard values, as the rule itself names it."""
+    return apply_wildcards(getattr(getattr(rules, rule_name).rule.output, key), wildcards)
+
+
 def summary_inputs(wildcards):
-    """Every table the summary reads, named by what it is and whose (summary.table_key)."""
+    """Every table the summary reads, named by what it is and whose (keys.table_key), at
+    the path the rule that writes it names."""
     inputs = {}
     for model in MODELS:
         inputs[table_key("model", model=model)] = MODEL_FOLDER.format(model=model)
-        inputs[table_key("pairs", model=model)] = f"results/{model}/vocab_distances.parquet"
+        inputs[table_key("pairs", model=model)] = output_of("vocab_distances", "pairs", model=model)
     for experiment in EXPERIMENTS:
-        for table, name in EXPERIMENT_TABLES.items():
-            inputs[table_key(table, experiment)] = f"results/figures/{experiment}/{name}"
+        for table, (rule_name, key) in EXPERIMENT_TABLES.items():
+            inputs[table_key(table, experiment)] = output_of(rule_name, key, experiment=experiment)
     for experiment, model in case_studies():
-        path = f"results/figures/{experiment}/{model}_path.parquet"
+        path = output_of("case_study_path", "table", experiment=experiment, model=model)
         inputs[table_key("path", experiment, model)] = path
     for experiment, model in landscapes():
-        for table, name in LANDSCAPE_TABLES.items():
-            path = f"results/figures/{experiment}/{model}_{name}"
+        for table in LANDSCAPE_TABLES:
+            path = output_of("landscape", table, experiment=experiment, model=model)
             inputs[table_key(table, experiment, model)] = path
     return inputs
 
 
+# The summary's table -> (the rule that writes it, that rule's output name).
 EXPERIMENT_TABLES = {
-    "convergence": "convergence.csv",
-    "curves": "curves.parquet",
-    "displacement": "displacement.csv",
-    "counts": "backprojection_counts.csv",
+    "convergence": ("convergence_figures", "convergence"),
+    "curves": ("convergence_figures", "curves"),
+    "displacement": ("displacement_figures", "stats"),
+    "counts": ("token_tables", "counts"),
 }
-LANDSCAPE_TABLES = {
-    "solutions": "solutions.csv",
-    "flatness": "flatness.csv",
-    "barriers": "barriers.csv",
-    "nearness": "nearness.parquet",
-}
+LANDSCAPE_TABLES = ("solutions", "flatness", "barriers", "nearness")  # the landscape's outputs

@@ -42,7 +42,7 @@ from inputspace.errors import (
 )
 from inputspace.hashing import changed_files, file_digests, sha256_file
 from inputspace.manifest import MANIFEST
-from inputspace.origin import package_folder
+from inputspace.origin import cached_commit, package_folder
 
 SOURCE_KINDS = ("package_gguf", "hub", "local", "random")
 
@@ -195,13 +195,8 @@ def _load_hub(name: str, source: dict[str, Any], allow_downloads: bool) -> Loade
             f"{revision}) and copy it to $HF_HOME here, or point a 'local' source at a folder "
             f"holding the model [{type(error).__name__}]"
         ) from None
-    return model.eval(), tokenizer, {"resolved_commit": _cached_commit(repo_id, revision)}
-
-
-def _cached_commit(repo_id: str, revision: str) -> str:
-    """The commit the loaded files came from: the snapshot `revision` names in the cache."""
-    snapshot = huggingface_hub.snapshot_download(repo_id, revision=revision, local_files_only=True)
-    return Path(snapshot).name
+    # the commit the loaded files came from: the snapshot `revision` names in the cache
+    return model.eval(), tokenizer, {"resolved_commit": cached_commit(repo_id, revision)}
 
 
 def _load_local(name: str, source: dict[str, Any]) -> Loaded:
