@@ -1,7 +1,7 @@
 import torch
 from transformers import AutoTokenizer
 
-from inputspace import figures, files, gradients, runs, scripting, vocab
+from inputspace import analysis, figures, files, gradients, runs, scripting, vocab
 from inputspace.errors import InputspaceError
 from inputspace.geometry import VocabIndex
 from inputspace.manifest import read_manifest
@@ -40,7 +40,7 @@ def main(snakemake):
         matrix,
         VocabIndex(matrix, regular),
     )
-    named = gradients.name_tokens(path, table.token.to_numpy())
+    named = analysis.name_tokens(path, table.token.to_numpy())
     files.write_parquet(named, snakemake.output.table)
     files.write_csv(named, snakemake.output.csv)
     steps = files.read_parquet(snakemake.input.steps)

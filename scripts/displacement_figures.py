@@ -1,14 +1,13 @@
 import pandas as pd
 
-from inputspace import analysis, figures, files, runs, scripting
+from inputspace import analysis, figures, files, scripting
 
 
 def main(snakemake):
     figures.use(snakemake.params.style)
     experiment, models = snakemake.wildcards.experiment, snakemake.params.models
     moves = {
-        model: runs.RunEmbeddings.read(path).moves()
-        for model, path in zip(models, snakemake.input.embeddings)
+        model: analysis.run_moves(path) for model, path in zip(models, snakemake.input.embeddings)
     }
     stats = pd.DataFrame(
         [{"model": m, **analysis.displacement_stats(moves[m]).as_dict()} for m in models]

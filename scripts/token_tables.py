@@ -1,12 +1,13 @@
 import pandas as pd
 
-from inputspace import analysis, files, gradients, scripting, trajectory, vocab
+from inputspace import analysis, files, scripting, trajectory
 
 
 def main(snakemake):
     models = snakemake.params.models
     strings = {
-        m: vocab.read_table(path).token.to_numpy() for m, path in zip(models, snakemake.input.vocab)
+        m: files.read_parquet(path).token.to_numpy()
+        for m, path in zip(models, snakemake.input.vocab)
     }
     tokens = pd.concat(
         [trajectory.read(path, trajectory.TOKENS) for path in snakemake.input.tokens]
@@ -27,7 +28,7 @@ def _named(table: pd.DataFrame, strings: dict) -> pd.DataFrame:
         return table
     return pd.concat(
         [
-            gradients.name_tokens(rows, strings[model])
+            analysis.name_tokens(rows, strings[model])
             for model, rows in table.groupby("model", sort=False)
         ]
     )

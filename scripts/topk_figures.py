@@ -1,13 +1,14 @@
 import pandas as pd
 
-from inputspace import figures, files, scripting, trajectory, vocab
+from inputspace import figures, files, scripting, trajectory
 
 
 def main(snakemake):
     figures.use(snakemake.params.style)
     experiment, models = snakemake.wildcards.experiment, snakemake.params.models
     strings = {
-        m: vocab.read_table(path).token.to_numpy() for m, path in zip(models, snakemake.input.vocab)
+        m: files.read_parquet(path).token.to_numpy()
+        for m, path in zip(models, snakemake.input.vocab)
     }
     topk = pd.concat([trajectory.read(path, trajectory.TOPK) for path in snakemake.input.topk])
     first = topk[topk.seq == 0]

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from inputspace import analysis, figures, files, runs, scripting
+from inputspace import analysis, figures, files, scripting
 
 
 def main(snakemake):
@@ -10,7 +10,7 @@ def main(snakemake):
     for model, embeddings, pairs, nearest in zip(
         models, snakemake.input.embeddings, snakemake.input.pairs, snakemake.input.nearest
     ):
-        travel[model] = runs.RunEmbeddings.read(embeddings).moves().l2
+        travel[model] = analysis.run_moves(embeddings).l2
         curves[model] = analysis.density_curves(
             {
                 "travelled": travel[model],

@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import make_problem, recorded, settings
 
-from inputspace import config, engine, experiments, files, models, prompts, sources
+from inputspace import config, engine, experiments, files, models, prompts, sources, tensors
 from inputspace.errors import (
     DamagedFile,
     InputspaceError,
@@ -42,20 +42,42 @@ def flip_byte(path, position: int) -> None:
         stream.write(bytes([byte[0] ^ 0xFF]))
 
 
-def test_damaged_tensors_are_named_not_read(tmp_path):
+@pytest.mark.parametrize("read", [tensors.read_tensors, files.read_arrays], ids=["torch", "numpy"])
+def test_damaged_tensors_are_named_not_read(tmp_path, read):
     path = tmp_path / "x.safetensors"
-    files.write_tensors({"a": torch.arange(100.0), "mask": torch.ones(4, dtype=torch.bool)}, path)
-    tensors = files.read_tensors(path)
-    assert torch.equal(tensors["a"], torch.arange(100.0))
+    tensors.write_tensors({"a": torch.arange(100.0), "mask": torch.ones(4, dtype=torch.bool)}, path)
+    assert np.array_equal(np.asarray(read(path)["a"]), np.arange(100.0, dtype=np.float32))
     size = path.stat().st_size
     flip_byte(path, size - 50)  # inside the tensor data: still parses, wrong numbers
     with pytest.raises(DamagedFile) as error:
-        files.read_tensors(path)
+        read(path)
     assert str(path) in one_line(error) and "delete it" in str(error.value)
-    files.write_tensors({"a": torch.arange(100.0)}, path)
+    tensors.write_tensors({"a": torch.arange(100.0)}, path)
     os.truncate(path, size // 2)
     with pytest.raises(DamagedFile, match="delete it"):
-        files.read_tensors(path)
+        read(path)
+
+
+def test_numpy_and_torch_readers_agree_on_every_dtype_and_checksum(tmp_path):
+    path = tmp_path / "x.safetensors"
+    written = {
+        "f32": torch.randn(3, 4),
+        "f64": torch.randn(2, dtype=torch.float64),
+        "f16": torch.randn(5, dtype=torch.float16),
+        "i64": torch.arange(6).reshape(2, 3),
+        "i32": torch.arange(4, dtype=torch.int32),
+        "u8": torch.arange(3, dtype=torch.uint8),
+        "mask": torch.tensor([[True, False], [False, True]]),
+        "scalar": torch.tensor(2.5),
+        "empty": torch.zeros(0, 7),
+    }
+    tensors.write_tensors(written, path)
+    arrays = files.read_arrays(path)  # its checksum checked against the torch-written one
+    assert sorted(arrays) == sorted(written)
+    for name, tensor in written.items():
+        assert arrays[name].dtype == tensor.numpy().dtype, name
+        assert np.array_equal(arrays[name], tensor.numpy()), name
+    assert files.array_digest(arrays) == tensors.tensor_digest(written)
 
 
 def test_damaged_parquet_is_named_not_read(tmp_path):

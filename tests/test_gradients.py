@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inputspace import experiments, gradients, models, vocab
+from inputspace import analysis, experiments, gradients, models, vocab
 from inputspace.errors import PromptError
 from inputspace.geometry import VocabIndex
 from inputspace.sequences import from_prompts
@@ -179,6 +179,6 @@ def test_follow_path_matches_brute_force(tiny_models, name):
         assert row.heading_cosine == pytest.approx(float(headings.max()), abs=1e-5)
         distances = (matrix[candidates] - e).norm(dim=1)
         assert row.nearest_euclidean_id == int(candidates[distances.argmin()])
-    named = gradients.name_tokens(path, table.token.to_numpy())
+    named = analysis.name_tokens(path, table.token.to_numpy())
     assert (named[named.step == 0].heading_token == "").all()
     assert set(named.toward_token) == {table.token[i] for i in toward_ids}

@@ -1,13 +1,16 @@
 """Analyses over finished runs (experiments 2 to 5): pure functions from the trajectory
-tables and start/end embeddings to the tables behind every figure and the summary."""
+tables and start/end embeddings to the tables behind every figure and the summary.
+Without torch: the figure and table jobs that use it import neither torch nor
+transformers, and read a run's embeddings as numpy arrays."""
 
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy.stats import gaussian_kde
-from torch import Tensor
+
+from inputspace.files import read_arrays
 
 THRESHOLD = 1e-2  # "converged": KL below this
 SMALL_DISPLACEMENT = 0.02  # the study: "nearly all dimensions moved less than 0.02"
@@ -79,11 +82,17 @@ class Moves:
         return np.linalg.norm(self.delta, axis=1)
 
 
-def moves(start: Tensor, end: Tensor, trainable: Tensor) -> Moves:
+def moves(start: np.ndarray, end: np.ndarray, trainable: np.ndarray) -> Moves:
     """The displacement of every trainable position of [n, t, d] `start` and `end`."""
-    seq, pos = torch.nonzero(trainable, as_tuple=True)
+    seq, pos = np.nonzero(trainable)
     delta = (end - start)[seq, pos]
-    return Moves(delta.double().numpy(), seq.numpy(), pos.numpy())
+    return Moves(delta.astype(np.float64), seq.astype(np.int64), pos.astype(np.int64))
+
+
+def run_moves(embeddings: str | os.PathLike) -> Moves:
+    """`moves` of a run's embeddings file (as `runs.RunEmbeddings` writes it)."""
+    arrays = read_arrays(embeddings)
+    return moves(arrays["start"], arrays["end"], arrays["trainable"])
 
 
 @dataclass
@@ -235,3 +244,15 @@ def headings(tokens: pd.DataFrame) -> pd.DataFrame:
             "watch_ranks": "watch_rank",
         }
     ).reset_index(drop=True)
+
+
+def name_tokens(table: pd.DataFrame, strings: np.ndarray) -> pd.DataFrame:
+    """Add a string column beside every `*_id` column: `token` for `token_id`, else
+    `<name>_token` (empty where the id is -1 or missing: a heading of a token that has not
+    moved)."""
+    out = table.copy()
+    for column in [c for c in table if c.endswith("_id")]:
+        ids = pd.to_numeric(table[column], errors="coerce").fillna(-1).astype(int).to_numpy()
+        name = "token" if column == "token_id" else column.removesuffix("_id") + "_token"
+        out[name] = np.where(ids >= 0, strings[np.clip(ids, 0, None)], "")
+    return out

@@ -5,6 +5,10 @@ names the path. Tensors and tables carry checksums (a digest in the safetensors
 metadata, Parquet page checksums) that every read verifies, so a truncated or damaged
 intermediate file stops the rule that reads it with one line naming the file, never a
 figure drawn from garbage.
+
+Nothing here imports torch: figure and table jobs read tensor files as numpy arrays
+(`read_arrays`); `inputspace.tensors` writes and reads them as torch tensors, with the
+same checksum (`content_digest`).
 """
 
 import contextlib
@@ -15,13 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-from torch import Tensor
 
 from inputspace.errors import DamagedFile, WriteFailed, first_line
 
@@ -61,34 +63,38 @@ def partial_of(path: str | os.PathLike) -> Path:
 # ------------------------------------------------------------------ tensors
 
 
-def tensor_digest(tensors: dict[str, Tensor]) -> str:
-    """sha256 over the names, dtypes, shapes and bytes of `tensors`."""
+def content_digest(contents: dict[str, tuple[str, list[int], np.ndarray]]) -> str:
+    """The checksum a tensor file carries: sha256 over each tensor's name, dtype (as torch
+    spells it, e.g. `torch.float32`), shape and bytes (a flat uint8 array), in name order."""
     digest = hashlib.sha256()
-    for name in sorted(tensors):
-        tensor = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # the bytes, not a copy
+    for name in sorted(contents):
+        dtype, shape, raw = contents[name]
+        digest.update(f"{name}:{dtype}:{shape};".encode())
+        digest.update(raw)
     return digest.hexdigest()
 
 
-def write_tensors(tensors: dict[str, Tensor], path: str | os.PathLike) -> None:
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
-    with atomic_output(path) as partial:
-        save_file(tensors, str(partial), metadata={DIGEST_KEY: tensor_digest(tensors)})
+def array_digest(arrays: dict[str, np.ndarray]) -> str:
+    """`content_digest` of numpy arrays: the same value as of the equal torch tensors."""
+    contents = {}
+    for name, array in arrays.items():
+        flat = np.ascontiguousarray(array).reshape(-1)
+        contents[name] = (f"torch.{array.dtype.name}", list(array.shape), flat.view(np.uint8))
+    return content_digest(contents)
 
 
-def read_tensors(path: str | os.PathLike) -> dict[str, Tensor]:
-    """The tensors of a file `write_tensors` wrote; DamagedFile unless it reads back whole
-    and matches its digest."""
+def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The tensors of a file `tensors.write_tensors` wrote, as numpy arrays (without
+    torch); DamagedFile unless it reads back whole and matches its digest."""
     try:
-        with safe_open(str(path), framework="pt") as stream:
+        with safe_open(str(path), framework="numpy") as stream:
             written = (stream.metadata() or {}).get(DIGEST_KEY)
-            tensors = {name: stream.get_tensor(name) for name in stream.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+            arrays = {name: stream.get_tensor(name) for name in stream.keys()}
+    except (SafetensorError, OSError, ValueError, TypeError) as error:
         raise damaged(path, error) from None
-    if written != tensor_digest(tensors):
+    if written != array_digest(arrays):
         raise damaged(path, "its content does not match the checksum written with it")
-    return tensors
+    return arrays
 
 
 # ------------------------------------------------------------------ tables

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from inputspace.files import read_tensors, write_tensors
+from inputspace.tensors import read_tensors, write_tensors
 
 
 @dataclass(frozen=True)

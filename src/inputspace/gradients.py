@@ -201,15 +201,3 @@ def follow_path(
                 )
             )
     return pd.concat(parts, ignore_index=True)
-
-
-def name_tokens(table: pd.DataFrame, strings: np.ndarray) -> pd.DataFrame:
-    """Add a string column beside every `*_id` column: `token` for `token_id`, else
-    `<name>_token` (empty where the id is -1 or missing: a heading of a token that has not
-    moved)."""
-    out = table.copy()
-    for column in [c for c in table if c.endswith("_id")]:
-        ids = pd.to_numeric(table[column], errors="coerce").fillna(-1).astype(int).to_numpy()
-        name = "token" if column == "token_id" else column.removesuffix("_id") + "_token"
-        out[name] = np.where(ids >= 0, strings[np.clip(ids, 0, None)], "")
-    return out

@@ -13,11 +13,11 @@ from torch import Tensor
 from inputspace import trajectory
 from inputspace.analysis import THRESHOLD, Moves, moves
 from inputspace.engine import Settings
-from inputspace.files import read_tensors, write_tensors
 from inputspace.hashing import sha256_file
 from inputspace.provenance import RUN_METADATA
 from inputspace.recorder import Logging, Result
 from inputspace.sequences import SequenceBatch
+from inputspace.tensors import read_tensors, write_tensors
 
 
 def fingerprint(
@@ -96,7 +96,7 @@ class RunEmbeddings:
         )
 
     def moves(self) -> Moves:
-        return moves(self.start, self.end, self.trainable)
+        return moves(self.start.numpy(), self.end.numpy(), self.trainable.numpy())
 
     @classmethod
     def read(cls, path: str | Path) -> "RunEmbeddings":

@@ -81,6 +81,8 @@ def _warn_on_console_and_in(log: TextIO, rule: str) -> Callable[..., None]:
 
 
 def _limit_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, int(threads)))
+    """Torch's threads, where the script imported torch (a figure or table job does not,
+    and is not made to pay for it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(max(1, int(threads)))

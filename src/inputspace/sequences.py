@@ -11,10 +11,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from inputspace.files import read_tensors, write_tensors
 from inputspace.geometry import Ellipse, sample_ellipse
 from inputspace.models import LanguageModel
 from inputspace.prompts import render
+from inputspace.tensors import read_tensors, write_tensors
 
 NO_TOKEN = -1
 

@@ -6,8 +6,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from inputspace.files import read_parquet, read_tensors, write_parquet, write_tensors
+from inputspace.files import read_parquet, write_parquet
 from inputspace.models import LanguageModel
+from inputspace.tensors import read_tensors, write_tensors
 
 MATRIX_KEY = "embeddings"
 
