@@ -1,4 +1,7 @@
 # Figures and tables over the finished runs of one experiment, its models side by side.
+# Each reads tables and draws in seconds, without torch: on a cluster they run on the
+# submitting machine (localrule), where a SLURM job would wait in the queue for longer
+# than it runs (docs/cluster.md).
 
 
 rule convergence_figures:
@@ -13,6 +16,7 @@ rule convergence_figures:
         convergence="results/figures/{experiment}/convergence.csv",
     log:
         "results/logs/convergence_figures/{experiment}.log",
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -38,6 +42,7 @@ rule displacement_figures:
         profiles="results/figures/{experiment}/favoured.parquet",
     log:
         "results/logs/displacement_figures/{experiment}.log",
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -63,6 +68,7 @@ rule travel_density:
         densities="results/figures/{experiment}/travel_density.parquet",
     log:
         "results/logs/travel_density/{experiment}.log",
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -97,6 +103,7 @@ rule token_tables:
         ),
     log:
         "results/logs/token_tables/{experiment}.log",
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -121,6 +128,7 @@ rule topk_figures:
         table="results/figures/{experiment}/topk.csv",
     log:
         "results/logs/topk_figures/{experiment}.log",
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -144,6 +152,7 @@ rule summary:
         html=report("results/summary.html", caption="../report/summary.rst", category="Summary"),
     log:
         "results/logs/summary.log",
+    localrule: True
     conda:
         ENV
     threads: 1

@@ -10,6 +10,7 @@ rule provenance_report:
         report("results/provenance.html", caption="../report/provenance.rst", category="Provenance"),
     log:
         "results/logs/provenance_report.log",
+    localrule: True
     conda:
         ENV
     threads: 1

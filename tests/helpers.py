@@ -17,6 +17,31 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_CONFIG = "tests/configs/small.yaml"
 SMALL_MODEL = "tiny_model"  # the folder small.yaml's one model is read from
 
+# The rules whose jobs go to SLURM (each reads a model or its vocabulary matrix; every
+# one runs for tests/configs/small.yaml), and those that run on the submitting machine
+# (`localrule: True`: they read tables and draw in seconds, without torch).
+SLURM_RULES = {
+    "prepare_model",
+    "extract_vocab",
+    "fit_ellipse",
+    "vocab_distances",
+    "sample_sequences",
+    "optimize",
+    "gradient_case_study",
+    "case_study_path",
+    "landscape",
+}
+LOCAL_RULES = {
+    "convergence_figures",
+    "displacement_figures",
+    "travel_density",
+    "token_tables",
+    "topk_figures",
+    "summary",
+    "provenance_report",
+    "audit",
+}
+
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
     """This workflow's snakemake, run in `workdir` with `args`."""

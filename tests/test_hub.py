@@ -4,11 +4,12 @@ step and sequence counts lowered (a second --configfile, merged over the first).
 
 import os
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, hub_snapshot, snakemake_command
+from helpers import LOCAL_RULES, REPO, SLURM_RULES, hub_snapshot, snakemake_command
 
 from inputspace import tiny
 from inputspace.manifest import read_manifest
@@ -47,24 +48,31 @@ def model_folder(tmp: Path, name: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    """$HF_HOME with both paper models cached at COMMIT, and a finished run."""
-    root = tmp_path_factory.mktemp("hub")
-    home, workdir = root / "hf_home", root / "work"
-    workdir.mkdir()
+def cache(tmp_path_factory) -> Path:
+    """$HF_HOME with both paper models cached at COMMIT."""
+    root = tmp_path_factory.mktemp("cache")
+    home = root / "hf_home"
     for name, model in PAPER["models"].items():
         folder = model_folder(root, name)
         hub_snapshot(home / "hub", model["source"]["id"], folder, COMMIT)
+    return home
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, cache):
+    """A finished run of the paper config from the cache, with lowered counts."""
+    home, workdir = cache, tmp_path_factory.mktemp("hub")
     (workdir / "smaller.yaml").write_text(yaml.safe_dump(SMALLER))
     done = paper(workdir, home, "--cores", "2", "--max-threads", "1")
     assert done.returncode == 0, done.stderr[-4000:]
     return workdir, home, done.stdout + done.stderr
 
 
-def paper(workdir: Path, home: Path, *args: str, extra: str = "smaller.yaml"):
+def paper(workdir: Path, home: Path, *args: str, extra: str | None = "smaller.yaml"):
     environ = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     environ.pop("HF_HUB_CACHE", None)
-    configs = ["--configfile", str(REPO / "configs/paper.yaml"), str(workdir / extra)]
+    configs = ["--configfile", str(REPO / "configs/paper.yaml")]
+    configs += [str(workdir / extra)] if extra else []
     command = snakemake_command(workdir, *args, *configs)
     return subprocess.run(command, capture_output=True, text=True, env=environ, timeout=1800)
 
@@ -96,6 +104,25 @@ def planned_outputs(dry_run: str, rule: str) -> list[str]:
         elif current == rule and line.startswith("    output: "):
             found.append(line.removeprefix("    output: ").strip())
     return found
+
+
+def test_through_slurm_the_paper_config_submits_only_the_jobs_that_need_a_model(cache, tmp_path):
+    """The README's command, planned (`-n`, which does not say which jobs are local: the
+    rules' own `localrule` flags do, tests/test_imports.py)."""
+    done = paper(tmp_path, cache, "-n", "--profile", str(REPO / "profiles/slurm"), extra=None)
+    assert done.returncode == 0, done.stderr[-3000:]
+    planned = Counter(
+        line.split()[1].rstrip(":") for line in done.stdout.splitlines() if line.startswith("rule ")
+    )
+    submitted = {rule: n for rule, n in planned.items() if rule not in LOCAL_RULES | {"all"}}
+    assert set(submitted) == SLURM_RULES  # the paper config plans every rule
+    experiments = PAPER["experiments"].values()
+    models = {model for experiment in experiments for model in experiment["models"]}
+    assert submitted["optimize"] == sum(len(e["models"]) for e in experiments) == 6
+    assert submitted["prepare_model"] == len(models) and sum(submitted.values()) == 24
+    figure_rules = 5  # per experiment, in rules/analysis.smk
+    local = sum(planned.values()) - sum(submitted.values())
+    assert local == figure_rules * len(experiments) + 3  # + summary, provenance page, all
 
 
 def test_a_new_snapshot_behind_main_is_a_changed_model(hub, tmp_path):

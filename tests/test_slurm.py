@@ -1,24 +1,29 @@
 """The workflow on a real SLURM scheduler: profiles/slurm as it ships, fitted to one small
-node by command-line overrides only (cluster/one-node-slurm.sh brings such a cluster up;
+node by command-line overrides only (tests/cluster/one-node-slurm.sh brings such a cluster up;
 .ci/run does, and sets INPUTSPACE_REQUIRE_SLURM=1 so that these tests cannot be skipped).
 
-Every job must be a SLURM job with the partition, GPU, memory, time and CPUs that the
-profile gives its rule; the tables must equal a local run's; and the scheduler's faults
-(scancel, a request no node satisfies, a time limit, a killed Snakemake) must end as
-the README promises.
+The jobs that need a model must be SLURM jobs with the partition, GPU, memory, time and
+CPUs that the profile gives their rule, and the figure and table jobs must run on the
+submitting machine; the tables must equal a local run's; the plugin's efficiency report
+must be written; and the scheduler's faults (scancel, a request no node satisfies, a
+time limit, a killed Snakemake) must end as the README promises.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from helpers import (
+    LOCAL_RULES,
     RUN,
+    SLURM_RULES,
     SMALL_CONFIG,
     SMALL_MODEL,
     TABLES,
@@ -60,7 +65,9 @@ def slurm():
     if why and os.environ.get("INPUTSPACE_REQUIRE_SLURM") == "1":
         pytest.fail(f"SLURM is required here (INPUTSPACE_REQUIRE_SLURM=1) but {why}")
     if why:
-        pytest.skip(f"no SLURM cluster answers ({why}); cluster/one-node-slurm.sh up brings one")
+        pytest.skip(
+            f"no SLURM cluster answers ({why}); tests/cluster/one-node-slurm.sh up brings one"
+        )
 
 
 def fitted(value, key):
@@ -165,13 +172,33 @@ def profile_value(rule: str, key: str):
 # ------------------------------------------------------------------ the tiny config on SLURM
 
 
+def run_id(log: str) -> str:
+    """The id the plugin gives every SLURM job of one Snakemake run (their job name)."""
+    (found,) = re.findall(r"SLURM run ID: (\S+)", log)
+    return found
+
+
+def rules_in_accounting(log: str) -> dict[str, str]:
+    """sacct's jobs of the run that wrote `log`: SLURM job id -> rule (the plugin puts
+    `rule_<name>_wildcards_...` in each job's comment)."""
+    done = subprocess.run(
+        ["sacct", "-X", "-P", "-n", f"--name={run_id(log)}", "-o", "JobID,Comment"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = (line.split("|", 1) for line in done.stdout.splitlines())
+    return {job: comment.removeprefix("rule_").split("_wildcards_")[0] for job, comment in rows}
+
+
 @pytest.fixture(scope="module")
 def slurm_run(tmp_path_factory, small_run):
-    """tests/configs/small.yaml through SLURM, in a working directory of its own."""
+    """tests/configs/small.yaml through SLURM, in a working directory of its own, with
+    the plugin's efficiency report."""
     workdir = tmp_path_factory.mktemp("slurm_run")
     shutil.copytree(small_run / SMALL_MODEL, workdir / SMALL_MODEL)
     started = time.monotonic()
-    result = run(slurm_command(workdir, small_run / SMALL_CONFIG))
+    result = run(slurm_command(workdir, small_run / SMALL_CONFIG, "--slurm-efficiency-report"))
     seconds = time.monotonic() - started
     (workdir / "snakemake.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -179,12 +206,23 @@ def slurm_run(tmp_path_factory, small_run):
     return workdir, result.stdout + result.stderr
 
 
-def test_every_job_is_a_slurm_job_sized_as_the_profile_says(slurm_run):
+def test_only_the_jobs_that_need_a_model_reach_slurm(slurm_run):
+    _, log = slurm_run
+    in_accounting = rules_in_accounting(log)
+    assert set(in_accounting.values()) == SLURM_RULES
+    assert set(in_accounting) == set(submitted(log))
+    ran_here = {rule for rule, _ in cluster.announced_jobs(log).values()} - SLURM_RULES
+    assert ran_here == LOCAL_RULES - {"audit"} | {"all"}  # the audit runs on request
+    for rule in ran_here:
+        assert f"localrule {rule}:" in log, rule
+
+
+def test_every_slurm_job_is_sized_as_the_profile_says(slurm_run):
     _, log = slurm_run
     jobs = submitted(log)
     finished = log.count("Finished jobid")
     local = log.count("localrule ")
-    assert len(jobs) == finished - local > 20, (len(jobs), finished, local)
+    assert len(jobs) == finished - local > 10, (len(jobs), finished, local)
     records = accounting(jobs)
     rules = set()
     for job_id, (rule, asked) in jobs.items():
@@ -201,6 +239,25 @@ def test_every_job_is_a_slurm_job_sized_as_the_profile_says(slurm_run):
     assert {"optimize", "gradient_case_study", "landscape", "prepare_model"} <= rules
     experiments = yaml.safe_load((REPO / SMALL_CONFIG).read_text())["experiments"]
     assert sum(1 for rule, _ in jobs.values() if rule == "optimize") == len(experiments)
+
+
+def test_the_efficiency_report_has_every_slurm_job_against_its_request(slurm_run):
+    workdir, log = slurm_run
+    report = workdir / f"efficiency_report_{run_id(log)}.csv"
+    assert f"saved to {report}" in log
+    rows = pd.read_csv(report).to_dict("records")
+    by_job = {str(row["JobID"]).split(".")[0]: row for row in rows}
+    jobs = submitted(log)
+    assert set(by_job) == set(jobs) and len(rows) == len(jobs)  # each job's one step
+    for job_id, (rule, asked) in jobs.items():
+        row = by_job[job_id]
+        assert row["RuleName"].removeprefix("rule_").split("_wildcards_")[0] == rule
+        assert row["RequestedMem_MB"] == int(asked["mem_mb"]), (rule, row)
+        assert 0 < row["MaxRSS_MB"] < row["RequestedMem_MB"], (rule, row)
+        assert row["Memory Usage (%)"] == pytest.approx(
+            100 * row["MaxRSS_MB"] / row["RequestedMem_MB"], abs=0.01
+        )
+        assert 0 <= row["CPU Efficiency (%)"], (rule, row)
 
 
 def test_slurm_tables_equal_a_local_run(slurm_run, small_run):
@@ -221,12 +278,18 @@ def test_audit_calls_every_slurm_figure_fresh_and_names_its_job(slurm_run):
     table = (workdir / "results/audit.tsv").read_text().splitlines()
     assert len(table) > 30 and all("\tfresh\t" in row for row in table[1:]), table[:5]
     jobs = submitted(log)
+    rules = set()
     for sidecar in (workdir / "results/figures").rglob(f"*{provenance.SIDECAR}"):
-        made = yaml.safe_load(sidecar.read_text())["made_on"]
+        record = yaml.safe_load(sidecar.read_text())
+        made, rule = record["made_on"], record["rule"]
+        rules.add(rule)
+        if rule in LOCAL_RULES:  # drawn by the submitting Snakemake, outside SLURM
+            assert made["slurm"] is None, sidecar
+            continue
         assert made["slurm"]["job_id"] in jobs and made["slurm"]["node"], sidecar
-        assert made["slurm"]["partition"] == profile_value(
-            jobs[made["slurm"]["job_id"]][0], "slurm_partition"
-        )
+        assert jobs[made["slurm"]["job_id"]][0] == rule
+        assert made["slurm"]["partition"] == profile_value(rule, "slurm_partition")
+    assert rules & LOCAL_RULES and rules - LOCAL_RULES
 
 
 # ------------------------------------------------------------------ faults on the scheduler
