@@ -1,6 +1,7 @@
 """What every Snakemake script needs: its log, its thread count, one-line errors."""
 
 import contextlib
+import os
 import signal
 import sys
 import traceback
@@ -11,6 +12,8 @@ from typing import Any, TextIO
 
 from inputspace import provenance, termination
 from inputspace.errors import InputspaceError, InputspaceWarning
+
+LOADED_MODULES = "INPUTSPACE_LOADED_MODULES"
 
 
 def run(main: Callable[[Any], None], snakemake: Any) -> None:
@@ -34,6 +37,7 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
                 _limit_threads(snakemake.threads)
                 main(snakemake)
                 _stamp_figures(snakemake)
+                _note_loaded_modules(snakemake.rule)
             except InputspaceError as error:
                 print(f"ERROR: {error}", file=log)
                 print(f"inputspace [{snakemake.rule}]: {error}", file=sys.__stderr__)
@@ -50,7 +54,8 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
 
 def _stamp_figures(snakemake: Any) -> None:
     """Every figure a job writes carries the job's provenance record."""
-    figures = [Path(p) for p in snakemake.output if Path(p).suffix in provenance.FIGURE_SUFFIXES]
+    outputs = [Path(p) for p in snakemake.output]
+    figures = [p for p in outputs if p.suffix in provenance.FIGURE_SUFFIXES]
     if not figures:
         return
     job = provenance.Job(
@@ -58,10 +63,24 @@ def _stamp_figures(snakemake: Any) -> None:
         wildcards=dict(snakemake.wildcards.items()),
         params=dict(snakemake.params.items()),
         inputs=[Path(p) for p in snakemake.input],
+        outputs=[p for p in outputs if p not in figures],
+        config=dict(snakemake.config),
+        threads=int(snakemake.threads),
     )
     provenance.stamp_figures(job, figures, Path(snakemake.scriptdir).parent)
     for figure in figures:
         print(f"provenance recorded in {figure} and beside it")
+
+
+def _note_loaded_modules(rule: str) -> None:
+    """With INPUTSPACE_LOADED_MODULES naming a folder, the top-level modules this job
+    loaded, one file per job: a test holds them against the libraries the rule's code
+    digest found (inputspace.codebase) without running anything."""
+    folder = os.environ.get(LOADED_MODULES)
+    if folder:
+        names = sorted({name.split(".")[0] for name in sys.modules})
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{rule}-{os.getpid()}.txt").write_text("\n".join(names) + "\n")
 
 
 def _warn_on_console_and_in(log: TextIO, rule: str) -> Callable[..., None]:
