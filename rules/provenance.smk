@@ -31,13 +31,15 @@ rule audit:
         "results/logs/audit.log",
     localrule: True
     conda:
-        ENV
+        "../envs/audit.yaml"  # the jobs' libraries and Snakemake, whose plan it reads
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
     params:
         figures="results/figures",
+        digests=str(DIGESTS.path),
+        deployment=DEPLOYMENT,  # the plan's params are the run's: the same --sdm
         asked=time.time_ns(),
     script:
         "../scripts/audit.py"
