@@ -97,17 +97,15 @@ def test_changed_libraries_are_named_from_what_snakemake_recorded(tmp_path):
     (tmp_path / ".snakemake/metadata" / key).write_text(json.dumps(record))
     recorded = plan.recorded_params(tmp_path, "results/fig.png")
     assert plan.params_changes(recorded, root, tmp_path) == [
-        f"its libraries changed: -gone 1.0, pyyaml 5.0 -> {now['pyyaml']}"
+        f"its libraries: -gone 1.0, pyyaml 5.0 -> {now['pyyaml']}"
     ]
     script.write_text("import yaml\nX = 1\n")
-    assert plan.params_changes(recorded, root, tmp_path)[1].startswith("its code changed")
+    assert plan.params_changes(recorded, root, tmp_path)[1].startswith("its code (scripts/fig.py")
     record["params"][1] = repr(now)
     script.write_text("import yaml\n")
     (tmp_path / ".snakemake/metadata" / key).write_text(json.dumps(record))
     recorded = plan.recorded_params(tmp_path, "results/fig.png")
-    assert plan.params_changes(recorded, root, tmp_path) == [
-        "the config it reads (or its model source) changed"
-    ]
+    assert plan.params_changes(recorded, root, tmp_path) == ["the config it reads"]
     assert plan.recorded_params(tmp_path, "results/never-made.png") is None
 
 

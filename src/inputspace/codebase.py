@@ -35,6 +35,12 @@ HARNESS = frozenset({f"{PACKAGE}.scripting", f"{PACKAGE}.errors"})
 # Build and install tools some libraries require (torch requires setuptools to compile
 # extensions, which no job does): never part of a computation, so not a rule's library.
 TOOLING = frozenset({"pip", "setuptools", "wheel"})
+# Libraries a library loads at run time when they are installed, without requiring them:
+# transformers reads GGUF files with gguf, loads weights through accelerate and imports
+# scipy with a model's code; torch imports tqdm. They count as that library's
+# requirements. (tests/test_audit.py holds the modules every job of a run had loaded
+# against its rule's libraries: one missing here fails it.)
+COMPANIONS = {"transformers": ("accelerate", "gguf", "scipy"), "torch": ("tqdm",)}
 
 
 class UnresolvedImport(InputspaceError):
@@ -357,8 +363,9 @@ REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*
 
 def _requirements(dist: metadata.Distribution) -> list[str]:
     """The distributions `dist` requires here: not those of its extras, nor those whose
-    environment marker does not hold on this Python and platform."""
-    names = []
+    environment marker does not hold on this Python and platform; with the libraries it
+    loads at run time (COMPANIONS)."""
+    names = list(COMPANIONS.get(_normalised(dist.metadata["Name"] or ""), ()))
     for line in dist.requires or []:
         match = REQUIREMENT.match(line)
         if match and _marker_holds(match[3]):

@@ -154,13 +154,13 @@ def own_cause(output: Output, plan: Plan) -> str:
     if output.status != "params changed":
         return OWN_CAUSES[output.status]
     changes = params_changes(recorded_params(plan.workdir, output.path), plan.root, plan.workdir)
-    return "; ".join(changes) if changes else OWN_CAUSES[output.status]
+    return "its params changed: " + "; ".join(changes) if changes else OWN_CAUSES[output.status]
 
 
 def params_changes(recorded: list[object] | None, root: Path, workdir: Path) -> list[str]:
-    """Which of a rule's params that Snakemake recorded differ now: its libraries (each
-    version that changed), its code; [] when only the config it reads (or its model
-    source) can have changed, or nothing was recorded."""
+    """Which of a rule's params that Snakemake recorded differ now: its model source's
+    content, its libraries (each version that changed), its code; else the config it
+    reads; [] when nothing was recorded."""
     if not recorded:
         return []
     code = next(
@@ -176,10 +176,10 @@ def params_changes(recorded: list[object] | None, root: Path, workdir: Path) -> 
     if libraries is not None:
         moved = version_changes(libraries, codebase.libraries(script, package, environment))
         if moved:
-            found.append("its libraries changed: " + ", ".join(moved))
+            found.append("its libraries: " + ", ".join(moved))
     if codebase.digest(script, package) != code["digest"]:
-        found.append(f"its code changed ({code['script']} or a package module it imports)")
-    return found or ["the config it reads (or its model source) changed"]
+        found.append(f"its code ({code['script']} or a package module it imports)")
+    return found or ["the config it reads"]
 
 
 def source_changes(recorded: list[object], workdir: Path) -> list[str]:
@@ -199,8 +199,8 @@ def source_changes(recorded: list[object], workdir: Path) -> list[str]:
         differing = sorted(
             k for k in files[0].keys() | files[1].keys() if files[0].get(k) != files[1].get(k)
         )
-        return [f"its model source's content changed: {', '.join(differing)}"]
-    return ["its model source's content changed"]
+        return [f"its model source's content: {', '.join(differing)}"]
+    return ["its model source's content"]
 
 
 @contextlib.contextmanager

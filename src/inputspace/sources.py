@@ -135,10 +135,6 @@ def _load(name: str, source: dict[str, Any], allow_downloads: bool) -> Loaded:
 
 
 def _load_package_gguf(name: str, source: dict[str, Any]) -> Loaded:
-    # transformers dequantizes GGUF files with this library: imported here, it counts
-    # among this job's libraries (inputspace.codebase), whose versions rerun the job
-    import gguf  # noqa: F401
-
     package, filename = source["package"], source["file"]
     folder = package_folder(name, package)
     gguf_path = folder / filename
