@@ -148,7 +148,7 @@ def build(
     problems = _inconsistencies(jobs, files)
     if problems:
         raise CrateError(problems[0] + (f" (and {len(problems) - 1} more)" if problems[1:] else ""))
-    builder = _Builder(workflow, files, Path(workdir))
+    builder = _Builder(workflow, files)
     builder.describe(jobs, contents, [t for t in targets if t in files.digests])
     return _write(builder.crate, files, Path(destination), jobs, targets)
 
@@ -178,6 +178,12 @@ class _Files:
     def __init__(self, workdir: Path, root: Path):
         self.workdir, self.root = workdir, root
         self.digests: dict[str, dict[str, str]] = {}  # run path -> {file in it: sha256}
+        self.hashed: dict[Path, str] = {}  # each file read, by where it lies
+
+    def sha256_of(self, file: Path) -> str:
+        if file not in self.hashed:
+            self.hashed[file] = sha256_file(file)
+        return self.hashed[file]
 
     def add(self, path: str) -> None:
         if path in self.digests:
@@ -185,9 +191,9 @@ class _Files:
         full = self.full(path)
         if full.is_dir():
             found = sorted(p for p in full.rglob("*") if p.is_file() and p.name not in BOOKKEEPING)
-            self.digests[path] = {p.relative_to(full).as_posix(): sha256_file(p) for p in found}
+            self.digests[path] = {p.relative_to(full).as_posix(): self.sha256_of(p) for p in found}
         elif full.is_file():
-            self.digests[path] = {"": sha256_file(full)}
+            self.digests[path] = {"": self.sha256_of(full)}
             sidecar = Path(str(full) + record.SIDECAR)
             if full.suffix in FIGURES and sidecar.is_file():
                 self.add(path + record.SIDECAR)
@@ -224,7 +230,7 @@ def _inconsistencies(jobs: list[history.Job], files: _Files) -> list[str]:
                     "(and the run's --configfile), then build the crate again"
                 )
         for path in job.outputs:
-            damaged = files.full(path).is_dir() and damage(files.full(path))
+            damaged = files.full(path).is_dir() and damage(files.full(path), files.sha256_of)
             if damaged:
                 found.append(f"{path}: {damaged}")
     return found
@@ -249,12 +255,11 @@ def _figure_digests(job: history.Job, files: _Files) -> dict[str, str]:
 class _Builder:
     """The crate's metadata, entity by entity, with rocrate."""
 
-    def __init__(self, workflow: Workflow, files: _Files, workdir: Path):
-        self.workflow, self.files, self.workdir = workflow, files, workdir
+    def __init__(self, workflow: Workflow, files: _Files):
+        self.workflow, self.files = workflow, files
         self.crate = ROCrate(version=RO_CRATE)
         self.crate.metadata.extra_terms.update(TERMS)
         self.entities: dict[str, Any] = {}  # run path -> its data entity
-        self.people: dict[str, Any] = {}
 
     def describe(self, jobs: list[history.Job], contents: dict, results: list[str]) -> None:
         self._root(jobs, results)
@@ -273,8 +278,8 @@ class _Builder:
         root = self.crate.root_dataset
         configs = _workflow_paths(self.workflow.root, self.workflow.configfiles, [])
         config = ", ".join(configs) or "config.yaml"
-        figures = [r for r in results if r.endswith(FIGURES)]
-        root["name"] = f"inputspace run ({config}): {len(figures)} figures, {len(jobs)} jobs"
+        figures = [p for p in self.files.digests if p.endswith(FIGURES)]
+        root["name"] = f"inputspace run ({config}): {len(figures)} figure files, {len(jobs)} jobs"
         root["description"] = (
             "A run of the inputspace workflow (gradient descent in the input-embedding "
             "space of language models) as a Provenance Run Crate: the workflow, the run's "
@@ -501,7 +506,7 @@ class _Builder:
         full = self.files.full(path)
         if not full.is_file():
             return None
-        self.files.digests[path] = {"": sha256_file(full)}
+        self.files.digests[path] = {"": self.files.sha256_of(full)}
         return self._data_entity(path)
 
     def _person(self, user: str) -> Any:
