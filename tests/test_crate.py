@@ -42,12 +42,15 @@ def recorded(workdir: Path, output: str, **job) -> None:
     path.write_text(json.dumps({"incomplete": False, "record_format_version": 6, **job}))
 
 
-def noted(workdir: Path, log: str, rule: str, **wildcards) -> None:
+SLURM = {"job_id": "52", "node": "n7", "partition": "gpu", "cluster": "c1"}
+
+
+def noted(workdir: Path, log: str, rule: str, slurm=None, **wildcards) -> None:
     note = {
         "rule": rule,
         "wildcards": wildcards,
         "threads": 1,
-        "made_on": {"host": "node7", "slurm": None},
+        "made_on": {"host": "n7" if slurm else "node7", "slurm": slurm},
         "user": "ada",
         "params": {"colour": "blue", "code": {"script": f"scripts/{rule}.py", "digest": "c0de"}},
         "libraries": {"python": "3.11.7", "pandas": "3.1.1"},
@@ -89,7 +92,7 @@ def made_up(tmp_path) -> tuple[Path, crate.Workflow]:
         write(Path(str(figure) + record.SIDECAR), json.dumps(record_of))
         drawn[f"results/{name}"] = figure
     write(work / "results/fig.csv", "x\n2\n")
-    noted(work, "results/logs/draw.log", "draw")
+    noted(work, "results/logs/draw.log", "draw", slurm=SLURM)
     for output, end in (("results/fig.png", 120.5), ("results/other.png", 121.0)):
         recorded(
             work,
@@ -158,7 +161,7 @@ def test_a_runs_jobs_are_read_back_from_snakemakes_records_and_their_notes(made_
     assert draw.outputs == ("results/fig.csv", "results/fig.png", "results/other.png")
     assert (draw.start, draw.end) == (120.0, 121.0)
     assert draw.params == ("blue", {"script": "x", "digest": "c0de"})
-    assert draw.note["made_on"]["host"] == "node7" and draw.name == "draw"
+    assert draw.note["made_on"]["slurm"]["job_id"] == "52" and draw.name == "draw"
     table = jobs["results/table.csv"]
     assert table.name == "make_table (name=a)" and table.inputs == ("raw.txt",)
     assert history.chain(["results/fig.png"], jobs) == [table, draw]  # makers first
@@ -209,6 +212,10 @@ def test_a_crate_reads_back_with_every_file_digest_caption_record_and_action(mad
         "1970-01-01T00:02:01+00:00",
     )
     assert {e.id for e in draw["result"]} >= {"results/fig.png", "results/fig.csv"}
+    assert draw["location"]["name"] == "node n7 of SLURM cluster c1 (partition gpu)"
+    assert "SLURM job 52 on node n7" in draw["description"]
+    made = published.get("#job/make_table/name=a")
+    assert made["location"]["name"] == "host node7" and "ran on node7;" in made["description"]
     step = published.get("#step/draw")
     assert step["workExample"].id == "#rule/draw" and int(step["position"]) == 1
     assert int(published.get("#step/make_table")["position"]) == 0

@@ -513,12 +513,17 @@ class _Builder:
         return self._context(f"#user/{quote(user)}", "Person", name=user)
 
     def _place(self, made_on: dict[str, Any]) -> Any:
+        """The machine a job ran on: a host, or a SLURM cluster's node."""
         slurm = made_on.get("slurm")
-        if slurm:
-            key = f"#slurm/{quote(str(slurm.get('cluster')))}/{quote(str(slurm.get('node')))}"
-        else:
-            key = f"#host/{quote(str(made_on.get('host')))}"
-        return self._context(key, "Place", name=describe_place({**made_on, "slurm": None}))
+        if not slurm:
+            host = str(made_on.get("host"))
+            return self._context(f"#host/{quote(host)}", "Place", name=f"host {host}")
+        node, cluster = str(slurm.get("node")), str(slurm.get("cluster"))
+        return self._context(
+            f"#slurm/{quote(cluster)}/{quote(node)}",
+            "Place",
+            name=f"node {node} of SLURM cluster {cluster} (partition {slurm.get('partition')})",
+        )
 
     def _raw_models(self, job: history.Job, action: Any) -> None:
         """A prepare_model job read its model's raw source: each prepared folder's
