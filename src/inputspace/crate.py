@@ -669,8 +669,12 @@ def _job_key(job: history.Job) -> str:
 
 def _describe_job(job: history.Job) -> str:
     note = job.note or {}
-    where = describe_place(note.get("made_on")) if note.get("made_on") else "not recorded"
-    parts = [f"Snakemake job of rule {job.name}", f"ran on {where}"]
+    where = (
+        f"ran on {describe_place(note['made_on'])}"
+        if note.get("made_on")
+        else "where it ran: not recorded (its log holds no note)"
+    )
+    parts = [f"Snakemake job of rule {job.name}", where]
     if note.get("user"):
         parts.append(f"as {note['user']}")
     if note.get("threads"):
