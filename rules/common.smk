@@ -4,7 +4,8 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.io import apply_wildcards, is_flagged
+from snakemake import __version__ as SNAKEMAKE_VERSION
+from snakemake.io import apply_wildcards, get_flag_value, is_flagged
 from snakemake.settings.types import DeploymentMethod
 
 # Snakemake itself needs the package installed (setup.sh does it); every job imports it
@@ -326,3 +327,62 @@ EXPERIMENT_TABLES = {
     "counts": ("token_tables", "counts"),
 }
 LANDSCAPE_TABLES = ("solutions", "flatness", "barriers", "nearness")  # the landscape's outputs
+
+
+# ------------------------------------------------------------------ the crate (snakemake crate)
+
+FIGURE_FILES = (".png", ".gif", ".pdf", ".svg")
+
+
+def figure_files():
+    """Every figure file of this config (PNG, GIF and their print copies), each with the
+    caption file (relative to the workflow folder) of the figure it shows: a print copy
+    shows its PNG."""
+    found = {}
+    for names, requests in figure_groups():
+        for name in names:
+            outputs = getattr(rules, name).rule.output
+            captions = {str(f): caption_of(f) for f in figures_of(name)}
+            for f in (f for f in outputs if f.endswith(FIGURE_FILES)):
+                caption = captions.get(str(f)) or captions.get(str(f).rsplit(".", 1)[0] + ".png")
+                for wildcards in requests:
+                    found[apply_wildcards(f, wildcards)] = caption
+    return found
+
+
+def caption_of(figure):
+    caption = get_flag_value(figure, "report").caption
+    path = Path(caption.get_path_or_uri(secret_free=True)).resolve()
+    return path.relative_to(Path(workflow.basedir).resolve()).as_posix()
+
+
+def crate_targets(wildcards):
+    """What the crate describes: everything rule all makes, or the figures crate_figures
+    names (one line if an entry names none)."""
+    if not config["crate_figures"]:
+        return list(rules.all.input)
+    from inputspace.crate import chosen  # here: it loads rocrate, which only the crate needs
+
+    try:
+        return chosen(config["crate_figures"], figure_files())
+    except InputspaceError as error:
+        sys.exit(f"inputspace: {error}")
+
+
+def rule_descriptions():
+    """Each rule's docstring, script and rule file (relative to the workflow folder)."""
+    base = Path(workflow.basedir).resolve()
+
+    def relative(path):
+        full = Path(path).resolve()
+        return full.relative_to(base).as_posix() if full.is_relative_to(base) else str(full)
+
+    described = {}
+    for declared in workflow.rules:
+        script = declared.script and declared.basedir.join(declared.script)
+        described[declared.name] = {
+            "doc": declared.docstring,
+            "file": relative(declared.snakefile),
+            "script": script and relative(script.get_path_or_uri(secret_free=True)),
+        }
+    return described

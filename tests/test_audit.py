@@ -265,6 +265,7 @@ EDITS = [
         spares=(BARK_KL, ELLIPSE),
     ),
     Edit("figures", set_in("figures", "one_column", 3.3), reaches=(ELLIPSE, BARK_KL)),
+    Edit("crate_figures", set_in("crate_figures", [BARK_KL]), spares=(BARK_KL, ELLIPSE)),
     # files
     Edit(
         "a comment in a package module",

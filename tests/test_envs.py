@@ -33,7 +33,16 @@ def conda_pins(name: str) -> dict[str, str]:
     return pins(pip_lists[0])
 
 
-TOOLS = ("snakemake", "snakemake-executor-plugin-", "pytest", "ruff", "snakefmt", "black")
+TOOLS = (
+    "snakemake",
+    "snakemake-executor-plugin-",
+    "pytest",
+    "ruff",
+    "snakefmt",
+    "black",
+    "rocrate",
+    "roc-validator",
+)
 
 
 def test_the_two_conda_envs_together_pin_requirements_txt_exactly():

@@ -18,7 +18,6 @@ import html
 import json
 import platform
 import re
-import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from PIL.PngImagePlugin import PngInfo
 from inputspace import codebase
 from inputspace.codebase import installed_versions
 from inputspace.files import atomic_output
+from inputspace.gitstate import git_state
 from inputspace.hashing import sha256_file
 from inputspace.manifest import MANIFEST, is_prepared, read_manifest
 from inputspace.place import where_made
@@ -43,21 +43,6 @@ VECTOR = (".pdf", ".svg")
 FIGURE_SUFFIXES = RASTER + VECTOR
 
 # ------------------------------------------------------------------ code and environment
-
-
-def git_state(root: Path) -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
 def runtime_libraries(

@@ -1,6 +1,8 @@
 """What every Snakemake script needs: its log, its thread count, one-line errors."""
 
 import contextlib
+import getpass
+import json
 import os
 import signal
 import sys
@@ -10,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from inputspace import provenance, termination
+from inputspace import history, provenance, termination
 from inputspace.errors import InputspaceError, InputspaceWarning
+from inputspace.place import where_made
 
 LOADED_MODULES = "INPUTSPACE_LOADED_MODULES"
 
@@ -34,6 +37,7 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
         warnings.showwarning = _warn_on_console_and_in(log, snakemake.rule)
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             try:
+                print(history.note_line(_note(snakemake)), file=log)
                 _limit_threads(snakemake.threads)
                 main(snakemake)
                 _stamp_figures(snakemake)
@@ -50,6 +54,32 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
             except Exception:
                 traceback.print_exc(file=log)  # a bug: keep the whole story in the log
                 raise
+
+
+def _note(snakemake: Any) -> dict[str, Any]:
+    """What the job's log says first, for the run's crate (inputspace.history): where
+    it runs and for whom, its params by name and the libraries it runs with."""
+    params = json.loads(json.dumps(dict(snakemake.params.items()), default=str))
+    scripts = getattr(snakemake, "scriptdir", None)  # where the code lies (not in bare tests)
+    root = Path(scripts).parent if scripts else None
+    return {
+        "rule": snakemake.rule,
+        "wildcards": dict(snakemake.wildcards.items()),
+        "threads": int(snakemake.threads),
+        "made_on": where_made(),
+        "user": _user(),
+        "params": params,
+        "libraries": provenance.runtime_libraries(
+            params.get("libraries"), params.get("code"), root
+        ),
+    }
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in a container
+        return None
 
 
 def _stamp_figures(snakemake: Any) -> None:
