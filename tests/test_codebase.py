@@ -17,7 +17,9 @@ def tree(tmp_path):
     (package / "sub").mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / "used.py").write_text("from inputspace import deeper\n\nX = 1\n")
-    (package / "deeper.py").write_text("from . import leaf\nfrom .sub import inner\n")
+    (package / "deeper.py").write_text(
+        "from . import leaf\nfrom .sub import inner\n\nY = leaf.f()\n"
+    )
     (package / "leaf.py").write_text("def f():\n    return 1\n")
     (package / "sub/__init__.py").write_text('"""A subpackage."""\n')
     (package / "sub/inner.py").write_text("from .. import leaf\nimport inputspace.sub.far\n")
@@ -180,3 +182,16 @@ def test_a_module_run_as_python_m_is_a_library_of_the_code(tree):
     script, package = tree
     edited(package / "leaf.py", "return 1", 'return [sys.executable, "-m", "snakemake", "-n"]')
     assert "snakemake" in codebase.third_party(script, package)
+
+
+def test_a_module_renamed_and_imported_by_its_new_name_is_no_change(tree):
+    script, package = tree
+    before = codebase.digest(script, package)
+    shutil.move(package / "leaf.py", package / "sub/renamed_leaf.py")
+    edited(package / "deeper.py", "from . import leaf", "from .sub import renamed_leaf")
+    edited(package / "deeper.py", "Y = leaf.f()", "Y = renamed_leaf.f()")
+    edited(package / "sub/inner.py", "from .. import leaf", "from . import renamed_leaf as leaf")
+    assert "sub/renamed_leaf.py" in names(script, package)
+    assert codebase.digest(script, package) == before
+    edited(package / "sub/renamed_leaf.py", "return 1", "return 3")  # its content still counts
+    assert codebase.digest(script, package) != before

@@ -52,7 +52,7 @@ def digest(script: Path, package: Path) -> str:
     holding the package's modules). Modules without statements (a subpackage's bare
     __init__) do not count, so that moving modules into subpackages is no change."""
     files = [Path(script), *imported_modules(script, package)]
-    contents = [_read(path).digest for path in files if not _read(path).empty]
+    contents = [_content_digest(path, Path(package)) for path in files if not _read(path).empty]
     total = hashlib.sha256(contents[0].encode())
     for module in sorted(contents[1:]):
         total.update(module.encode())
@@ -136,10 +136,25 @@ def _module_name(file: Path, package: Path) -> str:
 
 @dataclass(frozen=True)
 class _Source:
+    text: str
     imports: tuple[tuple[str, int, tuple[str, ...]], ...]  # (module, level, names) of each
-    digest: str  # of the normalised tree
     empty: bool  # no statement besides docstrings
     third_party: frozenset[str]
+
+    def bound_modules(self, name: str, is_package: bool) -> dict[str, str]:
+        """Names this file binds to package modules (`from inputspace.a import b as c`:
+        c -> inputspace.a.b, if that is a module), as candidates to check."""
+        bound = {}
+        for module, level, names in self.imports:
+            base = _absolute(module, level, name, is_package)
+            if not _in_package(base):
+                continue
+            for alias, as_name in names:
+                if level == 0 and not alias:  # import inputspace.a.b as c
+                    bound[as_name] = base
+                elif alias and alias != "*":
+                    bound[as_name or alias] = f"{base}.{alias}"
+        return bound
 
     def package_imports(self, name: str, is_package: bool) -> set[tuple[str, bool]]:
         """(dotted package module, whether it must exist) for each import of this file
@@ -150,7 +165,9 @@ class _Source:
             base = _absolute(module, level, name, is_package)
             if _in_package(base):
                 found.add((base, True))
-                found |= {(f"{base}.{alias}", False) for alias in names if alias != "*"}
+                found |= {
+                    (f"{base}.{alias}", False) for alias, _ in names if alias and alias != "*"
+                }
         return found
 
 
@@ -174,25 +191,27 @@ def _read(path: Path) -> _Source:
 
 @functools.cache  # keyed by inode, change time and size: an edit within one process is seen
 def _parsed(path: str, inode: int, ctime_ns: int, size: int) -> _Source:
-    tree = ast.parse(Path(path).read_text(), filename=path)
+    text = Path(path).read_text()
+    tree = ast.parse(text, filename=path)
     imports = tuple(_imports(tree))
     top = {module.split(".")[0] for module, level, _ in imports if module and not level}
     third_party = {n for n in top if n != PACKAGE and n not in sys.stdlib_module_names}
-    normalised = _Normaliser().visit(tree)
-    _drop_docstrings(normalised)
-    empty = all(isinstance(node, ast.Pass) for node in normalised.body)
-    digest = hashlib.sha256(ast.dump(normalised).encode()).hexdigest()
-    return _Source(imports, digest, empty, frozenset(third_party))
+    _drop_docstrings(tree)
+    empty = all(isinstance(node, ast.Pass) for node in tree.body)
+    return _Source(text, imports, empty, frozenset(third_party))
 
 
 def _imports(tree: ast.Module):
-    """(module, level, names bound from it) of every import statement, anywhere in the
-    file, and of every module the file runs as `python -m <module>` (a command's list)."""
+    """(module, level, (name, as) bound from it) of every import statement, anywhere in
+    the file, and of every module the file runs as `python -m <module>` (a command's list);
+    `import a.b as c` gives ('a.b', 0, (('', 'c'),))."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            yield from ((alias.name, 0, ()) for alias in node.names)
+            for alias in node.names:
+                yield alias.name, 0, (("", alias.asname),) if alias.asname else ()
         elif isinstance(node, ast.ImportFrom):
-            yield node.module or "", node.level, tuple(alias.name for alias in node.names)
+            names = tuple((alias.name, alias.asname) for alias in node.names)
+            yield node.module or "", node.level, names
         elif isinstance(node, ast.List | ast.Tuple):
             words = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
             for flag, module in zip(words, words[1:]):
@@ -200,13 +219,46 @@ def _imports(tree: ast.Module):
                     yield module, 0, ()
 
 
+def _content_digest(path: Path, package: Path) -> str:
+    """sha256 of a file's syntax tree as the code digest counts it (see the module's
+    docstring); a name bound to a package module stands for that module's own digest, so
+    that a module renamed or moved (and imported under its new name) is no change."""
+    stat = Path(path).stat()
+    return _digested(
+        str(Path(path).resolve()), stat.st_ino, stat.st_ctime_ns, stat.st_size, str(package)
+    )
+
+
+@functools.cache
+def _digested(path: str, inode: int, ctime_ns: int, size: int, package: str) -> str:
+    source, folder = _read(Path(path)), Path(package)
+    inside = Path(path).is_relative_to(folder)
+    importer = _module_name(Path(path), folder) if inside else ""
+    modules = {}
+    for name, module in source.bound_modules(importer, Path(path).name == "__init__.py").items():
+        file = _module_file(folder.joinpath(*module.split(".")[1:]))
+        if file is not None and file.resolve() != Path(path):
+            modules[name] = "module " + _content_digest(file, folder)
+    tree = _Normaliser(modules).visit(ast.parse(source.text, filename=path))
+    _drop_docstrings(tree)
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
 class _Normaliser(ast.NodeTransformer):
     """Leave out what cannot change an output: the messages of raised errors and of
-    warnings, and the path of package imports (the names they bind stay)."""
+    warnings, the path of package imports, and the names package modules are bound to
+    (each stands for the module's digest)."""
+
+    def __init__(self, modules: dict[str, str]):
+        self.modules = modules  # bound name -> what stands for it
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        node.id = self.modules.get(node.id, node.id)
+        return node
 
     def visit_Raise(self, node: ast.Raise) -> ast.Raise:
         exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
-        return ast.Raise(exc=exc, cause=None)
+        return ast.Raise(exc=exc and self.visit(exc), cause=None)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         func = node.func
@@ -219,12 +271,20 @@ class _Normaliser(ast.NodeTransformer):
         for alias in node.names:
             if _in_package(alias.name):
                 alias.name = PACKAGE
+                self._rename(alias)
         return node
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.ImportFrom:
         if node.level or _in_package(node.module or ""):
             node.module, node.level = PACKAGE, 0
+            for alias in node.names:
+                self._rename(alias)
         return node
+
+    def _rename(self, alias: ast.alias) -> None:
+        bound = alias.asname or alias.name
+        if bound in self.modules:
+            alias.name, alias.asname = self.modules[bound], None
 
 
 def _drop_docstrings(tree: ast.Module) -> None:
