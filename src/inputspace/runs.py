@@ -14,7 +14,6 @@ from inputspace import trajectory
 from inputspace.analysis import THRESHOLD, Moves, moves
 from inputspace.engine import Settings
 from inputspace.hashing import sha256_file
-from inputspace.provenance import RUN_METADATA
 from inputspace.recorder import Logging, Result
 from inputspace.sequences import SequenceBatch
 from inputspace.tensors import read_tensors, write_tensors
@@ -56,7 +55,9 @@ def write_run(
     """The three tables (with `run_info`, e.g. device and seed, in their Parquet metadata)
     and the embeddings."""
     label = {"model": model, "experiment": experiment}
-    metadata = {RUN_METADATA: json.dumps(run_info, default=str).encode()} if run_info else None
+    metadata = (
+        {trajectory.RUN_METADATA: json.dumps(run_info, default=str).encode()} if run_info else None
+    )
     trajectory.write_columns({**label, **result.steps}, trajectory.STEPS, output.steps, metadata)
     trajectory.write_columns({**label, **result.tokens}, trajectory.TOKENS, output.tokens, metadata)
     trajectory.write_columns({**label, **result.topk}, trajectory.TOPK, output.topk, metadata)
