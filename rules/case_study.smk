@@ -40,6 +40,7 @@ rule gradient_figure:
         ),
     log:
         "results/logs/gradient_figure/{model}_{experiment}.log",
+    localrule: True
     conda:
         ENV
     threads: 1

@@ -36,6 +36,7 @@ rule ellipse_figure:
         ),
     log:
         "results/logs/ellipse_figure/{model}.log",
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -94,6 +95,7 @@ rule sample_norms_figure:
         ),
     log:
         "results/logs/sample_norms_figure/{model}_{experiment}.log",
+    localrule: True
     conda:
         ENV
     threads: 1

@@ -44,6 +44,7 @@ rule landscape_figures:
         **printed("nearness_figure", landscape_figure("nearness.png", "nearness")),
     log:
         "results/logs/landscape_figures/{model}_{experiment}.log",
+    localrule: True
     conda:
         ENV
     threads: 1

@@ -1,13 +1,13 @@
 import json
 from pathlib import Path
 
-from inputspace import figures, files, scripting, vocab
+from inputspace import figures, files, scripting
 
 
 def main(snakemake):
     figures.use(snakemake.params.style)
     drawn = files.read_parquet(snakemake.input.drawn).norm.to_numpy()
-    table = vocab.read_table(snakemake.input.table)
+    table = files.read_parquet(snakemake.input.table)
     comparison = json.loads(Path(snakemake.input.norms).read_text())
     title = (
         f"{snakemake.wildcards.model} / {snakemake.wildcards.experiment}"

@@ -32,6 +32,10 @@ SLURM_RULES = {
     "landscape",
 }
 LOCAL_RULES = {
+    "ellipse_figure",
+    "sample_norms_figure",
+    "gradient_figure",
+    "landscape_figures",
     "convergence_figures",
     "displacement_figures",
     "travel_density",
@@ -40,6 +44,7 @@ LOCAL_RULES = {
     "summary",
     "provenance_report",
     "audit",
+    "crate",
 }
 
 

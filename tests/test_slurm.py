@@ -211,8 +211,8 @@ def test_only_the_jobs_that_need_a_model_reach_slurm(slurm_run):
     in_accounting = rules_in_accounting(log)
     assert set(in_accounting.values()) == SLURM_RULES
     assert set(in_accounting) == set(submitted(log))
-    ran_here = {rule for rule, _ in cluster.announced_jobs(log).values()} - SLURM_RULES
-    assert ran_here == LOCAL_RULES - {"audit"} | {"all"}  # the audit runs on request
+    ran_here = {rule for rule, _ in diagnoses.announced_jobs(log).values()} - SLURM_RULES
+    assert ran_here == LOCAL_RULES - {"audit", "crate"} | {"all"}  # these two run on request
     for rule in ran_here:
         assert f"localrule {rule}:" in log, rule
 
