@@ -25,6 +25,15 @@ RULES = (
     "travel_density token_tables topk_figures landscape summary provenance_report "
     "ellipse_figure sample_norms_figure gradient_figure landscape_figures"
 ).split()
+FIGURE_OF_DATA = {
+    "ellipse_figure": "fit_ellipse",
+    "sample_norms_figure": "sample_sequences",
+    "gradient_figure": "gradient_case_study",
+    "landscape_figures": "landscape",
+}
+ANALYSIS_RULES = (
+    "convergence_figures displacement_figures travel_density token_tables topk_figures".split()
+)
 SMALLER = {  # the counts only: every other value is the paper's
     "experiments": {
         "bark_neigh": {"optimize": {"steps": 12, "log_points": 4}},
@@ -121,9 +130,14 @@ def test_through_slurm_the_paper_config_submits_only_the_jobs_that_need_a_model(
     models = {model for experiment in experiments for model in experiment["models"]}
     assert submitted["optimize"] == sum(len(e["models"]) for e in experiments) == 6
     assert submitted["prepare_model"] == len(models) and sum(submitted.values()) == 24
-    figure_rules = 5  # per experiment, in rules/analysis.smk
-    local = sum(planned.values()) - sum(submitted.values())
-    assert local == figure_rules * len(experiments) + 3  # + summary, provenance page, all
+    local = {rule: n for rule, n in planned.items() if rule in LOCAL_RULES | {"all"}}
+    assert sum(local.values()) + sum(submitted.values()) == sum(planned.values())
+    for figures, data in FIGURE_OF_DATA.items():  # one figure job per data job
+        assert local[figures] == submitted[data], (figures, data)
+    for rule in ANALYSIS_RULES:  # one per experiment, its models side by side
+        assert local[rule] == len(experiments), rule
+    assert local["summary"] == local["provenance_report"] == local["all"] == 1
+    assert set(local) == LOCAL_RULES - {"audit", "crate"} | {"all"}  # those two on request
 
 
 def test_a_new_snapshot_behind_main_is_a_changed_model(hub, tmp_path):
