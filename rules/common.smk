@@ -23,7 +23,7 @@ try:
     from inputspace.manifest import damage
     from inputspace.config import checked, load_schema, without_notes
     from inputspace.errors import InputspaceError
-    from inputspace.keys import table_key
+    from inputspace.keys import RUN_FILES, table_key
 except ModuleNotFoundError as missing:
     sys.exit(
         f"inputspace: cannot import {missing.name!r}; run ./setup.sh (or pip install -e . in {workflow.basedir})"
@@ -129,17 +129,9 @@ ENV = "../envs/inputspace.yaml"
 EXPERIMENTS = config["experiments"]
 
 
-RUN_TABLES = {
-    "steps": "steps.parquet",
-    "tokens": "tokens.parquet",
-    "topk": "topk.parquet",
-    "embeddings": "embeddings.safetensors",
-}
-
-
 def run_files(experiment="{experiment}", model="{model}"):
     """An optimisation run's files (as patterns unless both names are given)."""
-    return {key: f"results/{model}/runs/{experiment}/{name}" for key, name in RUN_TABLES.items()}
+    return {key: f"results/{model}/runs/{experiment}/{name}" for key, name in RUN_FILES.items()}
 
 
 def samples_input(wildcards):

@@ -12,6 +12,7 @@ import torch
 
 from inputspace import engine, experiments, models, recorder, sources
 from inputspace.hashing import sha256_file
+from inputspace.keys import RUN_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CONFIG = "tests/configs/small.yaml"
@@ -105,7 +106,7 @@ def hub_snapshot(cache: Path, repo_id: str, folder: Path, commit: str) -> Path:
 # ------------------------------------------------------------------ fault-injection runs
 
 RUN = "results/tiny_llama/runs/prompt_pairs"
-TABLES = ("steps.parquet", "tokens.parquet", "topk.parquet", "embeddings.safetensors")
+TABLES = tuple(RUN_FILES.values())
 SPLIT_WORD = " xylophone"  # more than one token of the tiny tokenizer
 
 

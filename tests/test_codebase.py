@@ -93,6 +93,9 @@ def test_what_changes_the_digest(tree, name, old, new, counts):
     before = codebase.digest(script, package)
     edited(script if name.startswith("scripts") else package / name, old, new)
     assert (codebase.digest(script, package) != before) is counts
+    codebase._parsed.cache_clear()  # as the next Snakemake process would see it
+    codebase._digested.cache_clear()
+    assert (codebase.digest(script, package) != before) is counts
 
 
 def test_the_wording_of_errors_and_warnings_is_not_code(tree):

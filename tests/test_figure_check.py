@@ -10,6 +10,7 @@ from PIL.PngImagePlugin import PngInfo
 from test_provenance import stamped  # noqa: F401 (a fixture)
 
 from inputspace import figure_check, plan, provenance, record
+from inputspace.audit import Verdict
 
 
 def plan_of(figure, pending=False, status="ok"):
@@ -27,10 +28,10 @@ def test_a_copy_is_fresh_and_unchanged_and_says_what_made_it(stamped, tmp_path):
     (png, pdf, _), _ = stamped
     for made in (png, pdf):
         data = record.read(made)
-        verdict = figure_check.check(copied(made, tmp_path), plan_of(made), tmp_path)
-        assert verdict.status == figure_check.FRESH, verdict.lines
-        assert "fresh (Snakemake would not make it again); image unchanged" in verdict.lines[0]
-        text = "\n".join(verdict.lines)
+        answer = figure_check.check(copied(made, tmp_path), plan_of(made), tmp_path)
+        assert answer.verdict == Verdict.FRESH, answer.lines
+        assert "fresh (Snakemake would not make it again); image unchanged" in answer.lines[0]
+        text = "\n".join(answer.lines)
         assert "by rule fig" in text and '"lr": 0.01' in text and "sha256 c0de" in text
         assert f"numpy {data['libraries']['numpy']}" in text
 
@@ -38,16 +39,16 @@ def test_a_copy_is_fresh_and_unchanged_and_says_what_made_it(stamped, tmp_path):
 def test_stale_when_snakemake_would_make_it_again_or_has_made_another(stamped, tmp_path):  # noqa: F811
     (png, _, svg), _ = stamped
     copy = copied(png, tmp_path)
-    verdict = figure_check.check(copy, plan_of(png, True, "params changed"), tmp_path)
-    assert verdict.status == figure_check.STALE
-    assert "its params changed" in verdict.lines[0]
+    answer = figure_check.check(copy, plan_of(png, True, "params changed"), tmp_path)
+    assert answer.verdict == Verdict.STALE
+    assert "its params changed" in answer.lines[0]
     nothing = plan.Plan({}, tmp_path, tmp_path)
-    assert figure_check.check(copy, nothing, tmp_path).status == figure_check.STALE  # not made
+    assert figure_check.check(copy, nothing, tmp_path).verdict == Verdict.STALE  # not made
 
     svg_copy = copied(svg, tmp_path)
     svg.write_text(svg.read_text().replace("#1f77b4", "#000000"))  # the workflow made it again
-    verdict = figure_check.check(svg_copy, plan_of(svg), tmp_path)
-    assert verdict.status == figure_check.STALE and "now shows another picture" in verdict.lines[0]
+    answer = figure_check.check(svg_copy, plan_of(svg), tmp_path)
+    assert answer.verdict == Verdict.STALE and "now shows another picture" in answer.lines[0]
 
 
 def test_a_copy_whose_pixels_were_edited_says_so(stamped, tmp_path):  # noqa: F811
@@ -60,9 +61,9 @@ def test_a_copy_whose_pixels_were_edited_says_so(stamped, tmp_path):  # noqa: F8
     info = PngInfo()
     info.add_text(provenance.KEY, text)
     Image.fromarray(pixels).save(figure, pnginfo=info)
-    verdict = figure_check.check(figure, plan_of(png), tmp_path)
-    assert verdict.status == figure_check.STALE
-    assert "changed after it was made" in verdict.lines[0]
+    answer = figure_check.check(figure, plan_of(png), tmp_path)
+    assert answer.verdict == Verdict.STALE
+    assert "changed after it was made" in answer.lines[0]
 
 
 def test_no_record_or_a_damaged_one_is_one_line(tmp_path):
@@ -79,16 +80,16 @@ def test_no_record_or_a_damaged_one_is_one_line(tmp_path):
         (damaged, "is damaged"),
         (cut, "is damaged"),
     ):
-        verdict = figure_check.check(figure, plan.Plan({}, tmp_path, tmp_path), tmp_path)
-        assert verdict.status == figure_check.UNVERIFIABLE and len(verdict.lines) == 1
-        assert says in verdict.lines[0]
+        answer = figure_check.check(figure, plan.Plan({}, tmp_path, tmp_path), tmp_path)
+        assert answer.verdict == Verdict.UNVERIFIABLE and len(answer.lines) == 1
+        assert says in answer.lines[0]
 
 
 def test_a_missing_file_or_checkout_is_unverifiable(tmp_path, capsys):
     missing = str(tmp_path / "missing.png")
     elsewhere = str(tmp_path / "gone")
-    assert figure_check.main([missing, "--checkout", elsewhere]) == figure_check.UNVERIFIABLE
+    assert figure_check.main([missing, "--checkout", elsewhere]) == 2
     assert "is no inputspace checkout" in capsys.readouterr().out
     (tmp_path / "Snakefile").write_text("this is not a workflow\n")
-    assert figure_check.main([missing, "--checkout", str(tmp_path)]) == figure_check.UNVERIFIABLE
+    assert figure_check.main([missing, "--checkout", str(tmp_path)]) == 2
     assert "Snakemake could not plan the workflow" in capsys.readouterr().out

@@ -51,10 +51,10 @@ def test_the_causes_are_upstream_and_named_once_per_job(planned):
 
 
 def test_verdicts(planned):
-    assert audit.plan_verdict("results/figures/geometry/m.png", planned)[0] == audit.FRESH
+    assert audit.plan_verdict("results/figures/geometry/m.png", planned)[0] == audit.Verdict.FRESH
     state, why = audit.plan_verdict("results/figures/e/kl.png", planned)
-    assert state == audit.STALE and "(optimize): its params changed" in why
-    assert audit.plan_verdict("results/figures/gone.png", planned)[0] == audit.NOT_MADE
+    assert state == audit.Verdict.STALE and "(optimize): its params changed" in why
+    assert audit.plan_verdict("results/figures/gone.png", planned)[0] == audit.Verdict.NOT_MADE
 
 
 @pytest.mark.parametrize(

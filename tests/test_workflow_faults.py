@@ -124,9 +124,12 @@ def test_a_damaged_matrix_stops_the_rule_that_reads_it(undisturbed, tmp_path):
     shutil.copytree(undisturbed, workdir, symlinks=True)
     matrix = workdir / "results/tiny_llama/vocab.safetensors"
     flip_byte(matrix, matrix.stat().st_size - 100)
+    drawn = (workdir / ELLIPSE_FIGURE).read_bytes()
     line = one_line(snakemake(workdir, ELLIPSE_FIGURE))  # newer input: fit_ellipse reruns
     assert "results/tiny_llama/vocab.safetensors is damaged or incomplete" in line
-    assert not (workdir / ELLIPSE_FIGURE).exists()
+    assert not (workdir / "results/tiny_llama/ellipse.safetensors").exists()
+    assert not (workdir / "results/tiny_llama/ellipse_spectrum.parquet").exists()
+    assert (workdir / ELLIPSE_FIGURE).read_bytes() == drawn  # its job never ran
 
 
 def test_a_full_disk_names_the_path_and_leaves_no_output(undisturbed, tmp_path):

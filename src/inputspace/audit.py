@@ -7,6 +7,7 @@ the one the workflow made.
 
 import json
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
@@ -16,37 +17,55 @@ from inputspace.hashing import sha256_file
 from inputspace.manifest import damage
 from inputspace.record import SIDECAR
 
-FRESH, STALE, CHANGED, NOT_MADE = "fresh", "stale", "changed", "not made"
+
+class Verdict(StrEnum):
+    """What the audit and figure_check say of a figure."""
+
+    FRESH = "fresh"  # Snakemake would not make it again, and the file is as it was made
+    STALE = "stale"  # Snakemake would make it again (or the checkout's copy differs)
+    CHANGED = "changed"  # the file, or a prepared model it shows, changed after it was made
+    NOT_MADE = "not made"  # the workflow with this config does not make it
+    UNVERIFIABLE = "unverifiable"  # no record, a damaged one, no such file
+
+    @property
+    def exit_status(self) -> int:
+        """figure_check's exit status for it: 0 fresh, 2 cannot tell, else 1."""
+        return {Verdict.FRESH: 0, Verdict.UNVERIFIABLE: 2}.get(self, 1)
 
 
-def plan_verdict(path: str, planned: plan.Plan) -> tuple[str, str]:
+def plan_verdict(path: str, planned: plan.Plan) -> tuple[Verdict, str]:
     """(status, why) of the output at `path` (relative to the working directory)."""
     output = planned.get(path)
     if output is None:
-        return NOT_MADE, "the workflow with this config does not make it"
+        return Verdict.NOT_MADE, "the workflow with this config does not make it"
     if output.pending:
-        return STALE, "Snakemake would make it again: " + "; ".join(plan.causes(path, planned))
-    return FRESH, "Snakemake would not make it again"
+        return Verdict.STALE, "Snakemake would make it again: " + "; ".join(
+            plan.causes(path, planned)
+        )
+    return Verdict.FRESH, "Snakemake would not make it again"
 
 
 def model_verdict(
     record: dict, workdir: Path, digest: Callable[[Path], str] = sha256_file
-) -> tuple[str, str] | None:
-    """(CHANGED, why) if a prepared model the figure shows no longer holds what
+) -> tuple[Verdict, str] | None:
+    """(Verdict.CHANGED, why) if a prepared model the figure shows no longer holds what
     prepare_model wrote (as found in `workdir`)."""
     for model in (record.get("models") or {}).values():
         folder = (model or {}).get("folder")
         damaged = folder and damage(Path(workdir) / folder, digest)
         if damaged:
-            return CHANGED, f"its model {folder} changed after it was prepared: {damaged}"
+            return Verdict.CHANGED, f"its model {folder} changed after it was prepared: {damaged}"
     return None
 
 
-def image_verdict(figure: Path, record: dict) -> tuple[str, str] | None:
-    """(CHANGED, why) if the file's picture is not the one its record was made with."""
+def image_verdict(figure: Path, record: dict) -> tuple[Verdict, str] | None:
+    """(Verdict.CHANGED, why) if the file's picture is not the one its record was made with."""
     recorded = record.get("image_sha256")
     if recorded and provenance.image_sha256(figure) != recorded:
-        return CHANGED, "the file was changed after it was made (its image differs from its record)"
+        return (
+            Verdict.CHANGED,
+            "the file was changed after it was made (its image differs from its record)",
+        )
     return None
 
 
@@ -58,7 +77,7 @@ def audit_table(
     for sidecar in sorted(Path(figures).rglob(f"*{SIDECAR}")):
         record = json.loads(sidecar.read_text())
         status, why = plan_verdict(record["figure"], planned)
-        if status == FRESH:
+        if status == Verdict.FRESH:
             status, why = (
                 model_verdict(record, Path(), digest)
                 or image_verdict(Path(record["figure"]), record)

@@ -27,50 +27,55 @@ from pathlib import Path
 from typing import Any
 
 from inputspace import audit, codebase, plan, provenance, rebuild
+from inputspace.audit import Verdict
 from inputspace.errors import InputspaceError
 from inputspace.record import describe
 
-FRESH, STALE, UNVERIFIABLE = 0, 1, 2
-
 
 @dataclass(frozen=True)
-class Verdict:
-    status: int  # FRESH, STALE or UNVERIFIABLE
+class Answer:
+    verdict: Verdict  # Verdict.FRESH, Verdict.STALE or Verdict.UNVERIFIABLE
     lines: list[str]
 
 
-def check(figure: Path, planned: plan.Plan, workdir: Path) -> Verdict:
+def check(figure: Path, planned: plan.Plan, workdir: Path) -> Answer:
     """The verdict on one figure file against Snakemake's plan for the checkout (its
     working directory `workdir`)."""
     try:
         record = provenance.embedded(figure)
     except (OSError, ValueError) as error:
-        return Verdict(UNVERIFIABLE, [f"{figure}: its provenance record is damaged ({error})"])
+        return Answer(
+            Verdict.UNVERIFIABLE, [f"{figure}: its provenance record is damaged ({error})"]
+        )
     if not record:
-        return Verdict(UNVERIFIABLE, [f"{figure}: carries no provenance record"])
+        return Answer(Verdict.UNVERIFIABLE, [f"{figure}: carries no provenance record"])
     state, why = today(record, planned, workdir)
     changed = _image_changed(figure, record)
-    status = FRESH if state == audit.FRESH and changed.startswith("image unchanged") else STALE
+    verdict = (
+        Verdict.FRESH
+        if state == Verdict.FRESH and changed.startswith("image unchanged")
+        else Verdict.STALE
+    )
     head = f"{figure}: {state} ({why}); {changed}"
-    return Verdict(status, [head, *describe(record)])
+    return Answer(verdict, [head, *describe(record)])
 
 
-def today(record: dict[str, Any], planned: plan.Plan, workdir: Path) -> tuple[str, str]:
+def today(record: dict[str, Any], planned: plan.Plan, workdir: Path) -> tuple[Verdict, str]:
     """('fresh' | 'stale' | 'not made', why): would the workflow make this figure today?
     It would when Snakemake would not make it again and the workflow's copy shows the same
     picture as the record."""
     path = record["figure"]
     state, why = audit.plan_verdict(path, planned)
-    if state != audit.FRESH:
+    if state != Verdict.FRESH:
         return state, why
     damaged = audit.model_verdict(record, workdir)
     if damaged:
         return damaged
     made = workdir / path
     if not made.is_file():
-        return audit.STALE, f"the checkout has no {path}"
+        return Verdict.STALE, f"the checkout has no {path}"
     if provenance.image_sha256(made) != record.get("image_sha256"):
-        return audit.STALE, f"the workflow's {path} now shows another picture"
+        return Verdict.STALE, f"the workflow's {path} now shows another picture"
     return state, why
 
 
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = (args.workdir or root).resolve()
     if not (root / "Snakefile").is_file() or not workdir.is_dir():
         print(f"inputspace: {root} is no inputspace checkout (or {workdir} is missing)")
-        return UNVERIFIABLE
+        return Verdict.UNVERIFIABLE.exit_status
     if args.rebuild:
         return rebuilt(figures, root, workdir, args.scratch, args.cores)
     try:
@@ -109,15 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         planned = plan.snakemake_plan(workdir, root / "Snakefile", configfile, args.sdm)
     except InputspaceError as error:
         print(f"inputspace: {error}")
-        return UNVERIFIABLE
-    worst = FRESH
+        return Verdict.UNVERIFIABLE.exit_status
+    worst = Verdict.FRESH.exit_status
     for figure in figures:
         if figure.is_file():
-            verdict = check(figure, planned, workdir)
+            answer = check(figure, planned, workdir)
         else:
-            verdict = Verdict(UNVERIFIABLE, [f"{figure}: no such file"])
-        print("\n".join(verdict.lines))
-        worst = max(worst, verdict.status)
+            answer = Answer(Verdict.UNVERIFIABLE, [f"{figure}: no such file"])
+        print("\n".join(answer.lines))
+        worst = max(worst, answer.verdict.exit_status)
     return worst
 
 
@@ -125,8 +130,8 @@ def rebuilt(
     figures: list[Path], root: Path, workdir: Path, scratch: Path | None, cores: str
 ) -> int:
     """--rebuild: the figures made again from their raw models (those made by one run's
-    config in one scratch run) and compared; the worst status."""
-    worst, groups = FRESH, {}
+    config in one scratch run) and compared; the worst exit status."""
+    worst, groups = Verdict.FRESH.exit_status, {}
     for figure in figures:
         try:
             made = provenance.embedded(figure) if figure.is_file() else None
@@ -135,7 +140,7 @@ def rebuilt(
             config = rebuild.rebuild_config(made, workdir)
         except (InputspaceError, OSError, ValueError) as error:
             print(f"{figure}: cannot rebuild: {error}")
-            worst = UNVERIFIABLE
+            worst = Verdict.UNVERIFIABLE.exit_status
             continue
         groups.setdefault(json.dumps(config, sort_keys=True), []).append((figure, made))
     for index, (config, made) in enumerate(groups.items()):
@@ -167,8 +172,8 @@ def rebuild_group(
     except (InputspaceError, OSError, ValueError) as error:
         for figure, _ in made:
             print(f"{figure}: cannot rebuild: {error}")
-        return UNVERIFIABLE
-    worst = FRESH
+        return Verdict.UNVERIFIABLE.exit_status
+    worst = Verdict.FRESH.exit_status
     for figure, record in made:
         compared = rebuild.compare(record, scratch, workdir)
         same = all(c.identical for c in compared)
@@ -177,7 +182,7 @@ def rebuild_group(
             f"job, as its jobs ran): {'identical' if same else 'differs'}"
         )
         print("\n".join([c.line() for c in compared] + expected_differences(record, root)))
-        worst = max(worst, FRESH if same else STALE)
+        worst = max(worst, 0 if same else 1)  # identical, or differs
     return worst
 
 

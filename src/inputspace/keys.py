@@ -1,6 +1,13 @@
-"""How a job that gathers many tables of one kind names its inputs: the rule that lists
-them and the script that reads them agree through this one function (imported while
-the workflow is parsed, so it imports nothing heavy)."""
+"""The names of files and inputs that rules, scripts and tests all use, written once
+(imported while the workflow is parsed, so it imports nothing heavy)."""
+
+# An optimisation run's files, in results/{model}/runs/{experiment}/, by input name.
+RUN_FILES = {
+    "steps": "steps.parquet",
+    "tokens": "tokens.parquet",
+    "topk": "topk.parquet",
+    "embeddings": "embeddings.safetensors",
+}
 
 
 def table_key(table: str, experiment: str | None = None, model: str | None = None) -> str:
