@@ -126,10 +126,13 @@ class _Ends:
         pass
 
 
-def solver_settings(study: dict, optimize: dict, precision: str) -> Settings:
-    """Adam as in the experiment (its rate, betas and chunking), each start until its KL
-    is at most `solve_below` or for at most `solve_steps` steps."""
-    loop, _ = optimisation_settings(optimize, precision)
+def solver_settings(
+    study: dict, optimize: dict, precision: str, token_norm: float | None = None
+) -> Settings:
+    """Adam as in the experiment (its rate, resolved with the model's median token norm
+    `token_norm` if relative; betas and chunking), each start until its KL is at most
+    `solve_below` or for at most `solve_steps` steps."""
+    loop, _ = optimisation_settings(optimize, precision, token_norm)
     stop = StopRule(below=study["solve_below"], patience=1)
     return dataclasses.replace(loop, steps=study["solve_steps"], stop=stop)
 

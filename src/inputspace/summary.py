@@ -95,7 +95,9 @@ def section(
     tables: RunTables,
     pairs: dict[str, float],
     paths: dict[str, pd.DataFrame] | None = None,
+    step_sizes: dict[str, str] | None = None,
 ) -> Section:
+    """`step_sizes`: the lr each model's run got, as its record says (StepSize.describe)."""
     models = spec["models"]
     sequence_kind = spec["sequences"]["kind"]
     by_kind: dict[str, list[str]] = {}
@@ -105,10 +107,11 @@ def section(
         f"for {kind} models ({', '.join(names)}): {STUDY_SAYS[(sequence_kind, kind)]}"
         for kind, names in by_kind.items()
     ]
-    paths = paths or {}
+    paths, step_sizes = paths or {}, step_sizes or {}
     table = pd.DataFrame(
         {
             m: {
+                **({"Adam step size (lr)": step_sizes[m]} if m in step_sizes else {}),
                 **measured(tables, m, pairs[m]),
                 **(followed_word(paths[m]) if m in paths else {}),
                 **study_verdicts(sequence_kind, kinds[m], tables, m, pairs[m], paths.get(m)),
