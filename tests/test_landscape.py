@@ -236,6 +236,25 @@ def test_connectivity_leaves_out_pairs_with_an_unconverged_end(tiny_models):
     )
 
 
+def flatness_table(*points, dimensions: int, hidden: int) -> pd.DataFrame:
+    """The landscape's flatness rows for (label, kind, kl, eigenvalues, method) points:
+    equal weights, one probe per node for an estimate (as its spectrum would give)."""
+    rows = []
+    for label, kind, kl, values, method in points:
+        probes = np.arange(len(values)) if method == "slq" else None
+        found = spectrum.Spectrum(
+            np.asarray(values),
+            np.full(len(values), 1 / len(values)),
+            method,
+            0.0,
+            "float64",
+            probes,
+        )
+        flat = spectrum.flatness(found, dimensions, hidden, 1e-3, 1e-14)
+        rows.append({"point": label, "kind": kind, "kl": kl, **vars(flat)})
+    return pd.DataFrame(rows)
+
+
 def test_landscape_verdicts_need_converged_solutions():
     solutions = pd.DataFrame(
         {
@@ -246,25 +265,10 @@ def test_landscape_verdicts_need_converged_solutions():
             "converged": [False, False],
         }
     )
-    flat = pd.DataFrame(
-        [
-            {
-                "point": "random start 0",
-                "kind": "random start",
-                "kl": 5.0,
-                "dimensions": 12,
-                "hidden": 2,
-                "method": "exact",
-                "largest": 1.0,
-                "rank_cutoff": 1e-6,
-                "numerical_rank": 12,
-                "flat_threshold": 1e-3,
-                "flat_fraction": 0.0,
-                "bound_flat_fraction": 5 / 6,
-                "eigenvalue_d": 0.5,
-                "eigenvalue_after_d": 0.4,
-            }
-        ]
+    flat = flatness_table(
+        ("random start 0", "random start", 5.0, np.linspace(1.0, 0.4, 12), "exact"),
+        dimensions=12,
+        hidden=2,
     )
     barriers = pd.DataFrame(
         {

@@ -81,7 +81,79 @@ def test_flatness_by_hand():
     assert flat.flat_fraction == pytest.approx(4 / 6)  # 0.05, 0.001 and the two zeros are <= 0.1
     assert flat.bound_flat_fraction == pytest.approx(1 - 2 / 6)
     assert (flat.eigenvalue_d, flat.eigenvalue_after_d) == (1.0, 0.05)
+    # either side of the cutoff: 0.001 counted, 1e-9 not; the tolerance set the cutoff
+    assert (flat.eigenvalue_at_rank, flat.eigenvalue_after_rank) == (0.001, 1e-9)
+    assert flat.rank_gap == pytest.approx(1e6) and flat.cutoff_origin == "tolerance"
+    assert flat.rank_low == flat.rank_high == 4 and flat.flat_low == flat.flat_high == 4 / 6
     noisy = spectrum.flatness(
         spectrum.Spectrum(values, np.full(6, 1 / 6), "exact", noise=0.01), 6, 2, 1e-2, 1e-5
     )
     assert noisy.numerical_rank == 3  # the measured rounding sets the tolerance
+    assert noisy.cutoff_origin == "rounding" and noisy.rank_gap == pytest.approx(50)
+
+
+def test_a_rank_with_nothing_below_its_cutoff_has_no_gap():
+    found = spectrum.Spectrum(np.array([2.0, 1.0]), np.full(2, 0.5), "exact", noise=0.0)
+    flat = spectrum.flatness(found, 2, 1, 1e-3, 1e-6)
+    assert flat.numerical_rank == 2 and np.isnan(flat.rank_gap)
+    zero = spectrum.Spectrum(np.array([2.0, 0.0]), np.full(2, 0.5), "exact", noise=0.0)
+    assert spectrum.flatness(zero, 2, 1, 1e-3, 1e-6).rank_gap == np.inf
+
+
+def test_quadrature_brackets_by_hand():
+    """Two probes (weights 1/2 each in all): a share is bracketed by its nodes' weight less
+    the innermost node at each end, plus the nearest outside node at each end."""
+    nodes = np.array([-0.5, 0.0, 0.2, 3.0, -1.0, 0.05, 4.0])
+    weights = np.array([0.1, 0.2, 0.1, 0.1, 0.15, 0.3, 0.05])
+    probes = np.array([0, 0, 0, 0, 1, 1, 1])
+    # probe 0 inside [-0.3, 0.3]: 0.0 and 0.2 (0.3); less both (0.3) = 0; plus -0.5 and 3.0
+    # probe 1 inside: 0.05 (0.3); less it = 0; plus -1.0 and 4.0 (0.2)
+    low, high = spectrum.share_bracket(nodes, weights, probes, -0.3, 0.3)
+    assert (low, high) == (pytest.approx(0.0), pytest.approx(0.5 + 0.5))
+    # [-2, 3.5]: probe 0 all but nothing outside below, 4th node inside... by hand:
+    # probe 0: inside all four (0.5), less -0.5 and 3.0 (0.2): 0.3; nothing outside: 0.5
+    # probe 1: inside -1.0, 0.05 (0.45), less both: 0; plus 4.0: 0.5
+    low, high = spectrum.share_bracket(nodes, weights, probes, -2.0, 3.5)
+    assert (low, high) == (pytest.approx(0.3), pytest.approx(1.0))
+
+
+def test_the_quadrature_bracket_holds_the_probes_own_measure():
+    """Chebyshev-Markov-Stieltjes: for every threshold, the share of each probe's measure
+    (sum of (q_i . v)^2 over eigenvalues within it) lies inside the bracket of its nodes;
+    more Lanczos steps narrow the bracket."""
+    generator = torch.Generator().manual_seed(2)
+    n = 120
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
+    values = torch.cat(
+        [torch.linspace(-1, 3, 80, dtype=torch.float64), torch.linspace(-1e-3, 1e-3, 40)]
+    )
+    matrix = q @ torch.diag(values) @ q.T
+    starts = torch.randn(3, n, generator=generator, dtype=torch.float64)
+    unit = starts / starts.norm(dim=1, keepdim=True)
+    seen = ((unit @ q) ** 2).numpy() / 3  # each probe's measure on the eigenvalues
+    median_width = {}
+    for steps in (8, 32):
+        nodes, weights = spectrum.lanczos_quadrature(lambda v: v @ matrix, starts, steps)
+        probes = np.repeat(np.arange(3), steps)
+        widths = []
+        for t in np.linspace(1e-4, 3.2, 50):
+            true = seen[:, (values.abs() <= t).numpy()].sum()
+            low, high = spectrum.share_bracket(nodes, weights, probes, -t, t)
+            assert low - 1e-9 <= true <= high + 1e-9
+            widths.append(high - low)
+        median_width[steps] = float(np.median(widths))
+    assert median_width[32] < median_width[8] / 2 and median_width[32] < 0.15
+
+
+def test_an_estimate_reports_its_bracket_and_node_weight():
+    nodes = np.array([10.0, 1.0, 0.001, 0.0, 9.0, 0.5, 0.002, -0.001])
+    probes = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    weights = np.full(8, 1 / 8)
+    found = spectrum.Spectrum(nodes, weights, "slq", 0.0, "float32", probes)
+    flat = spectrum.flatness(found, 800, 10, 1e-2, 1e-6)
+    # flat: |lambda| <= 0.1: 0.001, 0.0 (probe 0) and 0.002, -0.001 (probe 1): 4 / 8
+    assert flat.flat_fraction == 0.5 and flat.node_share == 1 / 8
+    # each probe: less its two inside nodes (0), plus 1.0 / 0.5 above, nothing below
+    assert (flat.flat_low, flat.flat_high) == (pytest.approx(0.0), pytest.approx(0.75))
+    assert flat.numerical_rank == pytest.approx(400) and flat.cutoff_origin == "flat threshold"
+    assert (flat.rank_low, flat.rank_high) == (pytest.approx(200), pytest.approx(800))

@@ -24,14 +24,15 @@ from inputspace.vocab import regular_ids, vocabulary_table
 
 @torch.no_grad()
 def target_logprobs(lm: LanguageModel, prompts: list[str]) -> Tensor:
-    """Log-probabilities each target prompt predicts at its prediction site, [n, vocab]."""
+    """Log-probabilities each target prompt predicts at its prediction site, [n, vocab]:
+    in float32 at least (a float64 model's in float64)."""
     batch = from_prompts(lm, prompts)
     logits = lm.logits_at(
         batch.embeddings.to(lm.device),
         batch.attention_mask.to(lm.device),
         batch.sites.to(lm.device),
     )
-    return F.log_softmax(logits.float(), dim=-1).cpu()
+    return F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), -1).cpu()
 
 
 def sources_and_targets(

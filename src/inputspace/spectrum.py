@@ -60,12 +60,15 @@ def hessian(
 @dataclass
 class Spectrum:
     """Eigenvalues (largest first) with the share of directions each stands for: 1/n
-    each for an exact spectrum, quadrature weights for a stochastic Lanczos estimate."""
+    each for an exact spectrum, quadrature weights for a stochastic Lanczos estimate
+    (with the probe each node belongs to: a probe's nodes bracket its own measure)."""
 
     eigenvalues: np.ndarray
     weights: np.ndarray
     method: str  # "exact" or "slq"
     noise: float  # exact: the Hessian's measured rounding; slq: 0
+    precision: str = "float32"  # of the Hessian-vector products
+    probes: np.ndarray | None = None  # slq: the probe of each node
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -73,14 +76,23 @@ class Spectrum:
                 "index": np.arange(1, len(self.eigenvalues) + 1),
                 "eigenvalue": self.eigenvalues,
                 "weight": self.weights,
+                "probe": self.probes if self.probes is not None else 0,
+                "precision": self.precision,
             }
         )
 
 
+def precision_of(flat: Tensor) -> str:
+    return str(flat.dtype).removeprefix("torch.")
+
+
 def exact_spectrum(surface: Surface, flat: Tensor, batch: int = 64, label: str = "") -> Spectrum:
+    """Every eigenvalue of the Hessian at `flat`, in the precision of `flat` (and of the
+    loss's arithmetic, which the caller sets)."""
     matrix, asymmetry = hessian(surface, flat, batch, label)
     values = torch.linalg.eigvalsh(matrix).flip(0).numpy()
-    return Spectrum(values, np.full(len(values), 1 / len(values)), "exact", asymmetry)
+    weights = np.full(len(values), 1 / len(values))
+    return Spectrum(values, weights, "exact", asymmetry, precision_of(flat))
 
 
 def slq_spectrum(
@@ -97,8 +109,9 @@ def slq_spectrum(
         return hessian_vector_products(surface, flat, vectors.to(flat.dtype)).cpu().double()
 
     nodes, weights = lanczos_quadrature(apply, starts, min(steps, n))
-    order = np.argsort(nodes)[::-1]
-    return Spectrum(nodes[order], weights[order], "slq", 0.0)
+    owners = np.repeat(np.arange(probes), len(nodes) // probes)
+    order = np.argsort(nodes, kind="stable")[::-1]
+    return Spectrum(nodes[order], weights[order], "slq", 0.0, precision_of(flat), owners[order])
 
 
 def lanczos_quadrature(
@@ -135,18 +148,55 @@ def lanczos_quadrature(
     return np.concatenate(nodes), np.concatenate(weights)
 
 
+def share_bracket(
+    nodes: np.ndarray, weights: np.ndarray, probes: np.ndarray, low: float, high: float
+) -> tuple[float, float]:
+    """Bounds on the share of directions with eigenvalue in [low, high] that a Gauss
+    quadrature (Lanczos) guarantees, summed over its probes. By the
+    Chebyshev-Markov-Stieltjes inequalities, a probe's measure below its j-th node is at
+    least the weight of the nodes before it and at most that of the nodes up to it; so
+    the interval's true share lies between its nodes' weight less the innermost node at
+    each end, and plus the nearest outside node at each end: the estimate is resolved to
+    the weight of about one node at each edge."""
+    lower = upper = 0.0
+    for probe in np.unique(probes):
+        mine = probes == probe
+        order = np.argsort(nodes[mine], kind="stable")
+        theta, w = nodes[mine][order], weights[mine][order]
+        first, last = np.searchsorted(theta, low, "left"), np.searchsorted(theta, high, "right")
+        inside = float(w[first:last].sum())
+        edge_in = (w[first] if first < last else 0.0) + (w[last - 1] if first < last - 1 else 0.0)
+        edge_out = (w[first - 1] if first > 0 else 0.0) + (w[last] if last < len(w) else 0.0)
+        lower += max(inside - edge_in, 0.0)
+        upper += min(inside + edge_out, float(w.sum()))
+    return lower, upper
+
+
 @dataclass
 class Flatness:
-    """How many directions the Hessian curves, against the bound from the hidden size."""
+    """How many directions the Hessian curves, against the bound from the hidden size.
+    Exact spectra give counts (with the gap at the rank cutoff that makes the rank
+    meaningful); stochastic Lanczos estimates give brackets as wide as the quadrature
+    resolves (`*_low`, `*_high`)."""
 
     dimensions: int  # optimised coordinates: tokens x embedding size
     hidden: int  # d: the size of the final hidden state the logits depend on
     method: str
+    precision: str  # of the Hessian-vector products
     largest: float
     rank_cutoff: float  # absolute: eigenvalues with |lambda| at most this count as zero
+    cutoff_origin: str  # "rounding", "tolerance" (exact); "flat threshold" (slq)
     numerical_rank: int | float  # a count where exact, an estimate by quadrature weights
+    rank_low: float  # the rank's bracket: equal to it where exact
+    rank_high: float
+    eigenvalue_at_rank: float  # exact: the smallest |lambda| counted in the rank...
+    eigenvalue_after_rank: float  # ...and the largest not counted
+    rank_gap: float  # their ratio: a rank is meaningful where this is large
     flat_threshold: float  # relative: flat means |lambda| <= flat_threshold x largest
     flat_fraction: float
+    flat_low: float  # the flat fraction's bracket: equal to it where exact
+    flat_high: float
+    node_share: float  # slq: the mean weight of one quadrature node (1 / nodes); exact: 1 / n
     bound_flat_fraction: float  # 1 - d / dimensions: flat at least this much at a zero-loss point
     eigenvalue_d: float  # the d-th largest |lambda| (exact spectra only)
     eigenvalue_after_d: float  # the (d+1)-th
@@ -168,21 +218,82 @@ def flatness(
     values, weights = spectrum.eigenvalues, spectrum.weights
     magnitude = np.abs(values)
     largest = float(magnitude.max())
-    exact = spectrum.method == "exact"
-    relative = relative_rank_tolerance if exact else max(relative_rank_tolerance, flat_threshold)
-    cutoff = max(relative * largest, spectrum.noise)
-    ordered = np.sort(magnitude)[::-1] if exact else np.array([])
-    curved = magnitude > cutoff
+    if spectrum.method == "exact":
+        return _exact_flatness(
+            spectrum, dimensions, hidden, flat_threshold, relative_rank_tolerance, largest
+        )
+    cutoff = max(relative_rank_tolerance, flat_threshold) * largest
+    flat = flat_threshold * largest
+    flat_low, flat_high = share_bracket(values, weights, spectrum.probes, -flat, flat)
+    rank_low, rank_high = share_bracket(values, weights, spectrum.probes, -cutoff, cutoff)
     return Flatness(
         dimensions=dimensions,
         hidden=hidden,
         method=spectrum.method,
+        precision=spectrum.precision,
         largest=largest,
         rank_cutoff=cutoff,
-        numerical_rank=int(curved.sum()) if exact else float(weights[curved].sum() * dimensions),
+        cutoff_origin="flat threshold",
+        numerical_rank=float(weights[magnitude > cutoff].sum() * dimensions),
+        rank_low=(1 - rank_high) * dimensions,
+        rank_high=(1 - rank_low) * dimensions,
+        eigenvalue_at_rank=np.nan,
+        eigenvalue_after_rank=np.nan,
+        rank_gap=np.nan,
         flat_threshold=flat_threshold,
-        flat_fraction=float(weights[magnitude <= flat_threshold * largest].sum()),
+        flat_fraction=float(weights[magnitude <= flat].sum()),
+        flat_low=flat_low,
+        flat_high=flat_high,
+        node_share=1 / len(values),
         bound_flat_fraction=1 - hidden / dimensions,
-        eigenvalue_d=float(ordered[hidden - 1]) if hidden <= len(ordered) else np.nan,
-        eigenvalue_after_d=float(ordered[hidden]) if hidden < len(ordered) else np.nan,
+        eigenvalue_d=np.nan,
+        eigenvalue_after_d=np.nan,
     )
+
+
+def _exact_flatness(
+    spectrum: Spectrum,
+    dimensions: int,
+    hidden: int,
+    flat_threshold: float,
+    relative_rank_tolerance: float,
+    largest: float,
+) -> Flatness:
+    ordered = np.sort(np.abs(spectrum.eigenvalues))[::-1]
+    relative = relative_rank_tolerance * largest
+    cutoff = max(relative, spectrum.noise)
+    rank = int((ordered > cutoff).sum())
+    flat = float((ordered <= flat_threshold * largest).mean())
+
+    def at(index: int) -> float:  # the index-th largest |lambda|, 1-based
+        return float(ordered[index - 1]) if 1 <= index <= len(ordered) else np.nan
+
+    return Flatness(
+        dimensions=dimensions,
+        hidden=hidden,
+        method=spectrum.method,
+        precision=spectrum.precision,
+        largest=largest,
+        rank_cutoff=cutoff,
+        cutoff_origin="rounding" if spectrum.noise > relative else "tolerance",
+        numerical_rank=rank,
+        rank_low=rank,
+        rank_high=rank,
+        eigenvalue_at_rank=at(rank),
+        eigenvalue_after_rank=at(rank + 1),
+        rank_gap=_ratio(at(rank), at(rank + 1)),
+        flat_threshold=flat_threshold,
+        flat_fraction=flat,
+        flat_low=flat,
+        flat_high=flat,
+        node_share=1 / len(ordered),
+        bound_flat_fraction=1 - hidden / dimensions,
+        eigenvalue_d=at(hidden),
+        eigenvalue_after_d=at(hidden + 1),
+    )
+
+
+def _ratio(above: float, below: float) -> float:
+    """above / below; infinite when nothing is left below (an exact zero), NaN when either
+    side has no eigenvalue."""
+    return np.inf if below == 0 and above > 0 else above / below if below > 0 else np.nan
