@@ -100,60 +100,66 @@ def test_a_rank_with_nothing_below_its_cutoff_has_no_gap():
     assert spectrum.flatness(zero, 2, 1, 1e-3, 1e-6).rank_gap == np.inf
 
 
-def test_quadrature_brackets_by_hand():
-    """Two probes (weights 1/2 each in all): a share is bracketed by its nodes' weight less
-    the innermost node at each end, plus the nearest outside node at each end."""
-    nodes = np.array([-0.5, 0.0, 0.2, 3.0, -1.0, 0.05, 4.0])
-    weights = np.array([0.1, 0.2, 0.1, 0.1, 0.15, 0.3, 0.05])
-    probes = np.array([0, 0, 0, 0, 1, 1, 1])
-    # probe 0 inside [-0.3, 0.3]: 0.0 and 0.2 (0.3); less both (0.3) = 0; plus -0.5 and 3.0
-    # probe 1 inside: 0.05 (0.3); less it = 0; plus -1.0 and 4.0 (0.2)
-    low, high = spectrum.share_bracket(nodes, weights, probes, -0.3, 0.3)
-    assert (low, high) == (pytest.approx(0.0), pytest.approx(0.5 + 0.5))
-    # [-2, 3.5]: probe 0 all but nothing outside below, 4th node inside... by hand:
-    # probe 0: inside all four (0.5), less -0.5 and 3.0 (0.2): 0.3; nothing outside: 0.5
-    # probe 1: inside -1.0, 0.05 (0.45), less both: 0; plus 4.0: 0.5
-    low, high = spectrum.share_bracket(nodes, weights, probes, -2.0, 3.5)
-    assert (low, high) == (pytest.approx(0.3), pytest.approx(1.0))
+def test_a_radau_bracket_by_hand():
+    """diag(0, 1) seen from (1, 1) / sqrt(2): one Lanczos step, alpha 1/2 and residual 1/2.
+    With a node prescribed at 1/4 the Gauss-Radau rule is {1/4: 0.8, 3/2: 0.2} (solve
+    (1/2 - 1/4) delta = 1/4: the last diagonal is 1/4 + 1 = 5/4), so the measure below 1/4
+    is between 0 and 0.8 (it is 0.5); at 0 the rule is the measure itself, {0, 1} halved."""
+    recurrence = spectrum.Recurrence(np.array([[0.5]]), np.array([[0.5]]))
+    assert recurrence._below(0, 0.25) == (pytest.approx(0.0), pytest.approx(0.8))
+    assert recurrence._below(0, 0.0) == (pytest.approx(0.0), pytest.approx(0.5))
+    assert recurrence.share(-0.1, 0.25) == (pytest.approx(0.0), pytest.approx(0.8))
+    # (-inf, 2) holds at least 0.9 (a node at 2 takes at most 0.1), (-inf, -0.1] at most
+    # 25/61 (the Radau rule at -0.1 is {-0.1: 25/61, 11/12: 36/61})
+    assert recurrence.share(-0.1, 2.0) == (pytest.approx(0.9 - 25 / 61), pytest.approx(1.0))
 
 
 def test_the_quadrature_bracket_holds_the_probes_own_measure():
-    """Chebyshev-Markov-Stieltjes: for every threshold, the share of each probe's measure
-    (sum of (q_i . v)^2 over eigenvalues within it) lies inside the bracket of its nodes;
-    more Lanczos steps narrow the bracket."""
+    """For every threshold the share of each probe's measure (sum of (q_i . v)^2 over the
+    eigenvalues within it) lies inside the bracket; more Lanczos steps narrow it."""
     generator = torch.Generator().manual_seed(2)
-    n = 120
+    n = 160
     q, _ = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
+    # a Hessian near a solution: 90% of the directions within 1e-3 of zero, the rest
+    # spread over four decades up to 100, a few slightly negative
     values = torch.cat(
-        [torch.linspace(-1, 3, 80, dtype=torch.float64), torch.linspace(-1e-3, 1e-3, 40)]
+        [
+            torch.linspace(-1e-3, 1e-3, 144, dtype=torch.float64),
+            torch.logspace(-2, 2, 12, dtype=torch.float64),
+            torch.tensor([-0.3, -0.2, -0.1, -0.05], dtype=torch.float64),
+        ]
     )
     matrix = q @ torch.diag(values) @ q.T
     starts = torch.randn(3, n, generator=generator, dtype=torch.float64)
     unit = starts / starts.norm(dim=1, keepdim=True)
     seen = ((unit @ q) ** 2).numpy() / 3  # each probe's measure on the eigenvalues
-    median_width = {}
-    for steps in (8, 32):
-        nodes, weights = spectrum.lanczos_quadrature(lambda v: v @ matrix, starts, steps)
-        probes = np.repeat(np.arange(3), steps)
-        widths = []
-        for t in np.linspace(1e-4, 3.2, 50):
+    widths = {}
+    for steps in (6, 12):
+        recurrence = spectrum.lanczos(lambda v: v @ matrix, starts, steps)
+        widths[steps] = []
+        for t in np.logspace(-2.5, 2.2, 40):
             true = seen[:, (values.abs() <= t).numpy()].sum()
-            low, high = spectrum.share_bracket(nodes, weights, probes, -t, t)
+            low, high = recurrence.share(-t, t)
             assert low - 1e-9 <= true <= high + 1e-9
-            widths.append(high - low)
-        median_width[steps] = float(np.median(widths))
-    assert median_width[32] < median_width[8] / 2 and median_width[32] < 0.15
+            widths[steps].append(high - low)
+    assert np.median(widths[12]) < np.median(widths[6]) / 2
+    assert np.median(widths[12]) < 0.05
 
 
 def test_an_estimate_reports_its_bracket_and_node_weight():
-    nodes = np.array([10.0, 1.0, 0.001, 0.0, 9.0, 0.5, 0.002, -0.001])
-    probes = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    weights = np.full(8, 1 / 8)
-    found = spectrum.Spectrum(nodes, weights, "slq", 0.0, "float32", probes)
-    flat = spectrum.flatness(found, 800, 10, 1e-2, 1e-6)
-    # flat: |lambda| <= 0.1: 0.001, 0.0 (probe 0) and 0.002, -0.001 (probe 1): 4 / 8
-    assert flat.flat_fraction == 0.5 and flat.node_share == 1 / 8
-    # each probe: less its two inside nodes (0), plus 1.0 / 0.5 above, nothing below
-    assert (flat.flat_low, flat.flat_high) == (pytest.approx(0.0), pytest.approx(0.75))
-    assert flat.numerical_rank == pytest.approx(400) and flat.cutoff_origin == "flat threshold"
-    assert (flat.rank_low, flat.rank_high) == (pytest.approx(200), pytest.approx(800))
+    """Uniform over 400 directions: 360 at zero, 40 spread over [1, 10]. Four Lanczos
+    steps from one probe cannot tell where the 360 lie (below the flat threshold or at
+    it); eight nearly can, twelve can."""
+    values = np.concatenate([np.zeros(360), np.linspace(1, 10, 40)])
+    start = torch.ones(1, 400, dtype=torch.float64)
+    diagonal = torch.tensor(values)
+    brackets = {}
+    for steps in (4, 8, 12):
+        recurrence = spectrum.lanczos(lambda v: v * diagonal, start, steps)
+        flat = spectrum.flatness(spectrum.estimated(recurrence, "float64"), 400, 10, 1e-2, 1e-6)
+        assert flat.node_share == 1 / steps and flat.cutoff_origin == "flat threshold"
+        assert flat.flat_low <= 0.9 <= flat.flat_high  # the true share, inside its bracket
+        assert flat.rank_low == pytest.approx((1 - flat.flat_high) * 400)
+        assert flat.numerical_rank == pytest.approx((1 - flat.flat_fraction) * 400)
+        brackets[steps] = flat.flat_high - flat.flat_low
+    assert brackets[4] > 0.5 and 0.001 < brackets[8] < 0.05 and brackets[12] < 1e-4

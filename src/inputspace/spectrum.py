@@ -69,6 +69,7 @@ class Spectrum:
     noise: float  # exact: the Hessian's measured rounding; slq: 0
     precision: str = "float32"  # of the Hessian-vector products
     probes: np.ndarray | None = None  # slq: the probe of each node
+    recurrence: "Recurrence | None" = None  # slq: the Lanczos coefficients behind the nodes
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -108,68 +109,104 @@ def slq_spectrum(
     def apply(vectors: Tensor) -> Tensor:
         return hessian_vector_products(surface, flat, vectors.to(flat.dtype)).cpu().double()
 
-    nodes, weights = lanczos_quadrature(apply, starts, min(steps, n))
-    owners = np.repeat(np.arange(probes), len(nodes) // probes)
+    return estimated(lanczos(apply, starts, min(steps, n)), precision_of(flat))
+
+
+def estimated(recurrence: "Recurrence", precision: str) -> Spectrum:
+    """The spectrum a Lanczos recurrence estimates: its Gauss nodes, largest first."""
+    nodes, weights, owners = recurrence.gauss()
     order = np.argsort(nodes, kind="stable")[::-1]
-    return Spectrum(nodes[order], weights[order], "slq", 0.0, precision_of(flat), owners[order])
+    return Spectrum(nodes[order], weights[order], "slq", 0.0, precision, owners[order], recurrence)
 
 
-def lanczos_quadrature(
-    apply: Callable[[Tensor], Tensor], starts: Tensor, steps: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss quadrature nodes and weights of the spectral measure of a symmetric operator
-    seen from each unit start vector (rows of `starts`), by `steps` Lanczos steps with full
-    reorthogonalisation, averaged over the starts: sum(w * theta**k) equals the mean of
-    v^T A^k v for every k < 2 * steps (the weights sum to 1). `apply` maps a batch of
-    vectors [p, n] to A times each."""
-    probes = starts.shape[0]
+@dataclass(frozen=True)
+class Recurrence:
+    """What `steps` Lanczos steps know of each probe's spectral measure: its Jacobi matrix
+    (diagonal `alphas`, off-diagonal `betas[:, :-1]`) and the norm of the residual after
+    the last step (`betas[:, -1]`); the moments of the measure up to order 2 x steps."""
+
+    alphas: np.ndarray  # [probes, steps]
+    betas: np.ndarray  # [probes, steps]
+
+    def jacobi(self, probe: int) -> np.ndarray:
+        off = self.betas[probe, :-1]
+        return np.diag(self.alphas[probe]) + np.diag(off, 1) + np.diag(off, -1)
+
+    def gauss(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each probe's Gauss quadrature: nodes, weights (summing to 1 over all probes)
+        and the probe of each node."""
+        probes, steps = self.alphas.shape
+        nodes, weights = [], []
+        for probe in range(probes):
+            values, vectors = np.linalg.eigh(self.jacobi(probe))
+            nodes.append(values)
+            weights.append(vectors[0] ** 2 / probes)
+        return np.concatenate(nodes), np.concatenate(weights), np.repeat(np.arange(probes), steps)
+
+    def share(self, low: float, high: float) -> tuple[float, float]:
+        """Bounds on the share of directions with eigenvalue in [low, high], over every
+        measure with the probes' moments: sum over probes of its measure of (-inf, high]
+        less that of (-inf, low), each bounded by `_below`."""
+        probes = self.alphas.shape[0]
+        lower = upper = 0.0
+        for probe in range(probes):
+            high_least, high_most = self._below(probe, high)
+            low_least, low_most = self._below(probe, low)
+            lower += max(high_least - low_most, 0.0) / probes
+            upper += min(high_most - low_least, 1.0) / probes
+        return lower, upper
+
+    def _below(self, probe: int, point: float) -> tuple[float, float]:
+        """(at least the measure of (-inf, point), at most that of (-inf, point]) for one
+        probe: the sharp Chebyshev-Markov-Stieltjes bounds, from the Gauss-Radau rule with
+        a node prescribed at `point` (Golub and Meurant), whose weight there is the most
+        mass any measure with these moments can put at `point`: the quadrature's
+        resolution at `point`, about one node's weight."""
+        jacobi, residual = self.jacobi(probe), self.betas[probe, -1]
+        steps = len(jacobi)
+        last = np.zeros(steps)
+        last[-1] = residual**2
+        try:
+            shift = np.linalg.solve(jacobi - point * np.eye(steps), last)[-1]
+        except np.linalg.LinAlgError:  # `point` is a Gauss node: move it by a rounding
+            return self._below(probe, np.nextafter(point, np.inf))
+        extended = np.zeros((steps + 1, steps + 1))
+        extended[:steps, :steps] = jacobi
+        extended[steps, steps - 1] = extended[steps - 1, steps] = residual
+        extended[steps, steps] = point + shift
+        values, vectors = np.linalg.eigh(extended)
+        weights = vectors[0] ** 2
+        at = int(np.argmin(np.abs(values - point)))
+        below = float(weights[(values < point) & (np.arange(steps + 1) != at)].sum())
+        return below, below + float(weights[at])
+
+
+def lanczos(apply: Callable[[Tensor], Tensor], starts: Tensor, steps: int) -> Recurrence:
+    """`steps` Lanczos steps with full reorthogonalisation from each unit start vector
+    (rows of `starts`), all in one batch: `apply` maps vectors [p, n] to A times each."""
     basis = [starts / starts.norm(dim=1, keepdim=True)]
     alphas, betas = [], []
-    for step in tqdm(range(steps), desc="Lanczos", file=sys.stderr, mininterval=5.0):
+    for _ in tqdm(range(steps), desc="Lanczos", file=sys.stderr, mininterval=5.0):
         w = apply(basis[-1])
         alphas.append((w * basis[-1]).sum(dim=1))
-        if step == steps - 1:
-            break
         stacked = torch.stack(basis, dim=1)  # [probes, j, n]
         for _ in range(2):  # twice is enough (Kahan): the basis stays orthogonal to rounding
             w = w - torch.einsum("pj,pjn->pn", torch.einsum("pjn,pn->pj", stacked, w), stacked)
         beta = w.norm(dim=1)
         betas.append(beta)
         basis.append(w / beta.clamp_min(1e-300).unsqueeze(1))
-    diagonal, off = torch.stack(alphas, dim=1), torch.stack(betas, dim=1) if betas else None
-    nodes, weights = [], []
-    for p in range(probes):
-        tridiagonal = torch.diag(diagonal[p])
-        if off is not None:
-            tridiagonal += torch.diag(off[p], 1) + torch.diag(off[p], -1)
-        values, vectors = torch.linalg.eigh(tridiagonal)
-        nodes.append(values.numpy())
-        weights.append((vectors[0] ** 2).numpy() / probes)
-    return np.concatenate(nodes), np.concatenate(weights)
+    return Recurrence(torch.stack(alphas, dim=1).numpy(), torch.stack(betas, dim=1).numpy())
 
 
-def share_bracket(
-    nodes: np.ndarray, weights: np.ndarray, probes: np.ndarray, low: float, high: float
-) -> tuple[float, float]:
-    """Bounds on the share of directions with eigenvalue in [low, high] that a Gauss
-    quadrature (Lanczos) guarantees, summed over its probes. By the
-    Chebyshev-Markov-Stieltjes inequalities, a probe's measure below its j-th node is at
-    least the weight of the nodes before it and at most that of the nodes up to it; so
-    the interval's true share lies between its nodes' weight less the innermost node at
-    each end, and plus the nearest outside node at each end: the estimate is resolved to
-    the weight of about one node at each edge."""
-    lower = upper = 0.0
-    for probe in np.unique(probes):
-        mine = probes == probe
-        order = np.argsort(nodes[mine], kind="stable")
-        theta, w = nodes[mine][order], weights[mine][order]
-        first, last = np.searchsorted(theta, low, "left"), np.searchsorted(theta, high, "right")
-        inside = float(w[first:last].sum())
-        edge_in = (w[first] if first < last else 0.0) + (w[last - 1] if first < last - 1 else 0.0)
-        edge_out = (w[first - 1] if first > 0 else 0.0) + (w[last] if last < len(w) else 0.0)
-        lower += max(inside - edge_in, 0.0)
-        upper += min(inside + edge_out, float(w.sum()))
-    return lower, upper
+def lanczos_quadrature(
+    apply: Callable[[Tensor], Tensor], starts: Tensor, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss quadrature nodes and weights of the spectral measure of a symmetric operator
+    seen from each unit start vector (rows of `starts`), by `steps` Lanczos steps,
+    averaged over the starts: sum(w * theta**k) equals the mean of v^T A^k v for every
+    k < 2 * steps (the weights sum to 1)."""
+    nodes, weights, _ = lanczos(apply, starts, steps).gauss()
+    return nodes, weights
 
 
 @dataclass
@@ -177,7 +214,7 @@ class Flatness:
     """How many directions the Hessian curves, against the bound from the hidden size.
     Exact spectra give counts (with the gap at the rank cutoff that makes the rank
     meaningful); stochastic Lanczos estimates give brackets as wide as the quadrature
-    resolves (`*_low`, `*_high`)."""
+    resolves (`*_low`, `*_high`: over every measure with the probes' moments)."""
 
     dimensions: int  # optimised coordinates: tokens x embedding size
     hidden: int  # d: the size of the final hidden state the logits depend on
@@ -224,8 +261,8 @@ def flatness(
         )
     cutoff = max(relative_rank_tolerance, flat_threshold) * largest
     flat = flat_threshold * largest
-    flat_low, flat_high = share_bracket(values, weights, spectrum.probes, -flat, flat)
-    rank_low, rank_high = share_bracket(values, weights, spectrum.probes, -cutoff, cutoff)
+    flat_low, flat_high = spectrum.recurrence.share(-flat, flat)
+    rank_low, rank_high = spectrum.recurrence.share(-cutoff, cutoff)
     return Flatness(
         dimensions=dimensions,
         hidden=hidden,

@@ -297,14 +297,17 @@ def _estimated_spectrum(row) -> str:
 
 
 def _span(low: float, high: float, form: str) -> str:
-    return f"{low:{form}}" if f"{low:{form}}" == f"{high:{form}}" else f"{low:{form}}–{high:{form}}"
+    """A bracket as "low–high" (one number where both print alike), "70.0–100.0%"."""
+    a, b = f"{low:{form}}", f"{high:{form}}"
+    return a if a == b else f"{a.removesuffix('%') if b.endswith('%') else a}–{b}"
 
 
 def _resolution(row) -> str:
     nodes = round(1 / row.node_share)
     return (
-        f"resolution: the nodes next to a threshold bound the count, {nodes} nodes of "
-        f"{row.node_share:.2%} ({row.node_share * row.dimensions:.0f} directions) each on average"
+        f"the brackets hold for every spectrum with the probes' moments, the weight one "
+        f"quadrature node can carry at each threshold; {nodes} nodes of {row.node_share:.2%} "
+        f"({row.node_share * row.dimensions:.0f} directions) each on average"
     )
 
 
@@ -338,8 +341,11 @@ def _dimension_verdict(flat: pd.DataFrame) -> str:
         f"the directions (predicted at a zero-loss point: at least "
         f"{solutions.bound_flat_fraction.iloc[0]:.1%}; high-dimensional: at least "
         f"{FLAT_OF_BOUND:.0%} of that); at the controls: "
-        + ", ".join(
-            f"{r.point} {_span(r.flat_low, r.flat_high, '.1%')}" for r in controls.itertuples()
+        + (
+            ", ".join(
+                f"{r.point} {_span(r.flat_low, r.flat_high, '.1%')}" for r in controls.itertuples()
+            )
+            or "none probed"
         )
     )
     least_flat = solutions.flat_low.min()
