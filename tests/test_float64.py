@@ -107,9 +107,9 @@ def ranks_with_kernels(folder, capability: str | None, threads: int) -> dict:
 @pytest.mark.slow
 def test_the_float32_rank_moves_with_the_kernels_and_the_float64_rank_does_not(peaked):
     """The same points with this CPU's widest kernels on one thread, AVX2's on two and
-    scalar ones on one (this machine's kernels sum in the same order on 1 and 2 threads,
-    so the thread count alone moves no bit here; the kernels do, as another CPU's would):
-    every float64 rank is the same; some float32 rank is not."""
+    scalar ones on one (at these tiny shapes the thread count alone moves no bit; the
+    kernels do, as another CPU's would): every float64 rank is the same; some float32
+    rank is not."""
     runs = [
         ranks_with_kernels(peaked, capability, threads)
         for capability, threads in ((None, 1), ("avx2", 2), ("default", 1))
