@@ -28,31 +28,43 @@ include: "rules/landscape.smk"
 include: "rules/provenance.smk"
 
 
-# Every rule reruns when the code it runs changes, and only then: its script and the
-# package modules that script imports, by content (see inputspace.codebase). The same
-# digest is in each figure's record. The workflow profile leaves out Snakemake's own
-# `code` trigger, which compares the script's modification time with the outputs', so
-# that a fresh clone with the results copied in is as up to date as the original.
-for scripted in workflow.rules:
-    if scripted.script:
-        source = scripted.basedir.join(scripted.script).get_path_or_uri(secret_free=True)
-        scripted.set_params(code=codebase.identity(Path(source), PACKAGE, workflow.basedir))
+# Every rule reruns when what it runs changes, and only then: its script and the package
+# modules that compute its outputs, by content, and the versions of the libraries they
+# import (see inputspace.codebase); with --sdm conda, a job's libraries are its conda env,
+# whose content reruns it (the software-env trigger). Both params are in each figure's
+# record. The workflow profile leaves out Snakemake's own `code` trigger, which compares
+# the script's modification time with the outputs', so that a fresh clone with the
+# results copied in is as up to date as the original.
+try:
+    for scripted in workflow.rules:
+        if scripted.script:
+            source = Path(scripted.basedir.join(scripted.script).get_path_or_uri(secret_free=True))
+            in_conda = JOBS_IN_CONDA and scripted.conda_env
+            scripted.set_params(
+                code=codebase.identity(source, PACKAGE, workflow.basedir),
+                libraries=(
+                    {"conda env": str(scripted.conda_env)}
+                    if in_conda
+                    else codebase.libraries(source, PACKAGE, ENVIRONMENT)
+                ),
+            )
+except InputspaceError as error:
+    sys.exit(f"inputspace: {error}")
 
 
 onstart:
-    cluster.record_owner(STATE)
-    orphans = cluster.queued_jobs(Path.cwd()) if KILLED_RUN else []
-    for job in orphans:
-        print(f"inputspace: cancelled SLURM job {job}, left by {KILLED_RUN}", file=sys.stderr)
-    if not cluster.cancel(orphans):
-        print(
-            f"inputspace: SLURM jobs {orphans} are still queued; scancel them", file=sys.stderr
-        )
+    # A note of this run, so that if it is killed outright the next run can clear exactly
+    # what it leaves (inputspace.recovery); it goes when the run ends, however it ends.
+    locks = getattr(workflow.persistence, "_lockfile", {}).values()
+    slurm_run = getattr(getattr(workflow.scheduler, "_executor", None), "run_uuid", None)
+    THIS_RUN.append(recovery.this_run([Path(p) for p in locks], slurm_run))
+    recovery.note(STATE, THIS_RUN[0])
+    at_the_end()
 
 
 onerror:
     # A job the scheduler refused or killed: one line naming the rule and what to change.
-    for line in cluster.diagnoses(
+    for line in diagnoses.diagnoses(
         "".join(Path(path).read_text() for path in log),
         resumable={"optimize"},
         profile="the profile's config.yaml",

@@ -5,15 +5,6 @@ rule gradient_case_study:
         table="results/{model}/vocab.parquet",
         matrix="results/{model}/vocab.safetensors",
     output:
-        **printed(
-            "figure",
-            report(
-                "results/figures/{experiment}/{model}_gradient_norms.png",
-                caption="../report/gradient_norms.rst",
-                category="{experiment}",
-                subcategory="{model}",
-            ),
-        ),
         table="results/figures/{experiment}/{model}_gradients.parquet",
         csv="results/figures/{experiment}/{model}_gradients.csv",
     log:
@@ -25,12 +16,40 @@ rule gradient_case_study:
         mem_mb=8000,
         runtime=20,
     params:
-        style=config["figures"],
         experiment=experiment_keys("sequences", "target", "case_study"),
         device=config["device"],
         attention=config["attention"],
     script:
         "../scripts/gradient_case_study.py"
+
+
+rule gradient_figure:
+    """Experiment 1's figure, drawn from gradient_case_study's table."""
+    input:
+        model=model_folder,  # whose record the figure carries
+        table="results/figures/{experiment}/{model}_gradients.parquet",
+    output:
+        **printed(
+            "figure",
+            report(
+                "results/figures/{experiment}/{model}_gradient_norms.png",
+                caption="../report/gradient_norms.rst",
+                category="{experiment}",
+                subcategory="{model}",
+            ),
+        ),
+    log:
+        "results/logs/gradient_figure/{model}_{experiment}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        style=config["figures"],
+    script:
+        "../scripts/gradient_figure.py"
 
 
 rule case_study_path:

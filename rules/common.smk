@@ -1,9 +1,12 @@
 # Config validation, offline mode and the names every rule file uses.
+import atexit
 import os
 import sys
 from pathlib import Path
 
-from snakemake.io import apply_wildcards, is_flagged
+from snakemake import __version__ as SNAKEMAKE_VERSION
+from snakemake.io import apply_wildcards, get_flag_value, is_flagged
+from snakemake.settings.types import DeploymentMethod
 
 # Snakemake itself needs the package installed (setup.sh does it); every job imports it
 # from this workflow's src/ through PYTHONPATH, which jobs inherit (scripts, conda envs,
@@ -16,7 +19,8 @@ os.environ.update(  # set, not read: the lint's envvars advice is for variables 
 )
 PACKAGE = Path(workflow.basedir) / "src/inputspace"  # whose modules the code digests read
 try:
-    from inputspace import cluster, codebase, origin
+    from inputspace import codebase, diagnoses, origin, recovery
+    from inputspace.manifest import damage
     from inputspace.config import checked, load_schema, without_notes
     from inputspace.errors import InputspaceError
     from inputspace.keys import table_key
@@ -36,19 +40,59 @@ except InputspaceError as error:
 config.clear()
 config.update(_checked)
 
-# A Snakemake run killed outright (SIGKILL, a lost login session) leaves its locks, and
-# its SLURM jobs run on. The same command again removes those locks (here, since
-# Snakemake checks them before any hook runs) and cancels those jobs (onstart), so that
-# nothing runs twice; an optimisation saves its checkpoint when cancelled.
+# jobs run in their rules' conda envs (--sdm conda), not in Snakemake's environment
+JOBS_IN_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+DEPLOYMENT = sorted(
+    method.name.lower() for method in workflow.deployment_settings.deployment_method
+)
 STATE = Path(".snakemake")
-KILLED_RUN = cluster.dead_owner(STATE) if workflow.is_main_process else None
-if KILLED_RUN and cluster.clear_locks(STATE):
-    print(
-        f"inputspace: removed the locks of a Snakemake run that was killed ({KILLED_RUN})",
-        file=sys.stderr,
+DIGESTS = origin.DigestCache(STATE / "inputspace-digests.json")
+ENVIRONMENT = codebase.Environment(STATE / "inputspace-environment.json")
+
+
+def is_real_run():
+    """Whether this process runs the jobs: not a dry run, --touch, --nolock, a summary or
+    listing (no executor), nor a job's own process. Only such a run locks the working
+    directory, and only it may clear a killed run's locks or cancel its jobs."""
+    settings = workflow.execution_settings
+    return bool(
+        workflow.is_main_process
+        and workflow.executor_plugin is not None
+        and not workflow.dryrun
+        and not workflow.touch
+        and settings
+        and settings.lock
     )
 
-DIGESTS = origin.DigestCache(STATE / "inputspace-digests.json")
+
+RECOVERED = []  # once per process
+THIS_RUN = []  # this process's run, once it has started (onstart)
+ENDING = []
+
+
+def at_the_end():
+    """Once per real run: when it ends, forget its note and give the live runs of this
+    directory back the locks Snakemake removes (inputspace.recovery.end). The folder is
+    named in full: Snakemake is back in the directory it was started from by then."""
+    if not ENDING:
+        ENDING.append(True)
+        state = STATE.resolve()
+        atexit.register(lambda: recovery.end(state, THIS_RUN[0] if THIS_RUN else None))
+
+
+def after_killed_runs(wildcards):
+    """prepare_model's input function (every chain of jobs starts with it): Snakemake
+    evaluates it while building the jobs, before it locks the working directory, so a
+    real run removes what runs killed outright left (their locks, their SLURM jobs)
+    before those locks stop it; see inputspace.recovery."""
+    if RECOVERED or not is_real_run():
+        return []
+    RECOVERED.append(True)
+    at_the_end()
+    for line in recovery.recover(STATE):
+        print(f"inputspace: {line}", file=sys.stderr)
+    return []
+
 
 MODELS = sorted(config["models"])
 
@@ -62,7 +106,23 @@ MODEL_FOLDER = "results/models/{model}"
 
 
 def model_folder(wildcards):
-    return MODEL_FOLDER.format(model=wildcards.model)
+    """The prepared folder of the wildcards' model; a run (dry or not) stops with one line
+    if its files are no longer what prepare_model wrote, unless it is being made again.
+    (Snakemake does not see a file changed inside a directory output; the audit, which
+    plans with --detailed-summary, reports it instead.)"""
+    folder = MODEL_FOLDER.format(model=wildcards.model)
+    if workflow.executor_plugin is not None and not is_forced(folder):
+        damaged = damage(folder, DIGESTS.sha256)
+        if damaged:
+            sys.exit(f"inputspace: {damaged}")
+    return folder
+
+
+def is_forced(output):
+    settings = workflow.dag_settings
+    forced = settings.forcerun or set()
+    targeted = settings.forcetargets and output in (settings.targets or ())
+    return settings.forceall or targeted or output in forced or "prepare_model" in forced
 
 
 ENV = "../envs/inputspace.yaml"
@@ -208,11 +268,11 @@ def figure_groups():
         return [{"experiment": e, "model": m} for e, m in found]
 
     return [
-        (["fit_ellipse"], [{"model": model} for model in MODELS]),
-        (["sample_sequences"], pairs(experiment_models("random"))),
-        (["gradient_case_study", "case_study_path"], pairs(case_studies())),
+        (["ellipse_figure"], [{"model": model} for model in MODELS]),
+        (["sample_norms_figure"], pairs(experiment_models("random"))),
+        (["gradient_figure", "case_study_path"], pairs(case_studies())),
         (["convergence_figures", "displacement_figures", "travel_density", "topk_figures"], every),
-        (["landscape"], pairs(landscapes())),
+        (["landscape_figures"], pairs(landscapes())),
     ]
 
 
@@ -270,3 +330,62 @@ EXPERIMENT_TABLES = {
     "counts": ("token_tables", "counts"),
 }
 LANDSCAPE_TABLES = ("solutions", "flatness", "barriers", "nearness")  # the landscape's outputs
+
+
+# ------------------------------------------------------------------ the crate (snakemake crate)
+
+FIGURE_FILES = (".png", ".gif", ".pdf", ".svg")
+
+
+def figure_files():
+    """Every figure file of this config (PNG, GIF and their print copies), each with the
+    caption file (relative to the workflow folder) of the figure it shows: a print copy
+    shows its PNG."""
+    found = {}
+    for names, requests in figure_groups():
+        for name in names:
+            outputs = getattr(rules, name).rule.output
+            captions = {str(f): caption_of(f) for f in figures_of(name)}
+            for f in (f for f in outputs if f.endswith(FIGURE_FILES)):
+                caption = captions.get(str(f)) or captions.get(str(f).rsplit(".", 1)[0] + ".png")
+                for wildcards in requests:
+                    found[apply_wildcards(f, wildcards)] = caption
+    return found
+
+
+def caption_of(figure):
+    caption = get_flag_value(figure, "report").caption
+    path = Path(caption.get_path_or_uri(secret_free=True)).resolve()
+    return path.relative_to(Path(workflow.basedir).resolve()).as_posix()
+
+
+def crate_targets(wildcards):
+    """What the crate describes: everything rule all makes, or the figures crate_figures
+    names (one line if an entry names none)."""
+    if not config["crate_figures"]:
+        return list(rules.all.input)
+    from inputspace.crate import chosen  # here: it loads rocrate, which only the crate needs
+
+    try:
+        return chosen(config["crate_figures"], figure_files())
+    except InputspaceError as error:
+        sys.exit(f"inputspace: {error}")
+
+
+def rule_descriptions():
+    """Each rule's docstring, script and rule file (relative to the workflow folder)."""
+    base = Path(workflow.basedir).resolve()
+
+    def relative(path):
+        full = Path(path).resolve()
+        return full.relative_to(base).as_posix() if full.is_relative_to(base) else str(full)
+
+    described = {}
+    for declared in workflow.rules:
+        script = declared.script and declared.basedir.join(declared.script)
+        described[declared.name] = {
+            "doc": declared.docstring,
+            "file": relative(declared.snakefile),
+            "script": script and relative(script.get_path_or_uri(secret_free=True)),
+        }
+    return described

@@ -1,19 +1,9 @@
 rule fit_ellipse:
     """Mean and covariance (as principal axes) of the regular vocabulary embeddings."""
     input:
-        model=model_folder,  # whose record the figure carries
         table="results/{model}/vocab.parquet",
         matrix="results/{model}/vocab.safetensors",
     output:
-        **printed(
-            "figure",
-            report(
-                "results/figures/geometry/{model}_ellipse_spectrum.png",
-                caption="../report/ellipse_spectrum.rst",
-                category="Geometry",
-                subcategory="{model}",
-            ),
-        ),
         ellipse="results/{model}/ellipse.safetensors",
         spectrum="results/{model}/ellipse_spectrum.parquet",
     log:
@@ -24,10 +14,38 @@ rule fit_ellipse:
     resources:
         mem_mb=4000,
         runtime=10,
+    script:
+        "../scripts/fit_ellipse.py"
+
+
+rule ellipse_figure:
+    """The vocabulary covariance spectrum, drawn from fit_ellipse's table (a figure's style
+    or library never reruns the fit, nor what is sampled from it)."""
+    input:
+        model=model_folder,  # whose record the figure carries
+        spectrum="results/{model}/ellipse_spectrum.parquet",
+    output:
+        **printed(
+            "figure",
+            report(
+                "results/figures/geometry/{model}_ellipse_spectrum.png",
+                caption="../report/ellipse_spectrum.rst",
+                category="Geometry",
+                subcategory="{model}",
+            ),
+        ),
+    log:
+        "results/logs/ellipse_figure/{model}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         style=config["figures"],
     script:
-        "../scripts/fit_ellipse.py"
+        "../scripts/ellipse_figure.py"
 
 
 rule sample_sequences:
@@ -35,6 +53,34 @@ rule sample_sequences:
     input:
         model=model_folder,
         ellipse="results/{model}/ellipse.safetensors",
+        table="results/{model}/vocab.parquet",
+    output:
+        batch="results/{model}/samples/{experiment}.safetensors",
+        table="results/{model}/samples/{experiment}.parquet",
+        norms="results/{model}/samples/{experiment}_norms.json",
+        drawn="results/{model}/samples/{experiment}_norms.parquet",
+    log:
+        "results/logs/sample_sequences/{model}_{experiment}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        spec=lambda wildcards: EXPERIMENTS[wildcards.experiment]["sequences"],
+        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
+    script:
+        "../scripts/sample_sequences.py"
+
+
+rule sample_norms_figure:
+    """The norms of the sampled points against the vocabulary's, from sample_sequences's
+    tables."""
+    input:
+        model=model_folder,  # whose record the figure carries
+        drawn="results/{model}/samples/{experiment}_norms.parquet",
+        norms="results/{model}/samples/{experiment}_norms.json",
         table="results/{model}/vocab.parquet",
     output:
         **printed(
@@ -46,23 +92,18 @@ rule sample_sequences:
                 subcategory="{model}",
             ),
         ),
-        batch="results/{model}/samples/{experiment}.safetensors",
-        table="results/{model}/samples/{experiment}.parquet",
-        norms="results/{model}/samples/{experiment}_norms.json",
     log:
-        "results/logs/sample_sequences/{model}_{experiment}.log",
+        "results/logs/sample_norms_figure/{model}_{experiment}.log",
     conda:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=10,
     params:
         style=config["figures"],
-        spec=lambda wildcards: EXPERIMENTS[wildcards.experiment]["sequences"],
-        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
     script:
-        "../scripts/sample_sequences.py"
+        "../scripts/sample_norms_figure.py"
 
 
 rule vocab_distances:

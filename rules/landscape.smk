@@ -6,9 +6,6 @@ rule landscape:
         matrix="results/{model}/vocab.safetensors",
         ellipse="results/{model}/ellipse.safetensors",
     output:
-        **printed("spectrum_figure", landscape_figure("hessian_spectrum.png", "hessian_spectrum")),
-        **printed("barrier_figure", landscape_figure("barriers.png", "barriers")),
-        **printed("nearness_figure", landscape_figure("nearness.png", "nearness")),
         solutions=landscape_file("solutions.csv"),
         spectra=landscape_file("hessian_spectrum.parquet"),
         flatness=landscape_file("flatness.csv"),
@@ -24,9 +21,36 @@ rule landscape:
         mem_mb=8000,
         runtime=120,
     params:
-        style=config["figures"],
         experiment=experiment_keys("landscape", "optimize", "seed", "target"),
         device=config["device"],
         precision=config["precision"],
     script:
         "../scripts/landscape.py"
+
+
+rule landscape_figures:
+    """The landscape's figures, drawn from its tables (a figure's style or library never
+    reruns the landscape itself)."""
+    input:
+        model=model_folder,  # whose record the figures carry
+        spectra=landscape_file("hessian_spectrum.parquet"),
+        flatness=landscape_file("flatness.csv"),
+        paths=landscape_file("paths.parquet"),
+        barriers=landscape_file("barriers.csv"),
+        nearness=landscape_file("nearness.parquet"),
+    output:
+        **printed("spectrum_figure", landscape_figure("hessian_spectrum.png", "hessian_spectrum")),
+        **printed("barrier_figure", landscape_figure("barriers.png", "barriers")),
+        **printed("nearness_figure", landscape_figure("nearness.png", "nearness")),
+    log:
+        "results/logs/landscape_figures/{model}_{experiment}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        style=config["figures"],
+    script:
+        "../scripts/landscape_figures.py"

@@ -1,5 +1,7 @@
 rule prepare_model:
     """Materialise a configured model source as a safetensors HF folder with a manifest."""
+    input:
+        after_killed_runs,
     output:
         directory(MODEL_FOLDER),
     log:

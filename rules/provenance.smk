@@ -1,4 +1,5 @@
-# Provenance of the figures: a page in the report, and an audit against the disk.
+# Provenance of the figures: a page in the report, an audit against the disk, and the
+# run as a crate to deposit.
 import time
 
 
@@ -31,13 +32,47 @@ rule audit:
         "results/logs/audit.log",
     localrule: True
     conda:
-        ENV
+        "../envs/audit.yaml"  # the jobs' libraries and Snakemake, whose plan it reads
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
     params:
         figures="results/figures",
+        digests=str(DIGESTS.path),
+        deployment=DEPLOYMENT,  # the plan's params are the run's: the same --sdm
         asked=time.time_ns(),
     script:
         "../scripts/audit.py"
+
+
+rule crate:
+    """results/crate/: the run as an RO-Crate following the Provenance Run Crate profile
+    (the workflow, every job with its params, times, place and files with their sha256,
+    the libraries, each figure with its caption and record, each model by its raw source),
+    checked by roc-validator before it is kept; with crate_figures, a book's crate: only
+    those figures, their tables and the chain behind them. Runs whenever asked for."""
+    input:
+        crate_targets,
+    output:
+        # the folder is the crate; its metadata file is the output Snakemake tracks, so
+        # that it puts no mark of its own in the folder a deposit takes
+        metadata="results/crate/ro-crate-metadata.json",
+    log:
+        "results/logs/crate.log",
+    localrule: True
+    conda:
+        "../envs/crate.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        rules=lambda wildcards: rule_descriptions(),
+        captions=lambda wildcards: figure_files(),
+        configfiles=[str(path) for path in workflow.configfiles],
+        engine=SNAKEMAKE_VERSION,
+        book=bool(config["crate_figures"]),
+        asked=time.time_ns(),
+    script:
+        "../scripts/crate.py"

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import yaml
 
-from inputspace import audit, files, plan, scripting
+from inputspace import audit, files, origin, plan, scripting
 
 
 def main(snakemake):
@@ -11,9 +11,13 @@ def main(snakemake):
         configfile = Path(folder) / "config.yaml"  # this run's config, as Snakemake holds it
         configfile.write_text(yaml.safe_dump(dict(snakemake.config), sort_keys=False))
         planned = plan.snakemake_plan(
-            Path.cwd(), Path(snakemake.scriptdir).parent / "Snakefile", configfile
+            Path.cwd(),
+            Path(snakemake.scriptdir).parent / "Snakefile",
+            configfile,
+            deployment=snakemake.params.deployment,
         )
-    table = audit.audit_table(Path(snakemake.params.figures), planned)
+    digests = origin.DigestCache(Path(snakemake.params.digests))
+    table = audit.audit_table(Path(snakemake.params.figures), planned, digests.sha256)
     files.write_csv(table, snakemake.output.table, sep="\t")
     print(table.status.value_counts().to_string())
     print(f"wrote {snakemake.output.table}: {len(table)} figures")

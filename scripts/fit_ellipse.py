@@ -1,15 +1,13 @@
-from inputspace import figures, files, geometry, scripting, vocab
+from inputspace import files, geometry, scripting, vocab
 
 
 def main(snakemake):
-    figures.use(snakemake.params.style)
     table = vocab.read_table(snakemake.input.table)
     matrix = vocab.read_matrix(snakemake.input.matrix)
     ellipse = geometry.fit_ellipse(matrix[vocab.regular_ids(table)])
     geometry.save_ellipse(ellipse, snakemake.output.ellipse)
     spectrum = geometry.spectrum_table(ellipse)
     files.write_parquet(spectrum, snakemake.output.spectrum)
-    figures.ellipse_spectrum(spectrum, snakemake.wildcards.model, snakemake.output.figure)
     print(
         f"fitted {int(table.is_regular.sum())} tokens; top eigenvalue {spectrum.eigenvalue[0]:.4g}"
     )

@@ -1,7 +1,6 @@
 from inputspace import (
     engine,
     experiments,
-    figures,
     files,
     gradients,
     models,
@@ -13,8 +12,6 @@ from inputspace.geometry import VocabIndex
 
 
 def main(snakemake):
-    figures.use(snakemake.params.style)
-    model, experiment = snakemake.wildcards.model, snakemake.wildcards.experiment
     spec = snakemake.params.experiment
     study = spec["case_study"]
     source, target = spec["sequences"]["prompt"], spec["target"]["prompt"]
@@ -40,15 +37,12 @@ def main(snakemake):
         index,
         table.token.to_numpy(),
     )
+    followed, _ = gradients.locate(lm.tokenizer, lm.manifest, source, study["word"])
+    result["followed"] = result.index.isin(
+        followed
+    )  # the case study's word, as the figure marks it
     files.write_parquet(result, snakemake.output.table)
     files.write_csv(gradients.readable(result), snakemake.output.csv)
-    followed, _ = gradients.locate(lm.tokenizer, lm.manifest, source, study["word"])
-    figures.gradient_bars(
-        result,
-        followed,
-        f"{model} / {experiment}: gradient of cross-entropy toward the target, per input embedding",
-        snakemake.output.figure,
-    )
     largest = result.sort_values("grad_norm", ascending=False).head(3)
     print(
         f"loss {float(loss[0]):.4g}; largest gradient norms: "

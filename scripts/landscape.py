@@ -1,7 +1,6 @@
 from inputspace import (
     engine,
     experiments,
-    figures,
     files,
     geometry,
     landscape,
@@ -12,7 +11,6 @@ from inputspace import (
 
 
 def main(snakemake):
-    figures.use(snakemake.params.style)
     model, experiment = snakemake.wildcards.model, snakemake.wildcards.experiment
     spec = snakemake.params.experiment
     study = spec["landscape"]
@@ -42,20 +40,6 @@ def main(snakemake):
     files.write_parquet(found.paths, out.paths)
     files.write_csv(found.barriers, out.barriers)
     files.write_parquet(found.nearness, out.nearness)
-    title = f"{model} / {experiment}"
-    figures.hessian_spectrum(
-        found.spectra,
-        found.flatness,
-        f"{title}: Hessian of the loss at solutions and controls",
-        out.spectrum_figure,
-    )
-    figures.barrier_paths(
-        found.paths,
-        found.barriers,
-        f"{title}: loss between two solutions of one target",
-        out.barrier_figure,
-    )
-    figures.nearness(found.nearness, f"{title}: how near is a solution?", out.nearness_figure)
     print(found.flatness.to_string(index=False))
     print(found.barriers.to_string(index=False))
     print(found.nearness.drop(columns=["seq", "pos"]).median().to_string())

@@ -41,6 +41,7 @@ def main(snakemake):
         "device": str(lm.device),
         "precision": settings.precision,
         "seed": spec["seed"],
+        "threads": snakemake.threads,
         "attention": lm.model.config._attn_implementation,
         "fingerprint": fingerprint,
         **step.record(),

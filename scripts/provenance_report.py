@@ -1,10 +1,10 @@
-from inputspace import files, provenance, scripting
+from inputspace import files, record, scripting
 
 
 def main(snakemake):
-    records = [provenance.read(figure) for figure in snakemake.input]
+    records = [record.read(figure) for figure in snakemake.input]
     with files.atomic_output(snakemake.output[0]) as partial:
-        partial.write_text(provenance.as_html(records))
+        partial.write_text(record.as_html(records))
     print(f"{len(records)} figures")
 
 

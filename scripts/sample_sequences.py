@@ -1,8 +1,9 @@
-from inputspace import figures, files, geometry, models, samples, scripting, vocab
+import pandas as pd
+
+from inputspace import files, geometry, models, samples, scripting, vocab
 
 
 def main(snakemake):
-    figures.use(snakemake.params.style)
     lm = models.load(snakemake.input.model)
     ellipse = geometry.load_ellipse(snakemake.input.ellipse)
     batch = samples.sample_sentences(lm, ellipse, snakemake.params.spec, snakemake.params.seed)
@@ -14,13 +15,7 @@ def main(snakemake):
     drawn = samples.sampled_norms(batch)
     comparison = samples.compare_norms(drawn, vocab_norms)
     files.write_json(comparison.as_dict(), snakemake.output.norms)
-    title = (
-        f"{snakemake.wildcards.model} / {snakemake.wildcards.experiment}"
-        "\nsampled vs vocabulary norms"
-    )
-    figures.norm_comparison(
-        drawn, vocab_norms, comparison.ks_statistic, title, snakemake.output.figure
-    )
+    files.write_parquet(pd.DataFrame({"norm": drawn}), snakemake.output.drawn)
     print(f"{len(batch)} sequences, {drawn.size} sampled points; KS {comparison.ks_statistic:.3f}")
 
 

@@ -65,12 +65,14 @@ def small_run(tmp_path_factory) -> Path:
     checkout_files(checkout)
     small_model(checkout / SMALL_MODEL)
     command = [sys.executable, "-m", "snakemake", "--cores", "2", "--max-threads", "1"]
+    loaded = {"INPUTSPACE_LOADED_MODULES": str(checkout.parent / "loaded-modules")}
     result = subprocess.run(
         [*command, "--configfile", SMALL_CONFIG],
         cwd=checkout,
         capture_output=True,
         text=True,
         timeout=1800,
+        env={**os.environ, **loaded},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return checkout

@@ -44,7 +44,7 @@ def checkout_files(destination: Path, source: Path = REPO) -> None:
     for name in listed:
         if (source / name).is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source / name, destination / name)
+            shutil.copy(source / name, destination / name)  # its mode, as git keeps it
 
 
 def small_model(folder: Path, seed: int = 0) -> None:

@@ -7,11 +7,13 @@ elsewhere, and copies of its figures in a manuscript folder.
 """
 
 import copy
+import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +21,7 @@ import pytest
 import yaml
 from helpers import SMALL_CONFIG, SMALL_MODEL, checkout_files, small_model
 
-from inputspace import audit, plan, provenance
+from inputspace import audit, codebase, plan, provenance, record
 
 pytestmark = pytest.mark.slow
 
@@ -36,19 +38,27 @@ def state(small_run, tmp_path_factory):
 class Workflow:
     checkout: Path
     config: dict
+    env: dict = field(default_factory=dict)  # more environment for every command
 
     def configfile(self, config: dict | None) -> Path:
         path = self.checkout / "edited.yaml"
         path.write_text(yaml.safe_dump(config or self.config, sort_keys=False))
         return path
 
-    def snakemake(self, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
+    def snakemake(
+        self, *args: str, config: dict | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "snakemake", *args]
         command += ["--configfile", str(self.configfile(config))]
         done = subprocess.run(
-            command, cwd=self.checkout, capture_output=True, text=True, timeout=1200
+            command,
+            cwd=self.checkout,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            env={**os.environ, **self.env},
         )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert done.returncode == 0 or not check, done.stdout[-3000:] + done.stderr[-3000:]
         return done
 
     def build(self, config: dict | None = None) -> None:
@@ -61,24 +71,30 @@ class Workflow:
 
     def audit_here(self, config: dict | None = None) -> pd.DataFrame:
         """What the audit rule's script computes, without Snakemake around it (faster)."""
-        planned = plan.snakemake_plan(
-            self.checkout, self.checkout / "Snakefile", self.configfile(config)
-        )
-        figures = self.checkout / "results/figures"
         with pytest.MonkeyPatch.context() as patch:
-            patch.chdir(self.checkout)
-            return audit.audit_table(figures.relative_to(self.checkout), planned).set_index(
-                "figure"
+            for name, value in self.env.items():
+                patch.setenv(name, value)
+            planned = plan.snakemake_plan(
+                self.checkout, self.checkout / "Snakefile", self.configfile(config)
             )
+            patch.chdir(self.checkout)
+            figures = Path("results/figures")
+            return audit.audit_table(figures, planned).set_index("figure")
 
     def planned_figures(self, config: dict | None = None) -> set[str]:
         """Recorded figures among the outputs of the jobs `snakemake -n` lists."""
-        done = self.snakemake("-n", config=config)
         outputs = set()
-        for line in done.stdout.splitlines():
+        for line in self.snakemake("-n", config=config).stdout.splitlines():
             if line.startswith("    output: "):
                 outputs.update(p.strip() for p in line.removeprefix("    output: ").split(","))
         return {p for p in outputs if p in self.recorded_figures()}
+
+    def planned_rules(self, config: dict | None = None) -> set[str]:
+        """The rules of the jobs `snakemake -n` lists."""
+        lines = self.snakemake("-n", config=config).stdout.splitlines()
+        return {
+            line.split()[-1].rstrip(":") for line in lines if re.match(r"(local)?rule \w+:$", line)
+        }
 
     def recorded_figures(self) -> dict[str, str]:
         """Figure -> its record."""
@@ -106,6 +122,9 @@ class Edit:
     files: Callable[[Path], Callable[[], None]] | None = None
     reaches: tuple[str, ...] = ()  # some figures it must make stale
     spares: tuple[str, ...] = ()  # some it must not
+    env: Callable[[Path], dict[str, str]] | None = None  # more environment, from now on
+    spared_rules: tuple[str, ...] = ()  # rules none of whose jobs it reruns
+    says: str = ""  # what the audit says of every figure it reaches
 
 
 def set_in(*path_and_value):
@@ -142,6 +161,34 @@ def new_weights(checkout: Path) -> Callable[[], None]:
         saved.rename(folder)
 
     return undo
+
+
+def same_size_weights_time_kept(checkout: Path) -> Callable[[], None]:
+    """The local model's weights replaced by a model of the same architecture (the same
+    size), its modification time put back as `cp -p` or `rsync -a` would."""
+    weights = checkout / SMALL_MODEL / "model.safetensors"
+    other = checkout.parent / "other_model"
+    small_model(other, seed=1)
+    before = weights.stat()
+    assert (other / "model.safetensors").stat().st_size == before.st_size
+    shutil.copyfile(other / "model.safetensors", weights)
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return lambda: None
+
+
+def older_cycler(checkout: Path) -> dict[str, str]:
+    """A real second version of a small library every figure job imports (matplotlib
+    requires cycler), installed beside the environment and put first on the import path."""
+    folder = checkout.parent / "older-cycler"
+    if not (folder / "cycler-0.11.0.dist-info").is_dir():
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        command = [*pip, "--no-deps", "--target", str(folder), "cycler==0.11.0"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"pip could not install cycler 0.11.0: {done.stderr[-2000:]}"
+    assert codebase.installed_versions(["cycler"])["cycler"] != "0.11.0"
+    return {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    }
 
 
 GRADIENTS = "results/figures/bark/tiny_gradient_norms.png"
@@ -218,6 +265,7 @@ EDITS = [
         spares=(BARK_KL, ELLIPSE),
     ),
     Edit("figures", set_in("figures", "one_column", 3.3), reaches=(ELLIPSE, BARK_KL)),
+    Edit("crate_figures", set_in("crate_figures", [BARK_KL]), spares=(BARK_KL, ELLIPSE)),
     # files
     Edit(
         "a comment in a package module",
@@ -265,6 +313,47 @@ REBUILT = [
         files=replace_in("src/inputspace/figures.py", '"grid.alpha": 0.3', '"grid.alpha": 0.25'),
         reaches=(ELLIPSE, PAIRS_KL),
     ),
+    Edit(
+        "a record-keeping module, rebuilt",
+        files=replace_in(
+            "src/inputspace/provenance.py",
+            '"made_on": where_made(),',
+            '"made_on": where_made(),\n        "edited": True,',
+        ),
+    ),
+    Edit(
+        "the engine, rebuilt",
+        files=replace_in("src/inputspace/engine.py", "\n\n\ndef ", "\n\n\nEDITED = 1\n\n\ndef "),
+        reaches=(BARK_KL, PAIRS_KL, SPECTRUM, GRADIENTS),
+        spares=(ELLIPSE,),
+        spared_rules=("prepare_model", "extract_vocab", "fit_ellipse", "vocab_distances"),
+        says="its params changed: its code (scripts/",
+    ),
+    Edit(
+        "a library version, rebuilt",
+        env=older_cycler,
+        reaches=(ELLIPSE, BARK_KL, PAIRS_KL, SPECTRUM, GRADIENTS, TOPK),
+        # the jobs that compute (a figure is drawn by a job of its own from their tables)
+        spared_rules=(
+            "prepare_model",
+            "extract_vocab",
+            "vocab_distances",
+            "fit_ellipse",
+            "sample_sequences",
+            "optimize",
+            "gradient_case_study",
+            "landscape",
+            "token_tables",
+        ),
+        says="its params changed: its libraries: cycler 0.12.1 -> 0.11.0",
+    ),
+    Edit(
+        "a same-size model file with its time kept, rebuilt",
+        files=same_size_weights_time_kept,
+        reaches=(ELLIPSE, BARK_KL, PAIRS_KL, SPECTRUM, GRADIENTS),
+        says="results/models/tiny (prepare_model): its params changed: its model source's "
+        "content: model.safetensors",
+    ),
 ]
 
 
@@ -273,12 +362,19 @@ def applied(edit: Edit, state: Workflow) -> tuple[dict, Callable[[], None]]:
     if edit.config:
         edit.config(config)
     undo = edit.files(state.checkout) if edit.files else (lambda: None)
+    if edit.env:
+        state.env.update(edit.env(state.checkout))
     return config, undo
 
 
 def check_stale_set(edit: Edit, state: Workflow, config: dict, table: pd.DataFrame) -> set[str]:
     called = stale(table)
     assert called == state.planned_figures(config), edit.name
+    assert not state.planned_rules(config) & set(edit.spared_rules), edit.name
+    assert all(edit.says in why for why in table.why[list(called)]), (
+        edit.says,
+        table.why.to_dict(),
+    )
     assert set(edit.reaches) <= called, (edit.name, table.why.to_dict())
     assert not called & set(edit.spares), (edit.name, called & set(edit.spares))
     if not edit.reaches:
@@ -307,11 +403,39 @@ def test_after_an_edit_snakemake_makes_again_what_the_audit_called_stale(state, 
     assert (state.audit().status == "fresh").all()
 
 
+def test_a_byte_changed_in_a_prepared_model_is_changed_and_no_run_uses_it(state):
+    """The audit calls every figure of that model `changed`, naming the file and the
+    command; the next run refuses them all; that command makes them all again."""
+    folder = "results/models/tiny"
+    weights = state.checkout / folder / "model.safetensors"
+    kept = weights.stat()
+    with open(weights, "r+b") as stream:
+        stream.seek(kept.st_size // 2)
+        byte = stream.read(1)
+        stream.seek(kept.st_size // 2)
+        stream.write(bytes([byte[0] ^ 1]))
+    os.utime(weights, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    table = state.audit()
+    changed = set(table.index[table.status == "changed"])
+    assert changed == set(state.recorded_figures())  # every figure shows the tiny model
+    command = f"snakemake --forcerun {folder}"
+    assert all(f"{folder}/model.safetensors (changed)" in why for why in table.why), table.why
+    assert all(command in why for why in table.why)
+    refused = state.snakemake("--cores", "2", "--max-threads", "1", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert f"inputspace: {folder}/model.safetensors (changed)" in refused.stderr
+    before = state.recorded_figures()
+    state.snakemake("--cores", "2", "--max-threads", "1", "--forcerun", folder)
+    after = state.recorded_figures()
+    assert {figure for figure in before if after[figure] != before[figure]} == changed
+    assert (state.audit().status == "fresh").all()
+
+
 def test_a_moved_checkout_is_up_to_date(state, tmp_path):
     moved = tmp_path / "moved"
     shutil.move(state.checkout, moved)
     try:
-        elsewhere = Workflow(moved, state.config)
+        elsewhere = Workflow(moved, state.config, state.env)
         assert "Nothing to be done" in elsewhere.snakemake("-n").stdout
         assert (elsewhere.audit().status == "fresh").all()
     finally:
@@ -325,7 +449,7 @@ def test_a_clone_with_the_results_copied_in_is_up_to_date(state, tmp_path):
     checkout_files(clone, state.checkout)
     for kept in ("results", ".snakemake", SMALL_MODEL):
         shutil.copytree(state.checkout / kept, clone / kept, symlinks=True)
-    elsewhere = Workflow(clone, state.config)
+    elsewhere = Workflow(clone, state.config, state.env)
     assert "Nothing to be done" in elsewhere.snakemake("-n").stdout
     assert (elsewhere.audit().status == "fresh").all()
 
@@ -372,6 +496,16 @@ def test_copies_of_a_png_a_pdf_and_an_svg_are_fresh(state, manuscript):
             done.stdout
         )
     assert "by rule convergence_figures" in done.stdout and "model     tiny:" in done.stdout
+    lines = done.stdout.splitlines()
+    for line in lines[1:]:
+        if line.startswith("  "):
+            label, _, text = line.strip().partition(" ")
+            assert label and text.strip() and "None" not in text, line
+    made = record.read(state.checkout / "results/figures/pairs/kl.png")
+    raw = made["models"]["tiny"]["origin"]["content_sha256"]
+    assert f"  model     tiny: local folder {SMALL_MODEL}, content sha256 {raw}" in done.stdout
+    prepared = made["models"]["tiny"]["files_sha256"]["model.safetensors"]
+    assert re.fullmatch("[0-9a-f]{64}", raw) and f"model.safetensors {prepared}" in done.stdout
 
 
 def test_an_edit_that_reaches_one_copy_makes_only_it_stale(state, manuscript):
@@ -396,3 +530,62 @@ def test_an_edited_copy_says_it_was_changed_after_it_was_made(state, manuscript)
     done = figure_check(state, svg, pdf)
     assert done.returncode == 1
     assert done.stdout.count("changed after it was made") == 2, done.stdout
+
+
+def test_a_figure_rebuilt_from_its_raw_model_is_identical(state, tmp_path):
+    """--rebuild on one figure of each kind (PNG, PDF, SVG, GIF), copied elsewhere: made
+    again in a scratch folder from the local model folder its record names."""
+    folder = tmp_path / "book"
+    folder.mkdir()
+    copies = []
+    for name in ("kl.png", "kl.pdf", "kl.svg", "topk.gif"):
+        copies.append(shutil.copy(state.checkout / "results/figures/bark" / name, folder / name))
+    command = [sys.executable, "-m", "inputspace.figure_check", "--rebuild", *map(str, copies)]
+    command += ["--checkout", str(state.checkout), "--scratch", str(tmp_path / "scratch")]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, env={**os.environ, **state.env}
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    for copy_path in copies:
+        assert f"{copy_path}: rebuilt from the raw model in " in done.stdout
+    assert done.stdout.count(": identical") == 4 and "differs" not in done.stdout
+    assert "  same      picture (image digest)" in done.stdout
+    assert "  same      results/tiny/runs/bark/steps.parquet" in done.stdout
+    assert "  same      results/figures/bark/convergence.csv" in done.stdout  # drawn beside
+
+
+def test_rebuilding_from_another_raw_model_is_refused(state, tmp_path):
+    copy_path = shutil.copy(state.checkout / "results/figures/bark/kl.png", tmp_path / "kl.png")
+    weights = state.checkout / SMALL_MODEL / "model.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        command = [sys.executable, "-m", "inputspace.figure_check", "--rebuild", str(copy_path)]
+        command += ["--checkout", str(state.checkout), "--scratch", str(tmp_path / "scratch")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finally:
+        weights.write_bytes(original)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stdout.splitlines()
+    assert line.startswith(f"{copy_path}: cannot rebuild: model tiny: the raw model here is not")
+    assert not (tmp_path / "scratch/0/results").exists()  # nothing was run
+
+
+def test_every_library_a_job_loaded_is_one_its_rule_reruns_on(small_run):
+    """What each job of the small run had imported when it ended (any module, lazily
+    imported ones too) belongs to a distribution among its rule's `libraries` param (or
+    to the harness, which computes no output, or to Snakemake): the static reading of its
+    code misses none."""
+    environment = codebase.Environment()
+    package = small_run / "src" / codebase.PACKAGE
+    # Snakemake's script preamble loads Snakemake in every job, to hand it its inputs
+    engine = environment.closure(["snakemake"]).keys() | {codebase.PACKAGE}
+    files = sorted((small_run.parent / "loaded-modules").glob("*.txt"))
+    assert len({f.stem.rsplit("-", 1)[0] for f in files}) >= 15  # every rule of the config
+    for path in files:
+        rule = path.stem.rsplit("-", 1)[0]
+        script = small_run / "scripts" / f"{rule}.py"
+        loaded = environment.providers(path.read_text().split()) - codebase.TOOLING - engine
+        planned = codebase.libraries(script, package, environment).keys()
+        harness = environment.versions(codebase.third_party(script, package, harness=True))
+        assert loaded <= planned | harness.keys(), (rule, sorted(loaded - planned))

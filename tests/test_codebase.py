@@ -1,6 +1,9 @@
-"""A rule's code digest: its script and the package modules it imports, by content."""
+"""A rule's code and libraries: its script, the package modules that compute its outputs
+(by content, through dotted names, relative imports and subpackages), and the installed
+versions of what they import."""
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,37 +14,78 @@ from inputspace import codebase
 @pytest.fixture
 def tree(tmp_path):
     package = tmp_path / "src/inputspace"
-    package.mkdir(parents=True)
+    (package / "sub").mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / "used.py").write_text("from inputspace import deeper\n\nX = 1\n")
-    (package / "deeper.py").write_text("from . import leaf\n")
+    (package / "deeper.py").write_text(
+        "from . import leaf\nfrom .sub import inner\n\nY = leaf.f()\n"
+    )
     (package / "leaf.py").write_text("def f():\n    return 1\n")
+    (package / "sub/__init__.py").write_text('"""A subpackage."""\n')
+    (package / "sub/inner.py").write_text("from .. import leaf\nimport inputspace.sub.far\n")
+    (package / "sub/far.py").write_text("import yaml\n\nZ = 3\n")
     (package / "unused.py").write_text("Y = 2\n")
+    (package / "scripting.py").write_text("from inputspace import records\n")  # the harness
+    (package / "records.py").write_text("R = 1\n")
+    (package / "errors.py").write_text("class E(Exception):\n    pass\n")
     script = tmp_path / "scripts/rule.py"
     script.parent.mkdir()
-    script.write_text("import json\nfrom inputspace import used\nfrom inputspace.errors import E\n")
+    script.write_text(
+        "import json\nfrom inputspace import used, scripting\nfrom inputspace.errors import E\n"
+    )
     return script, package
 
 
-def test_imports_are_followed_through_modules(tree):
+def names(script, package):
+    return [p.relative_to(package).as_posix() for p in codebase.imported_modules(script, package)]
+
+
+def test_imports_are_followed_through_modules_subpackages_and_relative_imports(tree):
     script, package = tree
-    found = [path.name for path in codebase.imported_modules(script, package)]
-    assert found == ["__init__.py", "deeper.py", "leaf.py", "used.py"]  # not unused, errors
+    assert names(script, package) == [
+        "__init__.py",
+        "deeper.py",
+        "leaf.py",
+        "sub/__init__.py",
+        "sub/far.py",
+        "sub/inner.py",
+        "used.py",
+    ]  # not unused, nor the harness (scripting, errors) or what only it imports (records)
+
+
+def test_an_import_of_no_module_of_the_package_fails_loudly(tree):
+    script, package = tree
+    (package / "leaf.py").write_text("from inputspace.gone import f\n")
+    with pytest.raises(codebase.UnresolvedImport, match="imports inputspace.gone, which is no"):
+        codebase.digest(script, package)
+
+
+def test_a_name_a_module_defines_is_no_module_to_follow(tree):
+    script, package = tree
+    (package / "leaf.py").write_text("from inputspace.deeper import leaf as again\n")
+    assert "deeper.py" in names(script, package)
 
 
 def edited(path: Path, old: str, new: str) -> None:
-    path.write_text(path.read_text().replace(old, new))
+    text = path.read_text()
+    assert old in text, (old, path)
+    path.write_text(text.replace(old, new))
 
 
 @pytest.mark.parametrize(
     ("name", "old", "new", "counts"),
     [
         ("leaf.py", "return 1", "return 2", True),  # imported through two modules
+        ("sub/far.py", "Z = 3", "Z = 4", True),  # in a subpackage, by dotted name
         ("scripts/rule.py", "import json", "import os", True),
         ("unused.py", "Y = 2", "Y = 3", False),
+        ("records.py", "R = 1", "R = 2", False),  # reached through the harness only
+        ("scripting.py", "\n", "\nX = 1\n", False),  # the harness
+        ("errors.py", "pass", "code = 2", False),  # error types and wording
         ("leaf.py", "def f():", "def f():  # a comment", False),
         ("leaf.py", "return 1", '"""A docstring."""\n    return 1', False),
         ("used.py", "X = 1", "X = (\n    1\n)", False),  # formatting
+        ("leaf.py", "return 1", "raise ValueError(f'no {1}')", True),  # raising at all
     ],
 )
 def test_what_changes_the_digest(tree, name, old, new, counts):
@@ -49,6 +93,36 @@ def test_what_changes_the_digest(tree, name, old, new, counts):
     before = codebase.digest(script, package)
     edited(script if name.startswith("scripts") else package / name, old, new)
     assert (codebase.digest(script, package) != before) is counts
+
+
+def test_the_wording_of_errors_and_warnings_is_not_code(tree):
+    script, package = tree
+    leaf = package / "leaf.py"
+    leaf.write_text(
+        "import warnings\n\ndef f():\n    warnings.warn('careful')\n    raise E('bad')\n"
+    )
+    before = codebase.digest(script, package)
+    leaf.write_text(
+        "import warnings\n\ndef f():\n    warnings.warn(f'take care: {1}', UserWarning)\n"
+        "    raise E('worse, fix x') from None\n"
+    )
+    assert codebase.digest(script, package) == before
+    leaf.write_text(
+        "import warnings\n\ndef f():\n    warnings.warn('careful')\n    raise F('bad')\n"
+    )
+    assert codebase.digest(script, package) != before  # another error type
+
+
+def test_moving_a_module_into_a_subpackage_is_no_change(tree):
+    script, package = tree
+    before = codebase.digest(script, package)
+    (package / "moved").mkdir()
+    (package / "moved/__init__.py").write_text('"""Where leaf lives now."""\n')
+    shutil.move(package / "leaf.py", package / "moved/leaf.py")
+    edited(package / "deeper.py", "from . import leaf", "from inputspace.moved import leaf")
+    edited(package / "sub/inner.py", "from .. import leaf", "from ..moved import leaf")
+    assert "moved/leaf.py" in names(script, package)
+    assert codebase.digest(script, package) == before
 
 
 def test_the_digest_does_not_depend_on_where_the_checkout_is(tree, tmp_path):
@@ -66,3 +140,58 @@ def test_a_rules_code_names_its_script_from_the_workflow_folder(tree):
     root = package.parents[1]
     code = codebase.identity(script, package, root)
     assert code == {"script": "scripts/rule.py", "digest": codebase.digest(script, package)}
+
+
+# ------------------------------------------------------------------ libraries
+
+
+def test_the_libraries_are_what_the_code_imports_and_what_those_require(tree, tmp_path):
+    script, package = tree
+    assert codebase.third_party(script, package) == {"yaml"}  # json: the standard library
+    edited(script, "import json", "import matplotlib.pyplot")
+    found = codebase.libraries(script, package, codebase.Environment())
+    assert found["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert found["pyyaml"] and found["matplotlib"]
+    assert {"pillow", "numpy", "cycler", "fonttools"} <= found.keys()  # matplotlib requires
+    assert "torch" not in found and "setuptools" not in found and "pytest" not in found
+    assert list(found)[1:] == sorted(list(found)[1:])
+
+
+def test_the_installed_distributions_are_remembered_until_one_changes(tmp_path, monkeypatch):
+    cache = tmp_path / "environment.json"
+    first = codebase.Environment(cache).versions(["yaml"])
+    assert cache.is_file() and first == {
+        "pyyaml": codebase.installed_versions(["pyyaml"])["pyyaml"]
+    }
+    site = tmp_path / "site"
+    (site / "fake-1.0.dist-info").mkdir(parents=True)
+    (site / "fake-1.0.dist-info/METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fake\nVersion: 1.0\n"
+    )
+    (site / "fake-1.0.dist-info/top_level.txt").write_text("fake\n")
+    (site / "fake-1.0.dist-info/RECORD").write_text("fake/__init__.py,,\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert codebase.Environment(cache).versions(["fake"]) == {"fake": "1.0"}  # read again
+    assert codebase.installed_versions(["fake", "not-installed-here"]) == {
+        "fake": "1.0",
+        "not-installed-here": None,
+    }
+
+
+def test_a_module_run_as_python_m_is_a_library_of_the_code(tree):
+    script, package = tree
+    edited(package / "leaf.py", "return 1", 'return [sys.executable, "-m", "snakemake", "-n"]')
+    assert "snakemake" in codebase.third_party(script, package)
+
+
+def test_a_module_renamed_and_imported_by_its_new_name_is_no_change(tree):
+    script, package = tree
+    before = codebase.digest(script, package)
+    shutil.move(package / "leaf.py", package / "sub/renamed_leaf.py")
+    edited(package / "deeper.py", "from . import leaf", "from .sub import renamed_leaf")
+    edited(package / "deeper.py", "Y = leaf.f()", "Y = renamed_leaf.f()")
+    edited(package / "sub/inner.py", "from .. import leaf", "from . import renamed_leaf as leaf")
+    assert "sub/renamed_leaf.py" in names(script, package)
+    assert codebase.digest(script, package) == before
+    edited(package / "sub/renamed_leaf.py", "return 1", "return 3")  # its content still counts
+    assert codebase.digest(script, package) != before

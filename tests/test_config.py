@@ -29,7 +29,7 @@ def test_a_config_error_in_a_job_is_one_line_and_exit_1(tmp_path):
     """Jobs that validate what they read stop with the error's line, like any other input."""
     import types
 
-    from inputspace import scripting
+    from inputspace import history, scripting
 
     def main(snakemake):
         validated({"models": {}}, SCHEMA)
@@ -41,7 +41,8 @@ def test_a_config_error_in_a_job_is_one_line_and_exit_1(tmp_path):
     with pytest.raises(SystemExit) as info:
         scripting.run(main, job)
     assert info.value.code == 1
-    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    note, *lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert note.startswith(history.NOTE)  # where the job ran, first (inputspace.history)
     assert len(lines) == 1 and "config" in lines[0].lower()
 
 

@@ -33,7 +33,16 @@ def conda_pins(name: str) -> dict[str, str]:
     return pins(pip_lists[0])
 
 
-TOOLS = ("snakemake", "snakemake-executor-plugin-", "pytest", "ruff", "snakefmt", "black")
+TOOLS = (
+    "snakemake",
+    "snakemake-executor-plugin-",
+    "pytest",
+    "ruff",
+    "snakefmt",
+    "black",
+    "rocrate",
+    "roc-validator",
+)
 
 
 def test_the_two_conda_envs_together_pin_requirements_txt_exactly():
@@ -48,3 +57,50 @@ def test_the_jobs_env_holds_no_workflow_or_development_tool():
     runtime = conda_pins("inputspace.yaml")
     assert not [name for name in runtime if name.startswith(TOOLS)]
     assert {"torch", "transformers", "pandas", "matplotlib"} <= runtime.keys()
+
+
+# ------------------------------------------------------------------ each rule's environment
+
+RULE = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+.*\n|\n)*)", re.MULTILINE)
+ENV_VARIABLE = "ENV"  # rules/common.smk: the jobs' conda env, ../envs/inputspace.yaml
+
+
+def rules_with_scripts() -> dict[str, tuple[Path, str | None]]:
+    """Rule -> (its script, its conda env file or None), as the rule files declare them."""
+    found = {}
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        for name, body in RULE.findall(path.read_text()):
+            script = re.search(r"^\s+script:\n\s+\"([^\"]+)\"", body, re.MULTILINE)
+            conda = re.search(r"^\s+conda:\n\s+(\S+)", body, re.MULTILINE)
+            if script:
+                env = conda and conda[1].strip('"')
+                env = "../envs/inputspace.yaml" if env == ENV_VARIABLE else env
+                found[name] = ((path.parent / script[1]).resolve(), env)
+    return found
+
+
+def test_each_rules_environment_holds_what_its_code_imports():
+    """Static: every library a rule's script and package modules import (or run with
+    python -m) is in the environment the rule runs in: its conda env's pins (and what they
+    require), or, for a rule without one, what Snakemake's own environment installs."""
+    from inputspace import codebase
+
+    environment = codebase.Environment()
+    requirements = pins((REPO / "requirements.txt").read_text().splitlines())
+    rules = rules_with_scripts()
+    assert {"optimize", "audit", "convergence_figures", "prepare_model"} <= rules.keys()
+    for rule, (script, env) in rules.items():
+        imported = codebase.third_party(script, REPO / "src/inputspace", harness=True)
+        dists = environment.providers(imported)
+        holds = set(environment.closure(conda_pins(Path(env).name) if env else requirements))
+        assert dists <= holds, f"rule {rule} (env {env}) lacks {sorted(dists - holds)}"
+    assert "snakemake" in environment.providers(
+        codebase.third_party(rules["audit"][0], REPO / "src/inputspace")
+    )  # the audit runs Snakemake: its env has it
+
+
+def test_every_env_pins_what_requirements_txt_pins():
+    requirements = pins((REPO / "requirements.txt").read_text().splitlines())
+    for env in sorted((REPO / "envs").glob("*.yaml")):
+        pinned = conda_pins(env.name)
+        assert pinned.items() <= requirements.items(), env.name

@@ -150,7 +150,7 @@ def test_a_changed_prepared_model_is_refused(tiny_folders, tmp_path, name):
     with pytest.raises(DamagedFile) as error:
         models.load(folder)
     message = one_line(error)
-    assert f"{folder / name} (changed)" in message and f"delete {folder}" in message
+    assert f"{folder / name} (changed)" in message and f"snakemake --forcerun {folder}" in message
 
 
 # ------------------------------------------------------------------ prompts and config

@@ -9,12 +9,12 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from test_provenance import stamped  # noqa: F401 (a fixture)
 
-from inputspace import figure_check, plan, provenance
+from inputspace import figure_check, plan, provenance, record
 
 
 def plan_of(figure, pending=False, status="ok"):
     row = plan.Output(str(figure), "fig", status, pending, ())
-    return {str(figure): row}
+    return plan.Plan({str(figure): row}, figure.parent, figure.parent)
 
 
 def copied(figure, tmp_path):
@@ -26,13 +26,13 @@ def copied(figure, tmp_path):
 def test_a_copy_is_fresh_and_unchanged_and_says_what_made_it(stamped, tmp_path):  # noqa: F811
     (png, pdf, _), _ = stamped
     for made in (png, pdf):
-        record = provenance.read(made)
+        data = record.read(made)
         verdict = figure_check.check(copied(made, tmp_path), plan_of(made), tmp_path)
         assert verdict.status == figure_check.FRESH, verdict.lines
         assert "fresh (Snakemake would not make it again); image unchanged" in verdict.lines[0]
         text = "\n".join(verdict.lines)
         assert "by rule fig" in text and '"lr": 0.01' in text and "sha256 c0de" in text
-        assert f"torch {record['versions']['torch']}" in text
+        assert f"numpy {data['libraries']['numpy']}" in text
 
 
 def test_stale_when_snakemake_would_make_it_again_or_has_made_another(stamped, tmp_path):  # noqa: F811
@@ -41,7 +41,8 @@ def test_stale_when_snakemake_would_make_it_again_or_has_made_another(stamped, t
     verdict = figure_check.check(copy, plan_of(png, True, "params changed"), tmp_path)
     assert verdict.status == figure_check.STALE
     assert "its params changed" in verdict.lines[0]
-    assert figure_check.check(copy, {}, tmp_path).status == figure_check.STALE  # not made
+    nothing = plan.Plan({}, tmp_path, tmp_path)
+    assert figure_check.check(copy, nothing, tmp_path).status == figure_check.STALE  # not made
 
     svg_copy = copied(svg, tmp_path)
     svg.write_text(svg.read_text().replace("#1f77b4", "#000000"))  # the workflow made it again
@@ -78,7 +79,7 @@ def test_no_record_or_a_damaged_one_is_one_line(tmp_path):
         (damaged, "is damaged"),
         (cut, "is damaged"),
     ):
-        verdict = figure_check.check(figure, {}, tmp_path)
+        verdict = figure_check.check(figure, plan.Plan({}, tmp_path, tmp_path), tmp_path)
         assert verdict.status == figure_check.UNVERIFIABLE and len(verdict.lines) == 1
         assert says in verdict.lines[0]
 

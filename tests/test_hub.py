@@ -21,7 +21,8 @@ COMMIT, NEW_COMMIT = "1" * 40, "2" * 40
 RULES = (
     "prepare_model extract_vocab vocab_distances fit_ellipse sample_sequences optimize "
     "gradient_case_study case_study_path convergence_figures displacement_figures "
-    "travel_density token_tables topk_figures landscape summary provenance_report"
+    "travel_density token_tables topk_figures landscape summary provenance_report "
+    "ellipse_figure sample_norms_figure gradient_figure landscape_figures"
 ).split()
 SMALLER = {  # the counts only: every other value is the paper's
     "experiments": {

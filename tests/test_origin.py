@@ -1,6 +1,8 @@
 """What a model source holds, by content, without loading it."""
 
+import hashlib
 import json
+import os
 
 from inputspace import origin
 
@@ -21,18 +23,30 @@ def test_a_local_folder_is_its_files_digests_and_a_new_file_counts(tmp_path):
     assert after["files"]["config.json"] == before["files"]["config.json"]
 
 
-def test_digests_are_remembered_by_size_and_time(tmp_path):
+def test_digests_are_remembered_until_the_file_is_written_even_with_its_time_put_back(tmp_path):
     path = tmp_path / "weights.bin"
     path.write_bytes(b"abc")
     cache = origin.DigestCache(tmp_path / "digests.json")
     first = cache.sha256(path)
     stored = json.loads((tmp_path / "digests.json").read_text())
     key = str(path.resolve())
-    stored[key][2] = "remembered"
+    stored[key][-1] = "remembered"
     (tmp_path / "digests.json").write_text(json.dumps(stored))
     assert origin.DigestCache(tmp_path / "digests.json").sha256(path) == "remembered"
-    path.write_bytes(b"abcd")  # another size: hashed again
-    assert origin.DigestCache(tmp_path / "digests.json").sha256(path) not in (first, "remembered")
+    kept = path.stat()
+    path.write_bytes(b"abd")  # same size, new content
+    os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))  # its time put back (cp -p)
+    assert path.stat().st_mtime_ns == kept.st_mtime_ns and path.stat().st_size == kept.st_size
+    again = origin.DigestCache(tmp_path / "digests.json").sha256(path)
+    assert again not in (first, "remembered")  # the change time told
+    assert again == hashlib.sha256(b"abd").hexdigest()
+
+
+def test_a_local_folders_content_digest_is_over_names_and_digests(tmp_path):
+    files = {"b.json": "2" * 64, "a.safetensors": "1" * 64}
+    lines = f"a.safetensors {'1' * 64}\nb.json {'2' * 64}\n"
+    assert origin.content_digest(files) == hashlib.sha256(lines.encode()).hexdigest()
+    assert origin.content_digest({**files, "b.json": "3" * 64}) != origin.content_digest(files)
 
 
 def test_a_hub_revision_is_the_commit_the_local_cache_resolves_it_to(tmp_path, monkeypatch):

@@ -1,4 +1,13 @@
-"""Reading Snakemake's detailed summary: which outputs it would make again, and why."""
+"""Reading Snakemake's detailed summary: which outputs it would make again, and why; and
+failing loudly on what it cannot read. The canary plans a real two-rule workflow with
+Snakemake itself, through every status it produces."""
+
+import json
+import subprocess
+import sys
+from base64 import urlsafe_b64encode
+
+import pytest
 
 from inputspace import audit, plan
 
@@ -19,17 +28,20 @@ SUMMARY = "\n".join(
 )
 
 
-def test_the_summary_is_read_row_by_row():
-    planned = plan.parse_summary(SUMMARY)
-    assert len(planned) == 6
-    kl = planned["results/figures/e/kl.png"]
+@pytest.fixture
+def planned(tmp_path):
+    return plan.Plan(plan.parse_summary(SUMMARY), tmp_path, tmp_path)
+
+
+def test_the_summary_is_read_row_by_row(planned):
+    assert len(planned.outputs) == 6
+    kl = planned.get("results/figures/e/kl.png")
     assert kl.rule == "convergence_figures" and kl.pending and kl.status == "ok"
     assert kl.inputs == ("results/m/runs/e/steps.parquet", "results/m/runs/e/topk.parquet")
-    assert not planned["results/models/m"].pending
+    assert not planned.get("results/models/m").pending
 
 
-def test_the_causes_are_upstream_and_named_once_per_job():
-    planned = plan.parse_summary(SUMMARY)
+def test_the_causes_are_upstream_and_named_once_per_job(planned):
     assert plan.causes("results/figures/e/kl.png", planned) == [
         "results/m/runs/e/steps.parquet (optimize): " + plan.OWN_CAUSES["params changed"]
     ]
@@ -38,9 +50,131 @@ def test_the_causes_are_upstream_and_named_once_per_job():
     ]
 
 
-def test_verdicts():
-    planned = plan.parse_summary(SUMMARY)
+def test_verdicts(planned):
     assert audit.plan_verdict("results/figures/geometry/m.png", planned)[0] == audit.FRESH
     state, why = audit.plan_verdict("results/figures/e/kl.png", planned)
     assert state == audit.STALE and "(optimize): its params changed" in why
     assert audit.plan_verdict("results/figures/gone.png", planned)[0] == audit.NOT_MADE
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "results/x.png\tThu\tfig\t-\t-\t-\tok",  # a field short
+        "results/x.png\tThu\tfig\t-\t-\t-\tsomething new\tno update",  # an unknown status
+        "results/x.png\tThu\tfig\t-\t-\t-\tok\tmaybe later",  # an unknown plan
+    ],
+)
+def test_a_row_it_cannot_read_is_an_error_not_a_guess(row):
+    with pytest.raises(plan.PlanError, match="not one this version of inputspace reads"):
+        plan.parse_summary(f"{plan.HEADER}\n{row}\n")
+
+
+def test_a_plan_that_does_not_finish_is_one_error(monkeypatch, tmp_path):
+    def hangs(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], plan.TIMEOUT_S)
+
+    monkeypatch.setattr(plan.subprocess, "run", hangs)
+    with pytest.raises(plan.PlanError, match="did not finish planning"):
+        plan.snakemake_plan(tmp_path, tmp_path / "Snakefile")
+
+
+def test_changed_libraries_are_named_from_what_snakemake_recorded(tmp_path):
+    root = tmp_path / "checkout"
+    (root / "src/inputspace").mkdir(parents=True)
+    (root / "src/inputspace/__init__.py").write_text("")
+    (root / "scripts").mkdir()
+    script = root / "scripts/fig.py"
+    script.write_text("import yaml\n")
+    from inputspace import codebase
+
+    code = codebase.identity(script, root / "src/inputspace", root)
+    now = codebase.libraries(script, root / "src/inputspace", codebase.Environment())
+    before = {**now, "pyyaml": "5.0", "gone": "1.0"}
+    record = {"params": [repr(code), repr(before), "'a config value'"]}
+    key = urlsafe_b64encode(b"results/fig.png").decode()
+    (tmp_path / ".snakemake/metadata").mkdir(parents=True)
+    (tmp_path / ".snakemake/metadata" / key).write_text(json.dumps(record))
+    recorded = plan.recorded_params(tmp_path, "results/fig.png")
+    assert plan.params_changes(recorded, root, tmp_path) == [
+        f"its libraries: -gone 1.0, pyyaml 5.0 -> {now['pyyaml']}"
+    ]
+    script.write_text("import yaml\nX = 1\n")
+    assert plan.params_changes(recorded, root, tmp_path)[1].startswith("its code (scripts/fig.py")
+    record["params"][1] = repr(now)
+    script.write_text("import yaml\n")
+    (tmp_path / ".snakemake/metadata" / key).write_text(json.dumps(record))
+    recorded = plan.recorded_params(tmp_path, "results/fig.png")
+    assert plan.params_changes(recorded, root, tmp_path) == ["the config it reads"]
+    assert plan.recorded_params(tmp_path, "results/never-made.png") is None
+
+
+# ------------------------------------------------------------------ the canary
+
+
+CANARY = """
+rule all:
+    input: "b.txt", "c.txt"
+
+rule a:
+    input: "in.txt"
+    output: temp("a.txt")
+    shell: "cat {input} > {output}"
+
+rule b:
+    input: "a.txt"
+    output: "b.txt"
+    params: word=config.get("word", "one")
+    shell: "cat {input} > {output}; echo {params.word} >> {output}"
+
+rule c:
+    input: "in.txt"
+    output: "c.txt"
+    shell: "cat {input} > {output}"
+"""
+
+
+@pytest.mark.slow
+def test_snakemake_itself_plans_every_status_this_module_reads(tmp_path):
+    """Fails when a Snakemake release renames a status or changes the summary's layout."""
+    (tmp_path / "Snakefile").write_text(CANARY)
+    (tmp_path / "in.txt").write_text("input\n")
+    (tmp_path / "other.txt").write_text("made before the run\n")
+
+    def statuses(*config):
+        configfile = tmp_path / "config.json"
+        configfile.write_text(json.dumps(dict(config)))
+        planned = plan.snakemake_plan(tmp_path, tmp_path / "Snakefile", configfile)
+        return {path: (o.status, o.pending) for path, o in planned.outputs.items()}
+
+    def run(*args):
+        command = [sys.executable, "-m", "snakemake", "-s", str(tmp_path / "Snakefile")]
+        command += ["-d", str(tmp_path), "--cores", "1"]
+        done = subprocess.run([*command, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    assert statuses() == {
+        "a.txt": ("removed temp file", True),  # a temp output not there is never "missing"
+        "b.txt": ("missing", True),
+        "c.txt": ("missing", True),
+    }
+    run()
+    assert statuses() == {
+        "a.txt": ("removed temp file", False),
+        "b.txt": ("ok", False),
+        "c.txt": ("ok", False),
+    }
+    assert statuses(("word", "two"))["b.txt"] == ("params changed", True)
+    (tmp_path / "in.txt").write_text("another input\n")
+    assert statuses()["c.txt"] == ("updated input files", True)
+    run()
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(CANARY.replace('cat {input} > {output}"\n', 'cp {input} {output}"\n'))
+    assert statuses()["c.txt"] == ("rule implementation changed", True)
+    snakefile.write_text(
+        CANARY.replace(
+            'input: "in.txt"\n    output: "c.txt"',
+            'input: "in.txt", "other.txt"\n    output: "c.txt"',
+        )
+    )
+    assert statuses()["c.txt"] == ("set of input files changed", True)

@@ -1,28 +1,34 @@
 import hashlib
+import html
 import json
+import platform
 import re
 
 import matplotlib
+import numpy
 import numpy as np
 import pytest
 from PIL import Image
 
-from inputspace import figures, provenance
+from inputspace import figures, provenance, record
 
 matplotlib.use("Agg")
 
+WEIGHTS = b"weights"
 MANIFEST = {
     "source": {"kind": "random", "architecture": "llama", "seed": 0},
     "kind": "causal",
-    "files_sha256": {"model.safetensors": "ab" * 32},
+    "files_sha256": {"model.safetensors": hashlib.sha256(WEIGHTS).hexdigest()},
     "vocab_size": 512,
 }
 CODE = {"script": "scripts/fig.py", "digest": "c0de"}
-PARAMS = {"experiment": {"seed": 3, "optimize": {"lr": 0.01}}, "device": "auto", "code": CODE}
-
-
-def job(inputs, rule="fig", wildcards=None):
-    return provenance.Job(rule, wildcards or {"model": "a"}, PARAMS, inputs)
+LIBRARIES = {"python": "3.0.0", "numpy": "0.1"}  # as Snakemake's process planned them
+PARAMS = {
+    "experiment": {"seed": 3, "optimize": {"lr": 0.01}},
+    "device": "auto",
+    "code": CODE,
+    "libraries": LIBRARIES,
+}
 
 
 def drawn(path):
@@ -44,34 +50,52 @@ def stamped(tmp_path):
     model = tmp_path / "models/a"  # a prepared model folder among the inputs
     model.mkdir(parents=True)
     (model / "manifest.json").write_text(json.dumps(MANIFEST))
+    (model / "model.safetensors").write_bytes(WEIGHTS)
     made = drawn(tmp_path / "fig.png")
-    provenance.stamp_figures(job([data_file, model]), made, tmp_path)
+    table = tmp_path / "table.csv"
+    table.write_text("a,b\n1,2\n")
+    made_by = provenance.Job(
+        "fig", {"model": "a"}, PARAMS, [data_file, model], [table], {"models": {"a": {}}}
+    )
+    provenance.stamp_figures(made_by, made, tmp_path)
     return made, data_file
 
 
 def test_the_record_holds_the_jobs_params_code_and_inputs(stamped):
     made, data_file = stamped
-    record = provenance.read(made[0])
-    assert record["config"] == {"experiment": PARAMS["experiment"], "device": "auto"}
-    assert record["code"] == CODE
-    assert record["rule"] == "fig" and record["wildcards"] == {"model": "a"}
-    assert record["models"] == {"a": {k: MANIFEST.get(k) for k in provenance.MODEL_KEYS}}
-    assert record["inputs"][0] == {
+    data = record.read(made[0])
+    assert data["config"] == {"experiment": PARAMS["experiment"], "device": "auto"}
+    assert data["code"] == CODE
+    assert data["rule"] == "fig" and data["wildcards"] == {"model": "a"}
+    folder = str(made[0].parent / "models/a")
+    assert data["models"] == {
+        "a": {"folder": folder, **{k: MANIFEST.get(k) for k in provenance.MODEL_KEYS}}
+    }
+    # the versions installed where the job ran, of the libraries Snakemake planned with
+    assert data["libraries"] == {"python": platform.python_version(), "numpy": numpy.__version__}
+    assert data["libraries_planned"] == LIBRARIES
+    assert data["outputs"] == [
+        {
+            "path": str(made[0].parent / "table.csv"),
+            "sha256": hashlib.sha256(b"a,b\n1,2\n").hexdigest(),
+        }
+    ]
+    assert data["workflow_config"] == {"models": {"a": {}}}
+    assert data["inputs"][0] == {
         "path": str(data_file),
         "kind": "file",
         "sha256": hashlib.sha256(b"numbers").hexdigest(),
     }
-    folder = record["inputs"][1]
-    assert folder["kind"] == "folder" and len(folder["manifest_sha256"]) == 64
-    assert record["versions"]["torch"] and len(record["inputs"][0]["sha256"]) == 64
+    listed = data["inputs"][1]
+    assert listed["kind"] == "folder" and len(listed["manifest_sha256"]) == 64
 
 
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["png", "pdf", "svg"])
 def test_each_format_carries_the_record_beside_and_inside(stamped, index):
     figure = stamped[0][index]
-    record = provenance.read(figure)
-    assert provenance.embedded(figure) == record and record["figure"] == str(figure)
-    assert record["image_sha256"] == provenance.image_sha256(figure)
+    data = record.read(figure)
+    assert provenance.embedded(figure) == data and data["figure"] == str(figure)
+    assert data["image_sha256"] == provenance.image_sha256(figure)
 
 
 def test_the_pdf_record_is_an_incremental_update_and_its_fonts_are_truetype(stamped):
@@ -94,7 +118,7 @@ def test_the_svg_record_is_in_its_metadata(stamped):
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["png", "pdf", "svg"])
 def test_an_edit_of_the_picture_changes_its_digest(stamped, tmp_path, index):
     figure = stamped[0][index]
-    recorded = provenance.read(figure)["image_sha256"]
+    recorded = record.read(figure)["image_sha256"]
     if figure.suffix == ".png":
         with Image.open(figure) as image:
             pixels = np.array(image)
@@ -130,7 +154,9 @@ def test_gif_keeps_its_frames_its_digest_and_carries_the_record(tmp_path):
 
 def test_the_report_page_shows_each_record(stamped):
     made, _ = stamped
-    page = provenance.as_html([provenance.read(figure) for figure in made])
+    page = record.as_html([record.read(figure) for figure in made])
     assert page.count("<h2 id=") == 3 and "scripts/fig.py" in page
     assert "&quot;lr&quot;: 0.01" in page
     assert "&quot;device&quot;: &quot;auto&quot;" in page
+    for line in record.describe(record.read(made[0])):  # the lines figure_check prints
+        assert html.escape(line) in page

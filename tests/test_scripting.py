@@ -12,6 +12,8 @@ from PIL import Image
 from inputspace import provenance, scripting
 from inputspace.errors import ModelUnavailable
 from inputspace.files import atomic_output
+from inputspace.hashing import sha256_file
+from inputspace.record import read
 
 
 def test_atomic_output_success(tmp_path):
@@ -57,6 +59,7 @@ def fake_snakemake(log, output=()):
         params={"colour": "blue", "code": {"script": "scripts/x.py", "digest": "c0de"}},
         wildcards={"model": "m"},
         scriptdir=str(Path(log).parent / "scripts"),
+        config={"models": {"m": {}}},
     )
 
 
@@ -71,7 +74,8 @@ def test_run_stamps_every_figure_a_job_writes_and_nothing_else(tmp_path):
     record = provenance.embedded(figure)
     assert record["rule"] == "x" and record["config"] == {"colour": "blue"}
     assert record["code"] == {"script": "scripts/x.py", "digest": "c0de"}
-    assert provenance.read(figure) == record
+    assert read(figure) == record and record["workflow_config"] == {"models": {"m": {}}}
+    assert record["outputs"] == [{"path": str(table), "sha256": sha256_file(table)}]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "fig.png",
         "fig.png.provenance.json",

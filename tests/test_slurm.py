@@ -28,7 +28,7 @@ from helpers import (
     snakemake_command,
 )
 
-from inputspace import cluster, provenance
+from inputspace import diagnoses, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
@@ -136,7 +136,7 @@ def run(command: list[str], environ: dict[str, str] | None = None, timeout: int 
 
 def submitted(log: str) -> dict[str, tuple[str, dict[str, str]]]:
     """SLURM job id -> (rule, resources Snakemake asked for), from Snakemake's output."""
-    jobs = cluster.announced_jobs(log)
+    jobs = diagnoses.announced_jobs(log)
     found = {}
     for line in log.splitlines():
         if "has been submitted with SLURM jobid" in line:
@@ -258,8 +258,23 @@ def wait_for(path: Path, process: subprocess.Popen, seconds: float = 300) -> Non
         time.sleep(0.5)
 
 
+def queued_jobs(workdir: Path) -> list[str]:
+    """This user's SLURM jobs that Snakemake's SLURM executor submitted from `workdir`
+    (its jobs carry a `rule_...` comment and the workflow's working directory)."""
+    listed = subprocess.run(
+        ["squeue", "-h", "--me", "-o", "%i|%k|%Z"], capture_output=True, text=True, timeout=60
+    )
+    rows = (line.split("|", 2) for line in listed.stdout.splitlines() if line.count("|") >= 2)
+    here = os.path.realpath(workdir)
+    return [
+        i
+        for i, comment, folder in rows
+        if comment.startswith("rule_") and os.path.realpath(folder) == here
+    ]
+
+
 def optimize_job(workdir: Path) -> str:
-    (job,) = cluster.queued_jobs(workdir)
+    (job,) = queued_jobs(workdir)
     return job
 
 
@@ -310,7 +325,7 @@ def test_a_request_no_node_can_satisfy_stops_at_once_with_one_line(prepared, tmp
     assert "mem_mb=10000000" in line and "`set-resources: optimize: mem_mb`" in line, line
     assert "'gpu'" in line
     assert time.monotonic() - started < 120
-    assert not cluster.queued_jobs(workdir)  # nothing left pending forever
+    assert not queued_jobs(workdir)  # nothing left pending forever
 
 
 def test_a_job_at_its_time_limit_stops_with_one_line_and_keeps_its_checkpoint(prepared, tmp_path):
@@ -344,7 +359,9 @@ def test_a_killed_snakemake_loses_nothing_its_checkpoints_kept(prepared, tmp_pat
     first.communicate()
     again = run(command, env("pause:advance:30", once=paused), timeout=900)  # the same command
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"cancelled SLURM job {orphan}" in again.stderr, again.stderr[-3000:]
+    assert f"cancelled SLURM jobs {orphan}, left by pid {first.pid}" in again.stderr, again.stderr[
+        -3000:
+    ]
     assert accounting([orphan])[orphan]["State"].startswith("CANCELLED")
     log = (workdir / OPTIMIZE_LOG).read_text()
     assert f"resumed from {CHECKPOINT} at step 31" in log, log[-2000:]

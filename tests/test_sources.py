@@ -6,8 +6,9 @@ import json
 import pytest
 import torch
 
-from inputspace import models, sources
+from inputspace import models, origin, sources
 from inputspace.errors import InputspaceError, ModelUnavailable
+from inputspace.hashing import sha256_file
 from inputspace.manifest import read_manifest
 
 ARCHS = ["modernbert", "llama"]
@@ -85,7 +86,8 @@ def test_local_source_round_trips(name, tiny_folders, tiny_models, tmp_path):
     dest = tmp_path / "copy"
     manifest = sources.prepare("copy", {"kind": "local", "path": str(tiny_folders[name])}, dest)
     assert manifest["kind"] == EXPECTED[name]["kind"]
-    assert manifest["origin"] == {}
+    raw = {name: sha256_file(path) for name, path in origin.local_files(tiny_folders[name]).items()}
+    assert manifest["origin"] == {"content_sha256": origin.content_digest(raw), "files_sha256": raw}
     original, copy = tiny_models[name], models.load(dest)
     assert copy.manifest["special_token_ids"] == original.manifest["special_token_ids"]
     text = (

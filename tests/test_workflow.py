@@ -188,11 +188,13 @@ def test_every_figure_carries_its_provenance(tiny_run):
     for figure in figures:
         record = json.loads(Path(f"{figure}.provenance.json").read_text())
         assert record == provenance.embedded(figure)
-        assert record["git"]["commit"] and record["versions"]["snakemake"]
-        assert all(m["files_sha256"]["model.safetensors"] for m in record["models"].values())
+        assert record["git"]["commit"] and record["libraries"]["matplotlib"]
+        assert record["code"]["script"] == f"scripts/{record['rule']}.py"
+        for model in record["models"].values():  # a random model: its source is all
+            assert model["files_sha256"]["model.safetensors"] and model["source"]["seed"] == 0
         assert all(len(i.get("sha256") or i.get("manifest_sha256")) == 64 for i in record["inputs"])
-    kl = provenance.read(tiny_run / "results/figures/prompt_pairs/kl.png")
-    assert kl["device"] == ["cpu"] and provenance.seeds(kl) == [0]
+    kl = provenance.embedded(tiny_run / "results/figures/prompt_pairs/kl.png")
+    assert kl["device"] == ["cpu"] and {run["seed"] for run in kl["runs"]} == {0}
     assert kl["config"]["models"] == tiny_config()["experiments"]["prompt_pairs"]["models"]
     assert kl["config"]["style"]["formats"] == ["png", "pdf"]  # the default formats
     assert provenance.embedded(tiny_run / "results/figures/prompt_pairs/kl.pdf")["rule"] == (

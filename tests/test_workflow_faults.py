@@ -5,7 +5,9 @@ and every failure is one line naming the file, step or model, with no output lef
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -148,15 +150,126 @@ def test_a_diverging_run_stops_with_the_step_and_leaves_no_output(undisturbed, t
     assert not checkpoint_files(workdir)
 
 
-def test_a_changed_weight_byte_stops_the_job_that_loads_the_model(undisturbed, tmp_path):
-    """A prepared model is an output: Snakemake does not watch the files inside it (nor
-    does the audit, which asks Snakemake), so every job that loads it checks them first."""
+def test_a_changed_weight_byte_stops_every_run_until_the_model_is_made_again(undisturbed, tmp_path):
+    """Snakemake does not see a file changed inside the prepared model (a folder it made):
+    every run, dry or not, refuses with one line naming the file and the command that
+    prepares it again; that command makes it again, and what follows from it."""
     workdir = tmp_path / "work"
     shutil.copytree(undisturbed, workdir, symlinks=True)
-    weights = workdir / "results/models/tiny_llama/model.safetensors"
-    flip_byte(weights, weights.stat().st_size // 2)
-    line = one_line(snakemake(workdir, *run_targets(), "--forcerun", "optimize"))
-    assert "results/models/tiny_llama/model.safetensors (changed)" in line and "delete" in line
+    folder = "results/models/tiny_llama"
+    weights = workdir / folder / "model.safetensors"
+    kept = weights.stat()
+    flip_byte(weights, kept.st_size // 2)
+    os.utime(weights, ns=(kept.st_atime_ns, kept.st_mtime_ns))  # its time kept
+    for args in (["-n"], []):
+        refused = snakemake(workdir, *run_targets(), *args)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        (line,) = [x for x in refused.stderr.splitlines() if x.startswith("inputspace")]
+        assert line == (
+            f"inputspace: {folder}/model.safetensors (changed): not what prepare_model wrote; "
+            f"make it again with: snakemake --forcerun {folder} (and the run's --configfile)"
+        )
+    again = snakemake(workdir, *run_targets(), "--forcerun", folder)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for name in TABLES:
+        assert (workdir / RUN / name).read_bytes() == (undisturbed / RUN / name).read_bytes(), name
+
+
+# ------------------------------------------------------------------ two runs, one directory
+
+
+def two_experiments() -> dict:
+    config = fault_config()
+    config["experiments"]["other_pairs"] = config["experiments"]["prompt_pairs"]
+    return config
+
+
+def other_targets() -> list[str]:
+    return [name.replace("prompt_pairs", "other_pairs") for name in run_targets()]
+
+
+def started(workdir: Path, targets: list[str], paused: Path) -> subprocess.Popen:
+    """A run of `targets` in a session of its own whose optimize job pauses at step 5 until
+    it is asked to stop (creating `paused` when it does)."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "INPUTSPACE_FAULT": "pause:advance:5",
+        "INPUTSPACE_FAULT_ONCE": str(paused),
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO / "tests/faulty"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    command = snakemake_command(
+        workdir, *targets, "--cores", "1", "--configfile", str(workdir / "config.yaml")
+    )
+    run = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not paused.exists():
+        assert run.poll() is None, run.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the optimize job did not reach its pause"
+        time.sleep(0.2)
+    return run
+
+
+def locks(workdir: Path) -> dict[str, str]:
+    folder = workdir / ".snakemake/locks"
+    return {p.name: p.read_text() for p in folder.glob("*.lock")} if folder.is_dir() else {}
+
+
+def descendants(pid: int) -> set[int]:
+    children = subprocess.run(
+        ["pgrep", "-P", str(pid)], capture_output=True, text=True
+    ).stdout.split()
+    return {int(c) for c in children} | {d for c in children for d in descendants(int(c))}
+
+
+def test_recovery_after_a_killed_run_leaves_a_live_run_alone(undisturbed, tmp_path):
+    workdir = copy_without_run(undisturbed, tmp_path)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(two_experiments()))
+    live = started(workdir, run_targets(), tmp_path / "live paused")
+    live_locks, live_jobs = locks(workdir), descendants(live.pid)
+    killed = started(workdir, other_targets(), tmp_path / "killed paused")
+    killed_locks = {k: v for k, v in locks(workdir).items() if k not in live_locks}
+    assert killed_locks and live_jobs
+    os.killpg(killed.pid, signal.SIGKILL)  # Snakemake and its job, as a lost session ends
+    killed.communicate()
+    notes = workdir / ".snakemake/inputspace-runs"
+    assert len(list(notes.glob("*.json"))) == 2
+
+    def live_untouched():
+        assert live.poll() is None and descendants(live.pid) == live_jobs
+        assert {k: v for k, v in locks(workdir).items() if k in live_locks} == live_locks
+
+    # not real runs (a dry run, a summary, a run that does not lock): they clear nothing;
+    # the one without locks makes the killed run's outputs
+    for args in (["-n"], ["--detailed-summary"], ["--nolock"]):
+        result = snakemake(workdir, *other_targets(), *args, config=two_experiments())
+        assert result.returncode == 0 and "removed the locks" not in result.stderr, result.stderr[
+            -3000:
+        ]
+        assert locks(workdir) == {**live_locks, **killed_locks}
+        live_untouched()
+    third = snakemake(workdir, *other_targets(), config=two_experiments())  # a real run
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert f"removed the locks of a killed Snakemake run (pid {killed.pid} on " in third.stderr
+    assert len(list(notes.glob("*.json"))) == 1  # the live run's: the killed run's is done with
+    live_untouched()
+    audit = snakemake(workdir, "audit", config=two_experiments())
+    assert audit.returncode == 0, audit.stderr[-3000:]
+    live_untouched()
+
+    for job in live_jobs:
+        os.kill(job, signal.SIGTERM)  # the live run's job stops: the run ends with an error
+    live.communicate(timeout=300)
+    assert live.returncode != 0 and not list(notes.glob("*.json"))  # and forgets its note
 
 
 def checkpoint_files(workdir: Path) -> list[str]:

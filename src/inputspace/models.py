@@ -256,7 +256,7 @@ def load(
 ) -> LanguageModel:
     """Load a prepared model folder with frozen fp32 weights in eval mode."""
     manifest = read_manifest(folder)
-    check_unchanged(folder, manifest)
+    check_unchanged(folder)
     model = _with_attention(
         folder, manifest, attention_for(device, attention), chosen=attention != "auto"
     )

@@ -6,6 +6,7 @@ folder, another snapshot behind a hub revision in the local cache. Nothing here 
 torch or transformers: the workflow computes it while parsing.
 """
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -17,6 +18,7 @@ from inputspace.errors import ModelUnavailable
 from inputspace.hashing import sha256_file
 
 COMMIT = re.compile(r"[0-9a-f]{40}")
+CONTENT_KEYS = frozenset({"sha256", "files", "commit", "unavailable"})  # what identity() holds
 
 
 def package_folder(name: str, package: str) -> Path:
@@ -47,9 +49,7 @@ def identity(
             return {"sha256": digests.sha256(path) if path.is_file() else None}
         if kind == "local":
             folder = Path(source["path"]).expanduser()
-            return {
-                "files": {str(p.relative_to(folder)): digests.sha256(p) for p in _files(folder)}
-            }
+            return {"files": {name: digests.sha256(p) for name, p in local_files(folder).items()}}
         if kind == "hub" and not downloads:
             return {"commit": cached_commit(source["id"], source.get("revision", "main"))}
     except ModelUnavailable:
@@ -57,14 +57,23 @@ def identity(
     return {}
 
 
-def _files(folder: Path) -> list[Path]:
+def local_files(folder: Path) -> dict[str, Path]:
+    """A local model folder's files by their path inside it (hidden ones left out: a
+    hub client's .cache, a git folder)."""
     if not folder.is_dir():
-        return []
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+        return {}
+    found = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    return {name: found[name] for name in sorted(found) if not _hidden(name)}
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") for part in name.split("/"))
+
+
+def content_digest(files: dict[str, str]) -> str:
+    """One sha256 for a folder's content: over its files' names and sha256, sorted."""
+    lines = "".join(f"{name} {digest}\n" for name, digest in sorted(files.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def hub_cache() -> Path:
@@ -87,8 +96,10 @@ def cached_commit(repo_id: str, revision: str) -> str | None:
 
 
 class DigestCache:
-    """sha256 of files, remembered by path, size and modification time in a JSON file,
-    so that a large model is hashed once and not at every parse of the workflow."""
+    """sha256 of files, remembered in a JSON file by path, inode, change time, size and
+    modification time, so that a large model is hashed once and not at every parse of the
+    workflow. The change time is the kernel's: any write or replacement sets it, including
+    one that restores the modification time (`cp -p`, `rsync -a`, an unpacked archive)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -98,13 +109,14 @@ class DigestCache:
             self.known = {}
 
     def sha256(self, path: Path) -> str:
-        stat = path.stat()
-        key = str(path.resolve())
+        stat = Path(path).stat()
+        key = str(Path(path).resolve())
+        state = [stat.st_ino, stat.st_ctime_ns, stat.st_size, stat.st_mtime_ns]
         seen = self.known.get(key)
-        if seen and seen[:2] == [stat.st_size, stat.st_mtime_ns]:
-            return seen[2]
+        if seen and seen[:-1] == state:
+            return seen[-1]
         digest = sha256_file(path)
-        self.known[key] = [stat.st_size, stat.st_mtime_ns, digest]
+        self.known[key] = [*state, digest]
         self._save()
         return digest
 

@@ -2,11 +2,15 @@
 (PNG text chunk, GIF comment, PDF document info, SVG metadata).
 
 A record holds a digest of the picture itself (which the embedded record does not
-change), the job's params (exactly what Snakemake reruns the rule on: the config values it
-reads and the digest of its code), the models it shows (source, revision, sha256 of every
-file), the git commit, library versions, where it was made, the runs behind it (device,
-precision, seed) and every input file with its sha256. Whether a figure is still what the
-workflow would make is Snakemake's to say (`inputspace.audit`).
+change); the job's params: the config values its rule reads (`config`), its code's digest
+(`code`) and the libraries it ran with (`libraries`, each one's version as installed where
+the job ran), exactly what Snakemake reruns the rule on; the models it shows, each by its
+raw source (GGUF sha256, hub commit, local folder's content digest) and by the sha256 of
+every prepared file; the git commit; where it was made; the runs behind it (device,
+precision, seed); every input with its sha256; the job's other outputs (the tables drawn)
+with theirs; and the whole config of the run (what `figure_check --rebuild` remakes it
+from). inputspace.record turns a record into the lines a person reads. Whether a figure
+is still what the workflow would make is Snakemake's to say (`inputspace.audit`).
 """
 
 import hashlib
@@ -14,10 +18,8 @@ import html
 import json
 import platform
 import re
-import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -25,45 +27,37 @@ import pyarrow.parquet as pq
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from inputspace import cluster
+from inputspace import codebase
+from inputspace.codebase import installed_versions
 from inputspace.files import atomic_output
+from inputspace.gitstate import git_state
 from inputspace.hashing import sha256_file
 from inputspace.manifest import MANIFEST, is_prepared, read_manifest
+from inputspace.place import where_made
+from inputspace.record import SIDECAR
+from inputspace.trajectory import RUN_METADATA
 
-SIDECAR = ".provenance.json"
 KEY = "inputspace:provenance"
-RUN_METADATA = b"inputspace.run"  # Parquet schema metadata written by the optimize rule
 RASTER = (".png", ".gif")
 VECTOR = (".pdf", ".svg")
 FIGURE_SUFFIXES = RASTER + VECTOR
-LIBRARIES = ("torch", "transformers", "snakemake", "inputspace", "numpy", "pandas", "matplotlib")
 
 # ------------------------------------------------------------------ code and environment
 
 
-def git_state(root: Path) -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
-
-
-def library_versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
+def runtime_libraries(
+    planned: dict[str, str] | None, code: dict[str, str] | None = None, root: Path | None = None
+) -> dict[str, str | None]:
+    """Python's version here and the version installed here of each library the job's
+    params name (the rule's libraries as Snakemake computed them); where they name a conda
+    env instead, of each library the rule's code imports, found here."""
+    names = [name for name in planned or {} if name not in ("python", "conda env")]
+    if planned and "conda env" in planned and code and root:
+        script, package = Path(root) / code["script"], Path(root) / "src" / codebase.PACKAGE
+        names = [
+            n for n in codebase.libraries(script, package, codebase.Environment()) if n != "python"
+        ]
+    return {"python": platform.python_version(), **installed_versions(names)}
 
 
 # ------------------------------------------------------------------ inputs and models
@@ -84,6 +78,7 @@ def input_record(path: Path) -> dict[str, Any]:
 
 MODEL_KEYS = (
     "source",
+    "origin",
     "revision",
     "files_sha256",
     "architecture",
@@ -94,13 +89,18 @@ MODEL_KEYS = (
 
 
 def model_records(inputs: list[Path]) -> dict[str, Any]:
-    """The prepared models among a job's inputs, by folder name: where they came from."""
+    """The prepared models among a job's inputs, by folder name: the raw source they came
+    from (its `origin`: GGUF sha256, hub commit, local content digest) and the sha256 of
+    every prepared file."""
     records = {}
     for folder in inputs:
         if not (Path(folder).is_dir() and is_prepared(folder)):
             continue
         manifest = read_manifest(folder)
-        records[Path(folder).name] = {key: manifest.get(key) for key in MODEL_KEYS}
+        records[Path(folder).name] = {
+            "folder": str(folder),
+            **{key: manifest.get(key) for key in MODEL_KEYS},
+        }
     return records
 
 
@@ -127,6 +127,9 @@ class Job:
     wildcards: dict[str, str]
     params: dict[str, Any]  # as Snakemake evaluated them: what the rule reruns on
     inputs: list[Path]
+    outputs: list[Path] = field(default_factory=list)  # its other outputs (tables)
+    config: dict[str, Any] = field(default_factory=dict)  # the whole config of the run
+    threads: int = 1
 
 
 def record(job: Job, root: Path) -> dict[str, Any]:
@@ -134,20 +137,28 @@ def record(job: Job, root: Path) -> dict[str, Any]:
     `root`: the workflow folder (for git)."""
     params = json.loads(json.dumps(job.params, default=str))  # plain JSON, as compared
     code = params.pop("code", None)
+    planned = params.pop("libraries", None)
+    libraries = runtime_libraries(planned, code, root)
     runs = run_records(job.inputs)
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "made_on": cluster.where_made(),
+        "made_on": where_made(),
         "rule": job.rule,
         "wildcards": dict(job.wildcards),
+        "threads": job.threads,
         "models": model_records(job.inputs),
         "config": params,
         "device": sorted({run.get("device") for run in runs}) or None,
         "runs": runs,
         "git": git_state(root),
         "code": code,
-        "versions": library_versions(),
+        "libraries": libraries,
+        **({"libraries_planned": planned} if planned and planned != libraries else {}),
         "inputs": [input_record(Path(p)) for p in job.inputs],
+        "outputs": [
+            {"path": str(p), "sha256": sha256_file(p)} for p in job.outputs if Path(p).is_file()
+        ],
+        "workflow_config": json.loads(json.dumps(job.config, default=str)),
     }
 
 
@@ -215,10 +226,6 @@ def embedded(figure: Path) -> dict[str, Any] | None:
     if isinstance(text, bytes):
         text = text.decode()
     return json.loads(text) if text else None
-
-
-def read(figure: Path) -> dict[str, Any]:
-    return json.loads(Path(str(figure) + SIDECAR).read_text())
 
 
 # -------------------------------------------------------------- where each format keeps it
@@ -339,59 +346,3 @@ def _record_span(suffix: str, data: bytes) -> tuple[int, int] | None:
         return None
     start = data.rfind(b"%%EOF", 0, at) + len(b"%%EOF\n")
     return start, len(data)
-
-
-# ------------------------------------------------------------------ report
-
-
-def seeds(data: dict[str, Any]) -> list[Any]:
-    """The seeds of the runs behind a figure."""
-    return sorted({run["seed"] for run in data["runs"] if run.get("seed") is not None})
-
-
-def as_html(records: list[dict[str, Any]]) -> str:
-    """One section per figure: its models, config, code, environment and inputs."""
-    parts = ["<h1>Provenance of every figure</h1>"]
-    for data in records:
-        models = "".join(
-            f"<li><b>{html.escape(name)}</b>: "
-            f"{html.escape(json.dumps(m['source']) if m else 'not prepared')}, "
-            f"revision {html.escape(str(m and m['revision']))}, weights sha256 "
-            f"""{
-                html.escape(
-                    ", ".join(
-                        f"{k} {v}"
-                        for k, v in (m or {}).get("files_sha256", {}).items()
-                        if k.endswith(".safetensors")
-                    )
-                )
-            }</li>"""
-            for name, m in data["models"].items()
-        )
-        inputs = "".join(
-            f"<li>{html.escape(i['path'])}: "
-            f"{html.escape(str(i.get('sha256') or i.get('manifest_sha256')))}</li>"
-            for i in data["inputs"]
-        )
-        git = data["git"]
-        where = html.escape(cluster.describe_place(data.get("made_on")))
-        code = data["code"]
-        parts.append(
-            f"<h2 id='{html.escape(data['figure'])}'>{html.escape(data['figure'])}</h2>"
-            f"<p>code: <code>{html.escape(code['script'])}</code> and the package modules it "
-            f"imports, sha256 {html.escape(str(code['digest']))}</p>"
-            f"<p>rule <code>{html.escape(data['rule'])}</code>, "
-            f"made {html.escape(data['created'])} on {where}; git "
-            f"{html.escape(str(git['commit']))}{' (dirty tree)' if git['dirty'] else ''}; device "
-            f"{html.escape(str(data['device']))}; seeds {html.escape(json.dumps(seeds(data)))}</p>"
-            "<p>versions: "
-            f"{html.escape(', '.join(f'{k} {v}' for k, v in data['versions'].items()))}</p>"
-            f"<ul>{models}</ul><details><summary>its params (the config it read)</summary><pre>"
-            f"{html.escape(json.dumps(data['config'], indent=1))}</pre></details>"
-            f"<details><summary>inputs (sha256)</summary><ul>{inputs}</ul></details>"
-        )
-    style = "body{font-family:sans-serif;max-width:70em}code,pre{font-size:85%}"
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head>"
-        f"<body>{''.join(parts)}</body></html>"
-    )

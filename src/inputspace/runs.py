@@ -16,7 +16,6 @@ from inputspace.analysis import THRESHOLD, Moves, moves
 from inputspace.engine import Settings
 from inputspace.files import read_tensors, write_tensors
 from inputspace.hashing import sha256_file
-from inputspace.provenance import RUN_METADATA
 from inputspace.recorder import Logging, Result
 from inputspace.sequences import SequenceBatch
 
@@ -57,7 +56,9 @@ def write_run(
     """The three tables (with `run_info`, e.g. device and seed, in their Parquet metadata)
     and the embeddings."""
     label = {"model": model, "experiment": experiment}
-    metadata = {RUN_METADATA: json.dumps(run_info, default=str).encode()} if run_info else None
+    metadata = (
+        {trajectory.RUN_METADATA: json.dumps(run_info, default=str).encode()} if run_info else None
+    )
     trajectory.write_columns({**label, **result.steps}, trajectory.STEPS, output.steps, metadata)
     trajectory.write_columns({**label, **result.tokens}, trajectory.TOKENS, output.tokens, metadata)
     trajectory.write_columns({**label, **result.topk}, trajectory.TOPK, output.topk, metadata)
@@ -76,7 +77,8 @@ def write_run(
 def read_run_info(path: str | Path) -> dict:
     """What `write_run` put in a run table's Parquet metadata (device, seed, step size...)."""
     metadata = pq.read_schema(path).metadata or {}
-    return json.loads(metadata[RUN_METADATA]) if RUN_METADATA in metadata else {}
+    key = trajectory.RUN_METADATA
+    return json.loads(metadata[key]) if key in metadata else {}
 
 
 _LOGGED = "step_"

@@ -1,6 +1,9 @@
 """What every Snakemake script needs: its log, its thread count, one-line errors."""
 
 import contextlib
+import getpass
+import json
+import os
 import signal
 import sys
 import traceback
@@ -9,8 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from inputspace import provenance, termination
+from inputspace import history, provenance, termination
 from inputspace.errors import InputspaceError, InputspaceWarning
+from inputspace.place import where_made
+
+LOADED_MODULES = "INPUTSPACE_LOADED_MODULES"
 
 
 def run(main: Callable[[Any], None], snakemake: Any) -> None:
@@ -31,9 +37,11 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
         warnings.showwarning = _warn_on_console_and_in(log, snakemake.rule)
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             try:
+                print(history.note_line(_note(snakemake)), file=log)
                 _limit_threads(snakemake.threads)
                 main(snakemake)
                 _stamp_figures(snakemake)
+                _note_loaded_modules(snakemake.rule)
             except InputspaceError as error:
                 print(f"ERROR: {error}", file=log)
                 print(f"inputspace [{snakemake.rule}]: {error}", file=sys.__stderr__)
@@ -48,9 +56,36 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
                 raise
 
 
+def _note(snakemake: Any) -> dict[str, Any]:
+    """What the job's log says first, for the run's crate (inputspace.history): where
+    it runs and for whom, its params by name and the libraries it runs with."""
+    params = json.loads(json.dumps(dict(snakemake.params.items()), default=str))
+    scripts = getattr(snakemake, "scriptdir", None)  # where the code lies (not in bare tests)
+    root = Path(scripts).parent if scripts else None
+    return {
+        "rule": snakemake.rule,
+        "wildcards": dict(snakemake.wildcards.items()),
+        "threads": int(snakemake.threads),
+        "made_on": where_made(),
+        "user": _user(),
+        "params": params,
+        "libraries": provenance.runtime_libraries(
+            params.get("libraries"), params.get("code"), root
+        ),
+    }
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in a container
+        return None
+
+
 def _stamp_figures(snakemake: Any) -> None:
     """Every figure a job writes carries the job's provenance record."""
-    figures = [Path(p) for p in snakemake.output if Path(p).suffix in provenance.FIGURE_SUFFIXES]
+    outputs = [Path(p) for p in snakemake.output]
+    figures = [p for p in outputs if p.suffix in provenance.FIGURE_SUFFIXES]
     if not figures:
         return
     job = provenance.Job(
@@ -58,10 +93,24 @@ def _stamp_figures(snakemake: Any) -> None:
         wildcards=dict(snakemake.wildcards.items()),
         params=dict(snakemake.params.items()),
         inputs=[Path(p) for p in snakemake.input],
+        outputs=[p for p in outputs if p not in figures],
+        config=dict(snakemake.config),
+        threads=int(snakemake.threads),
     )
     provenance.stamp_figures(job, figures, Path(snakemake.scriptdir).parent)
     for figure in figures:
         print(f"provenance recorded in {figure} and beside it")
+
+
+def _note_loaded_modules(rule: str) -> None:
+    """With INPUTSPACE_LOADED_MODULES naming a folder, the top-level modules this job
+    loaded, one file per job: a test holds them against the libraries the rule's code
+    digest found (inputspace.codebase) without running anything."""
+    folder = os.environ.get(LOADED_MODULES)
+    if folder:
+        names = sorted({name.split(".")[0] for name in sys.modules})
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{rule}-{os.getpid()}.txt").write_text("\n".join(names) + "\n")
 
 
 def _warn_on_console_and_in(log: TextIO, rule: str) -> Callable[..., None]:

@@ -40,9 +40,9 @@ from inputspace.errors import (
     WriteFailed,
     first_line,
 )
-from inputspace.hashing import changed_files, file_digests, sha256_file
-from inputspace.manifest import MANIFEST
-from inputspace.origin import cached_commit, package_folder
+from inputspace.hashing import file_digests, sha256_file
+from inputspace.manifest import MANIFEST, damage
+from inputspace.origin import cached_commit, content_digest, local_files, package_folder
 
 SOURCE_KINDS = ("package_gguf", "hub", "local", "random")
 
@@ -214,6 +214,7 @@ def _load_local(name: str, source: dict[str, Any]) -> Loaded:
             f"model {name!r}: local folder {str(folder)!r} could not be loaded "
             f"({first_line(error)}); it needs config, weights and tokenizer files"
         ) from None
+    files = {name: sha256_file(path) for name, path in local_files(folder).items()}
     try:
         model = auto_class(kind).from_pretrained(folder)
     except Exception as error:  # unreadable weights raise pickle, safetensors, zip, OS errors
@@ -225,7 +226,7 @@ def _load_local(name: str, source: dict[str, Any]) -> Loaded:
             f"model {name!r}: the weights in {str(folder)!r} ({weights}) do not load "
             f"({first_line(error)}); replace them with a valid checkpoint (.safetensors preferred)"
         ) from None
-    return model.eval(), tokenizer, {}
+    return model.eval(), tokenizer, {"content_sha256": content_digest(files), "files_sha256": files}
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
@@ -276,12 +277,8 @@ def build_manifest(
     }
 
 
-def check_unchanged(folder: Path, manifest: dict[str, Any]) -> None:
+def check_unchanged(folder: Path) -> None:
     """DamagedFile unless every file of a prepared folder is still what prepare_model wrote."""
-    changed = changed_files(folder, manifest["files_sha256"])
-    if changed:
-        raise DamagedFile(
-            f"prepared model {folder} is not what prepare_model wrote: "
-            f"{', '.join(changed)}; delete "
-            f"{folder} and rerun snakemake to prepare it again"
-        )
+    damaged = damage(folder)
+    if damaged:
+        raise DamagedFile(f"prepared model {folder}: {damaged}")

@@ -16,6 +16,10 @@ import pyarrow as pa
 
 from inputspace import files
 
+RUN_METADATA = (
+    b"inputspace.run"  # a run's device, precision, seed, ...: each table's schema metadata
+)
+
 STEPS = pa.schema(
     [
         ("model", pa.string()),

@@ -1,50 +1,14 @@
-"""Where a job ran (host, SLURM job and node); what a scheduler's refusal or kill means
-for the user (one line naming the rule, the resource and the profile key to change); and
-what a killed Snakemake leaves behind (its locks, its SLURM jobs still queued or running).
+"""What a scheduler's refusal or kill means for the user: one line naming the rule, the
+resource and the profile key to change.
 
 Snakemake's SLURM executor reports a refused submission (sbatch's error) or a killed job
 (sacct's state) in the workflow's log, several lines per job and attempt; `diagnoses`
 turns those into one line per rule and cause.
 """
 
-import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-SLURM_VARIABLES = {  # record key -> variable SLURM sets in a job's environment
-    "job_id": "SLURM_JOB_ID",
-    "node": "SLURMD_NODENAME",
-    "partition": "SLURM_JOB_PARTITION",
-    "cluster": "SLURM_CLUSTER_NAME",
-}
-
-
-def where_made(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """The host, and the SLURM job, node, partition and cluster when run inside one."""
-    environ = os.environ if environ is None else environ
-    slurm = {key: environ.get(name) for key, name in SLURM_VARIABLES.items()}
-    return {"host": socket.gethostname(), "slurm": slurm if slurm["job_id"] else None}
-
-
-def describe_place(made_on: dict[str, Any] | None) -> str:
-    """'host (SLURM job 52 on node n7, partition gpu, cluster c)', or the host alone."""
-    made_on = made_on or {}
-    slurm = made_on.get("slurm")
-    where = str(made_on.get("host"))
-    if slurm:
-        where += (
-            f" (SLURM job {slurm['job_id']} on node {slurm['node']}, partition "
-            f"{slurm['partition']}, cluster {slurm['cluster']})"
-        )
-    return where
 
 
 @dataclass(frozen=True)
@@ -159,83 +123,3 @@ def _sbatch_request(message: str) -> dict[str, str]:
 def _asked(resources: dict[str, str], keys: str) -> str:
     names = [k.strip() for k in re.split(r",| or ", keys) if k.strip()]
     return ", ".join(f"{k}={resources.get(k, '?')}" for k in names)
-
-
-# ------------------------------------------------------------------ a killed Snakemake
-
-OWNER = "inputspace-owner.json"  # in .snakemake/: the Snakemake process running here
-
-
-def record_owner(state: Path) -> None:
-    """Note this process as the Snakemake run that holds the locks in `state`."""
-    state.mkdir(parents=True, exist_ok=True)
-    owner = {"host": socket.gethostname(), "pid": os.getpid()}
-    (state / OWNER).write_text(json.dumps(owner))
-
-
-def dead_owner(state: Path) -> str | None:
-    """'pid N on HOST' when the last Snakemake run recorded in `state` ran on this host
-    and is gone (killed: it left its locks and maybe SLURM jobs behind); else None."""
-    try:
-        owner = json.loads((state / OWNER).read_text())
-    except (OSError, ValueError):
-        return None
-    if owner.get("host") != socket.gethostname() or _is_snakemake(owner.get("pid")):
-        return None
-    return f"pid {owner.get('pid')} on {owner.get('host')}"
-
-
-def _is_snakemake(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"snakemake" in command
-
-
-def clear_locks(state: Path) -> int:
-    """Remove the lock files of Snakemake's file persistence; how many there were."""
-    locks = list((state / "locks").glob("*.lock"))
-    for lock in locks:
-        lock.unlink(missing_ok=True)
-    return len(locks)
-
-
-def queued_jobs(workdir: Path) -> list[str]:
-    """SLURM jobs of this user that Snakemake's SLURM executor submitted from `workdir`
-    (its jobs carry a `rule_...` comment and the workflow's working directory)."""
-    if not shutil.which("squeue"):
-        return []
-    listed = subprocess.run(
-        ["squeue", "-h", "--me", "-o", "%i|%k|%Z"], capture_output=True, text=True, timeout=60
-    )
-    here = os.path.realpath(workdir)
-    return [
-        job_id
-        for job_id, comment, folder in (
-            line.split("|", 2) for line in listed.stdout.splitlines() if line.count("|") >= 2
-        )
-        if comment.startswith("rule_") and os.path.realpath(folder) == here
-    ]
-
-
-def cancel(job_ids: list[str], wait_s: float = 180.0) -> bool:
-    """scancel the jobs (SIGTERM: the optimisation saves its checkpoint, then SIGKILL
-    after SLURM's KillWait) and wait until they have left the queue; whether they did."""
-    if not job_ids:
-        return True
-    subprocess.run(["scancel", *job_ids], capture_output=True, timeout=60)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        left = subprocess.run(
-            ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if not left.stdout.strip():
-            return True
-        time.sleep(1)
-    return False

@@ -1,15 +1,9 @@
-"""Where a job ran, what a scheduler's refusal or kill means, and what a killed Snakemake
-leaves behind: on Snakemake's own log text and on files, without a scheduler."""
+"""Where a job ran, and what a scheduler's refusal or kill means: on Snakemake's own log
+text, without a scheduler."""
 
-import json
-import os
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-from inputspace import cluster
+from inputspace import diagnoses, place
 
 RESOURCES = (
     "tmpdir=<TBD>, mem_mb=3000, mem=3 GB, slurm_partition=gpu, runtime=1, cpus_per_task=1, "
@@ -59,14 +53,14 @@ def test_where_made_names_the_slurm_job_only_inside_one():
         "SLURM_JOB_PARTITION": "gpu",
         "SLURM_CLUSTER_NAME": "hpc",
     }
-    made = cluster.where_made(inside)
+    made = place.where_made(inside)
     assert made["host"] == socket.gethostname()
     assert made["slurm"] == {"job_id": "52", "node": "node7", "partition": "gpu", "cluster": "hpc"}
-    assert cluster.where_made({"SLURMD_NODENAME": "node7"})["slurm"] is None
+    assert place.where_made({"SLURMD_NODENAME": "node7"})["slurm"] is None
 
 
 def test_announced_jobs_reads_rule_and_resources():
-    rule, resources = cluster.announced_jobs(ANNOUNCED)["7"]
+    rule, resources = diagnoses.announced_jobs(ANNOUNCED)["7"]
     assert rule == "optimize"
     assert resources["mem_mb"] == "3000" and resources["runtime"] == "1"
     assert resources["slurm_partition"] == "gpu" and resources["gpu"] == "1"
@@ -74,7 +68,9 @@ def test_announced_jobs_reads_rule_and_resources():
 
 def test_a_timeout_is_one_line_with_the_limit_and_the_key_to_raise():
     second_attempt = TIMEOUT.replace("'52'", "'53'")
-    (line,) = cluster.diagnoses(ANNOUNCED + TIMEOUT + second_attempt, frozenset({"optimize"}), "P")
+    (line,) = diagnoses.diagnoses(
+        ANNOUNCED + TIMEOUT + second_attempt, frozenset({"optimize"}), "P"
+    )
     assert line == (
         "inputspace [optimize]: SLURM stopped its SLURM job at its time limit (runtime=1 min); "
         "raise `set-resources: optimize: runtime` (minutes) in P and run the same command "
@@ -83,7 +79,7 @@ def test_a_timeout_is_one_line_with_the_limit_and_the_key_to_raise():
 
 
 def test_a_refused_submission_names_the_partition_and_the_resource():
-    (line,) = cluster.diagnoses(ANNOUNCED + REFUSED, frozenset(), "P")
+    (line,) = diagnoses.diagnoses(ANNOUNCED + REFUSED, frozenset(), "P")
     assert line.startswith("inputspace [optimize]: SLURM refused the job: no node of partition")
     assert "'gpu'" in line and "memory" in line and "(mem_mb=3000)" in line
     assert "`set-resources: optimize: mem_mb` in P" in line and "checkpoint" not in line
@@ -91,51 +87,16 @@ def test_a_refused_submission_names_the_partition_and_the_resource():
 
 def test_a_cancelled_job_and_other_errors():
     cancelled = TIMEOUT.replace("TIMEOUT", "CANCELLED")
-    (line,) = cluster.diagnoses(ANNOUNCED + cancelled, frozenset(), "P")
+    (line,) = diagnoses.diagnoses(ANNOUNCED + cancelled, frozenset(), "P")
     assert "ended as CANCELLED" in line and "run the same command again" in line
     plain = "Error in rule optimize:\n    message: something else\n    jobid: 7\n"
-    assert cluster.diagnoses(ANNOUNCED + plain) == []
-    assert cluster.diagnoses("no errors at all\n") == []
-
-
-def test_a_dead_owner_on_this_host_has_its_locks_cleared(tmp_path):
-    state = tmp_path / ".snakemake"
-    (state / "locks").mkdir(parents=True)
-    for name in ("0.input.lock", "0.output.lock"):
-        (state / "locks" / name).write_text("results/x\n")
-    assert cluster.dead_owner(state) is None  # no owner recorded: not ours to clear
-
-    gone = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    pid = int(gone.stdout)
-    (state / cluster.OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
-    assert cluster.dead_owner(state) == f"pid {pid} on {socket.gethostname()}"
-    assert cluster.clear_locks(state) == 2 and not list((state / "locks").iterdir())
-
-
-def test_a_live_owner_or_another_hosts_owner_is_left_alone(tmp_path):
-    state = tmp_path / ".snakemake"
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "snakemake"])
-    while b"snakemake" not in Path(f"/proc/{live.pid}/cmdline").read_bytes():
-        time.sleep(0.01)  # until it has started
-    try:
-        (state).mkdir()
-        (state / cluster.OWNER).write_text(
-            json.dumps({"host": socket.gethostname(), "pid": live.pid})
-        )
-        assert cluster.dead_owner(state) is None
-    finally:
-        live.kill()
-    (state / cluster.OWNER).write_text(json.dumps({"host": "elsewhere", "pid": 1}))
-    assert cluster.dead_owner(state) is None
-    cluster.record_owner(state)
-    assert json.loads((state / cluster.OWNER).read_text())["pid"] == os.getpid()
+    assert diagnoses.diagnoses(ANNOUNCED + plain) == []
+    assert diagnoses.diagnoses("no errors at all\n") == []
 
 
 def test_describe_place_names_the_slurm_job_when_there_was_one():
     slurm = {"job_id": "52", "node": "n7", "partition": "gpu", "cluster": "hpc"}
-    assert cluster.describe_place({"host": "n7", "slurm": slurm}) == (
+    assert place.describe_place({"host": "n7", "slurm": slurm}) == (
         "n7 (SLURM job 52 on node n7, partition gpu, cluster hpc)"
     )
-    assert cluster.describe_place({"host": "laptop", "slurm": None}) == "laptop"
+    assert place.describe_place({"host": "laptop", "slurm": None}) == "laptop"
