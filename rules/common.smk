@@ -301,6 +301,9 @@ def summary_inputs(wildcards):
     for experiment in EXPERIMENTS:
         for table, (rule_name, key) in EXPERIMENT_TABLES.items():
             inputs[table_key(table, experiment)] = output_of(rule_name, key, experiment=experiment)
+    for experiment, model in experiment_models():  # whose metadata holds the lr each run got
+        path = output_of("optimize", "steps", experiment=experiment, model=model)
+        inputs[table_key("run", experiment, model)] = path
     for experiment, model in case_studies():
         path = output_of("case_study_path", "table", experiment=experiment, model=model)
         inputs[table_key("path", experiment, model)] = path

@@ -1,5 +1,6 @@
 from inputspace import (
     engine,
+    experiments,
     files,
     geometry,
     landscape,
@@ -19,7 +20,10 @@ def main(snakemake):
     matrix, candidates = vocab.read_matrix(snakemake.input.matrix), vocab.regular_ids(table)
     ellipse = geometry.load_ellipse(snakemake.input.ellipse)
     starts = landscape.random_starts(lm, ellipse, study, spec["seed"])
-    solver = landscape.solver_settings(study, spec["optimize"], snakemake.params.precision)
+    solver = landscape.solver_settings(
+        study, spec["optimize"], snakemake.params.precision, experiments.median_token_norm(table)
+    )
+    print(f"{model}/{experiment}: solver {solver}")
     found = landscape.run_study(
         lm,
         starts,

@@ -15,12 +15,15 @@ def main(snakemake):
     problem, landmarks = experiments.build_problem(
         lm, spec, matrix, vocab.regular_ids(table), samples, prompts
     )
+    token_norm = experiments.median_token_norm(table)
+    step = experiments.StepSize.of(spec["optimize"], token_norm)
     settings, logging = experiments.optimisation_settings(
-        spec["optimize"], snakemake.params.precision
+        spec["optimize"], snakemake.params.precision, token_norm
     )
     print(
         f"{model}/{experiment}: {len(problem.batch)} sequences, "
-        f"{int(problem.batch.trainable.sum())} optimised tokens, {settings} on {lm.device}"
+        f"{int(problem.batch.trainable.sum())} optimised tokens, lr {step.describe()}, "
+        f"{settings} on {lm.device}"
     )
     fingerprint = runs.fingerprint(lm.manifest, spec, settings, logging, samples)
     watcher = recorder.Recorder(problem.batch, landmarks, logging, settings.steps, lm.device)
@@ -41,6 +44,7 @@ def main(snakemake):
         "threads": snakemake.threads,
         "attention": lm.model.config._attn_implementation,
         "fingerprint": fingerprint,
+        **step.record(),
     }
     out = snakemake.output
     paths = runs.RunPaths(out.steps, out.tokens, out.topk, out.embeddings)

@@ -1,7 +1,8 @@
 import pandas as pd
 
-from inputspace import files, scripting, summary
+from inputspace import files, runs, scripting, summary
 from inputspace.claims import RunTables
+from inputspace.experiments import StepSize
 from inputspace.keys import table_key
 from inputspace.manifest import read_manifest
 from inputspace.summary import LandscapeTables
@@ -31,7 +32,13 @@ def main(snakemake):
             for m in spec["models"]
             if table_key("path", name, m) in found.keys()
         }
-        sections.append(summary.section(name, spec, kinds, tables, pairs, paths))
+        steps = {
+            m: StepSize.recorded(
+                spec["optimize"], runs.read_run_info(found[table_key("run", name, m)])
+            ).describe()
+            for m in spec["models"]
+        }
+        sections.append(summary.section(name, spec, kinds, tables, pairs, paths, steps))
     for name, spec in experiments.items():
         landscapes = {
             m: LandscapeTables(

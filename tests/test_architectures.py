@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import loss_gradient, make_problem
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from inputspace import engine, experiments, landscape, models, sources, spectrum, tiny
 from inputspace.errors import InputspaceError
@@ -129,6 +131,43 @@ def test_gradient_and_hessian_vector_products_by_taylor_tests(prepared, name):
         assert remainders[1] < 0.35 * remainders[0] and remainders[2] < 0.35 * remainders[1], (
             remainders
         )
+
+
+class _Narrowing(TorchDispatchMode):
+    """The operations, while active, that take a float64 tensor and give a narrower float
+    (a value computed from float64 inputs, rounded to float32)."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if any(t.dtype == torch.float64 for t in inputs) and any(
+            t.is_floating_point() and t.dtype != torch.float64 for t in outputs
+        ):
+            self.found.add(str(func))
+        return out
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_a_float64_copy_computes_every_value_and_derivative_in_float64(loaded, name):
+    """The exact Hessian's arithmetic: a model's own casts to float32 (norms, attention
+    softmax, rotary tables) stay float64 in its float64 copy, through the double backward;
+    the same model without that guard narrows somewhere (constants made in float32 and
+    widened, like DeBERTa's attention scale, are exact in both)."""
+    lm = loaded[name]
+    double = lm.in_float64()
+    batch = from_prompts(lm, PROMPTS[:1])
+    target = experiments.target_logprobs(lm, PROMPTS[2:]).double()
+    point = landscape.points_of(batch, batch.embeddings.double(), target)[0]
+    probes = torch.eye(point.size, dtype=torch.float64)[:2]
+    with _Narrowing() as guarded:
+        spectrum.hessian_vector_products(landscape.surface(double, point), point.flat(), probes)
+    assert guarded.found == set()
+    assert lm.model.dtype == torch.float32  # the copy leaves the model as it was
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)

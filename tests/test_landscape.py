@@ -236,6 +236,26 @@ def test_connectivity_leaves_out_pairs_with_an_unconverged_end(tiny_models):
     )
 
 
+def flatness_table(*points, dimensions: int, hidden: int) -> pd.DataFrame:
+    """The landscape's flatness rows for (label, kind, kl, eigenvalues, method) points: an
+    exact spectrum of these eigenvalues, or (method "slq", with a sixth entry the Lanczos
+    steps) the estimate of one probe of equal weight on each of them."""
+    rows = []
+    for label, kind, kl, values, method, *steps in points:
+        if method == "slq":
+            diagonal, start = torch.tensor(values), torch.ones(1, len(values), dtype=torch.float64)
+            found = spectrum.estimated(
+                spectrum.lanczos(lambda v, d=diagonal: v * d, start, steps[0]), "float32"
+            )
+        else:
+            found = spectrum.Spectrum(
+                np.asarray(values), np.full(len(values), 1 / len(values)), method, 0.0, "float64"
+            )
+        flat = spectrum.flatness(found, dimensions, hidden, 1e-3, 1e-14)
+        rows.append({"point": label, "kind": kind, "kl": kl, **vars(flat)})
+    return pd.DataFrame(rows)
+
+
 def test_landscape_verdicts_need_converged_solutions():
     solutions = pd.DataFrame(
         {
@@ -246,25 +266,10 @@ def test_landscape_verdicts_need_converged_solutions():
             "converged": [False, False],
         }
     )
-    flat = pd.DataFrame(
-        [
-            {
-                "point": "random start 0",
-                "kind": "random start",
-                "kl": 5.0,
-                "dimensions": 12,
-                "hidden": 2,
-                "method": "exact",
-                "largest": 1.0,
-                "rank_cutoff": 1e-6,
-                "numerical_rank": 12,
-                "flat_threshold": 1e-3,
-                "flat_fraction": 0.0,
-                "bound_flat_fraction": 5 / 6,
-                "eigenvalue_d": 0.5,
-                "eigenvalue_after_d": 0.4,
-            }
-        ]
+    flat = flatness_table(
+        ("random start 0", "random start", 5.0, np.linspace(1.0, 0.4, 12), "exact"),
+        dimensions=12,
+        hidden=2,
     )
     barriers = pd.DataFrame(
         {
@@ -292,6 +297,61 @@ def test_landscape_verdicts_need_converged_solutions():
     assert rows["(3) verdict: dimension of the zero-loss set"].startswith("not measured")
     assert rows["(3) verdict: connectivity"].startswith("not measured")
     assert rows["(1) verdict"].startswith("supported")  # 2.0 is 67% of 3.0
+
+
+def near_zero(flat: int, curved: np.ndarray) -> np.ndarray:
+    """`flat` eigenvalues within 1e-5 of zero and the `curved` ones."""
+    return np.concatenate([np.linspace(-1e-5, 1e-5, flat), curved])
+
+
+@pytest.mark.parametrize(
+    ("values", "steps", "verdict"),
+    [
+        # 98 of 100 flat, resolved by 8 steps: 98% > 88.2%
+        (near_zero(98, np.array([0.5, 1.0])), 8, "supported"),
+        # 90 of 100 flat, but 3 steps bracket it in 0-95.6%: it straddles 88.2%
+        (near_zero(90, np.logspace(-2.5, 0, 10)), 3, "within resolution"),
+        # 50 of 100: at most 50.2%
+        (near_zero(50, np.linspace(0.1, 1, 50)), 8, "NOT supported"),
+    ],
+)
+def test_a_dimension_verdict_is_drawn_only_beyond_the_quadratures_resolution(
+    values, steps, verdict
+):
+    """High-dimensional: flat at least 90% of the bound 1 - d / n = 98% (n = 100, d = 2)."""
+    flat = flatness_table(
+        ("solution 0", "solution", 1e-3, values, "slq", steps),
+        ("prompt", "prompt", 2.0, np.linspace(1.0, 0.01, 100), "exact"),
+        dimensions=100,
+        hidden=2,
+    )
+    rows = summary._flatness_rows(flat)
+    found = rows["(3) verdict: dimension of the zero-loss set"]
+    assert found.startswith(verdict)
+    if verdict == "within resolution":
+        assert "slq_probes, slq_steps" in found
+        assert "flat 0.0–95.6% of 100" in rows["(3) Hessian at solution 0 (KL 0.001, slq, float32)"]
+
+
+def test_a_rank_at_a_zero_loss_point_counts_only_with_a_gap():
+    gap = np.array([1.0, 0.5, 1e-3, 1e-15, 1e-16, 1e-16])  # 3 curved, then rounding
+    continuum = np.logspace(0, -20, 6 * 8)  # neighbours 2.7 apart, through the cutoff
+    for values, dimensions, verdict in ((gap, 6, "supported"), (continuum, 48, "within")):
+        flat = flatness_table(
+            ("prompt, own prediction", "zero-loss prompt", 0.0, values, "exact"),
+            dimensions=dimensions,
+            hidden=3 if dimensions == 6 else 48,
+        )
+        found = summary._flatness_rows(flat)[
+            "(3) prediction at an exact zero-loss point: rank at most d"
+        ]
+        assert found.startswith(verdict)
+    assert (
+        "lambda_3 / lambda_4 in 1e+12–1e+13"
+        in summary._flatness_rows(
+            flatness_table(("own", "zero-loss prompt", 0.0, gap, "exact"), dimensions=6, hidden=3)
+        )["(3) prediction at an exact zero-loss point: rank at most d"]
+    )
 
 
 def test_the_solver_is_the_experiments_adam_with_its_own_stop_and_cap():

@@ -81,7 +81,85 @@ def test_flatness_by_hand():
     assert flat.flat_fraction == pytest.approx(4 / 6)  # 0.05, 0.001 and the two zeros are <= 0.1
     assert flat.bound_flat_fraction == pytest.approx(1 - 2 / 6)
     assert (flat.eigenvalue_d, flat.eigenvalue_after_d) == (1.0, 0.05)
+    # either side of the cutoff: 0.001 counted, 1e-9 not; the tolerance set the cutoff
+    assert (flat.eigenvalue_at_rank, flat.eigenvalue_after_rank) == (0.001, 1e-9)
+    assert flat.rank_gap == pytest.approx(1e6) and flat.cutoff_origin == "tolerance"
+    assert flat.rank_low == flat.rank_high == 4 and flat.flat_low == flat.flat_high == 4 / 6
     noisy = spectrum.flatness(
         spectrum.Spectrum(values, np.full(6, 1 / 6), "exact", noise=0.01), 6, 2, 1e-2, 1e-5
     )
     assert noisy.numerical_rank == 3  # the measured rounding sets the tolerance
+    assert noisy.cutoff_origin == "rounding" and noisy.rank_gap == pytest.approx(50)
+
+
+def test_a_rank_with_nothing_below_its_cutoff_has_no_gap():
+    found = spectrum.Spectrum(np.array([2.0, 1.0]), np.full(2, 0.5), "exact", noise=0.0)
+    flat = spectrum.flatness(found, 2, 1, 1e-3, 1e-6)
+    assert flat.numerical_rank == 2 and np.isnan(flat.rank_gap)
+    zero = spectrum.Spectrum(np.array([2.0, 0.0]), np.full(2, 0.5), "exact", noise=0.0)
+    assert spectrum.flatness(zero, 2, 1, 1e-3, 1e-6).rank_gap == np.inf
+
+
+def test_a_radau_bracket_by_hand():
+    """diag(0, 1) seen from (1, 1) / sqrt(2): one Lanczos step, alpha 1/2 and residual 1/2.
+    With a node prescribed at 1/4 the Gauss-Radau rule is {1/4: 0.8, 3/2: 0.2} (solve
+    (1/2 - 1/4) delta = 1/4: the last diagonal is 1/4 + 1 = 5/4), so the measure below 1/4
+    is between 0 and 0.8 (it is 0.5); at 0 the rule is the measure itself, {0, 1} halved."""
+    recurrence = spectrum.Recurrence(np.array([[0.5]]), np.array([[0.5]]))
+    assert recurrence._below(0, 0.25) == (pytest.approx(0.0), pytest.approx(0.8))
+    assert recurrence._below(0, 0.0) == (pytest.approx(0.0), pytest.approx(0.5))
+    assert recurrence.share(-0.1, 0.25) == (pytest.approx(0.0), pytest.approx(0.8))
+    # (-inf, 2) holds at least 0.9 (a node at 2 takes at most 0.1), (-inf, -0.1] at most
+    # 25/61 (the Radau rule at -0.1 is {-0.1: 25/61, 11/12: 36/61})
+    assert recurrence.share(-0.1, 2.0) == (pytest.approx(0.9 - 25 / 61), pytest.approx(1.0))
+
+
+def test_the_quadrature_bracket_holds_the_probes_own_measure():
+    """For every threshold the share of each probe's measure (sum of (q_i . v)^2 over the
+    eigenvalues within it) lies inside the bracket; more Lanczos steps narrow it."""
+    generator = torch.Generator().manual_seed(2)
+    n = 160
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
+    # a Hessian near a solution: 90% of the directions within 1e-3 of zero, the rest
+    # spread over four decades up to 100, a few slightly negative
+    values = torch.cat(
+        [
+            torch.linspace(-1e-3, 1e-3, 144, dtype=torch.float64),
+            torch.logspace(-2, 2, 12, dtype=torch.float64),
+            torch.tensor([-0.3, -0.2, -0.1, -0.05], dtype=torch.float64),
+        ]
+    )
+    matrix = q @ torch.diag(values) @ q.T
+    starts = torch.randn(3, n, generator=generator, dtype=torch.float64)
+    unit = starts / starts.norm(dim=1, keepdim=True)
+    seen = ((unit @ q) ** 2).numpy() / 3  # each probe's measure on the eigenvalues
+    widths = {}
+    for steps in (6, 12):
+        recurrence = spectrum.lanczos(lambda v: v @ matrix, starts, steps)
+        widths[steps] = []
+        for t in np.logspace(-2.5, 2.2, 40):
+            true = seen[:, (values.abs() <= t).numpy()].sum()
+            low, high = recurrence.share(-t, t)
+            assert low - 1e-9 <= true <= high + 1e-9
+            widths[steps].append(high - low)
+    assert np.median(widths[12]) < np.median(widths[6]) / 2
+    assert np.median(widths[12]) < 0.05
+
+
+def test_an_estimate_reports_its_bracket_and_node_weight():
+    """Uniform over 400 directions: 360 at zero, 40 spread over [1, 10]. Four Lanczos
+    steps from one probe cannot tell where the 360 lie (below the flat threshold or at
+    it); eight nearly can, twelve can."""
+    values = np.concatenate([np.zeros(360), np.linspace(1, 10, 40)])
+    start = torch.ones(1, 400, dtype=torch.float64)
+    diagonal = torch.tensor(values)
+    brackets = {}
+    for steps in (4, 8, 12):
+        recurrence = spectrum.lanczos(lambda v: v * diagonal, start, steps)
+        flat = spectrum.flatness(spectrum.estimated(recurrence, "float64"), 400, 10, 1e-2, 1e-6)
+        assert flat.node_share == 1 / steps and flat.cutoff_origin == "flat threshold"
+        assert flat.flat_low <= 0.9 <= flat.flat_high  # the true share, inside its bracket
+        assert flat.rank_low == pytest.approx((1 - flat.flat_high) * 400)
+        assert flat.numerical_rank == pytest.approx((1 - flat.flat_fraction) * 400)
+        brackets[steps] = flat.flat_high - flat.flat_low
+    assert brackets[4] > 0.5 and 0.001 < brackets[8] < 0.05 and brackets[12] < 1e-4

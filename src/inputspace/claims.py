@@ -25,6 +25,8 @@ FLAT_OF_BOUND = 0.9  # high-dimensional zero-loss set: flat share at least this 
 SPECIAL_FLATNESS = 0.2  # flatness is special to solutions: every control's flat share is
 # at least this much below the least flat solution's
 CONNECTED_BELOW = 0.01  # connected: barrier under this share of the start loss
+RANK_GAP = 10.0  # a numerical rank is meaningful: the eigenvalues either side of its cutoff
+# differ by at least this factor (neighbours inside a continuous spectrum differ by percents)
 
 # The study's statement for each experiment (as the README's reference restates it), by
 # sequence kind and model kind; the claims below check it part by part.

@@ -23,9 +23,13 @@ def validated(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     )
     if error is not None:
         raise ConfigError(describe(error))
+    _check_one_step_size(config)
     filled = copy.deepcopy(config)
     _FillingDefaults(schema).validate(filled)
     _check_references(filled)
+    for experiment in filled["experiments"].values():
+        if "lr_relative" in experiment["optimize"]:
+            del experiment["optimize"]["lr"]  # the default filled in; the relative one is given
     return filled
 
 
@@ -99,6 +103,17 @@ def describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "type":
         return f"config error at {where}: {error.instance!r} is not of type {error.validator_value}"
     return f"config error at {where}: {error.message}"
+
+
+def _check_one_step_size(config: dict[str, Any]) -> None:
+    """An experiment's step size is given once: absolute (lr) or relative (lr_relative)."""
+    for name, experiment in config["experiments"].items():
+        if {"lr", "lr_relative"} <= set(experiment.get("optimize", {})):
+            raise ConfigError(
+                f"config error at experiments.{name}.optimize: both lr and lr_relative are "
+                "given; keep one (lr: the step in embedding units; lr_relative: the step as a "
+                "fraction of the model's median token norm)"
+            )
 
 
 def _check_references(config: dict[str, Any]) -> None:

@@ -3,9 +3,12 @@ distributions at their prediction sites) and the recorder's landmarks (vocabular
 watch tokens)."""
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -21,14 +24,15 @@ from inputspace.vocab import regular_ids, vocabulary_table
 
 @torch.no_grad()
 def target_logprobs(lm: LanguageModel, prompts: list[str]) -> Tensor:
-    """Log-probabilities each target prompt predicts at its prediction site, [n, vocab]."""
+    """Log-probabilities each target prompt predicts at its prediction site, [n, vocab]:
+    in float32 at least (a float64 model's in float64)."""
     batch = from_prompts(lm, prompts)
     logits = lm.logits_at(
         batch.embeddings.to(lm.device),
         batch.attention_mask.to(lm.device),
         batch.sites.to(lm.device),
     )
-    return F.log_softmax(logits.float(), dim=-1).cpu()
+    return F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), -1).cpu()
 
 
 def sources_and_targets(
@@ -134,12 +138,66 @@ def build_problem_from_model(
 LOGGING_KEYS = ("log_points", "top_k", "save_logged_embeddings")
 
 
+@dataclass(frozen=True)
+class StepSize:
+    """Adam's step size for one model: the config's lr, or its lr_relative times the
+    median input-embedding norm of the model's regular tokens."""
+
+    lr: float
+    relative: float | None = None
+    median_token_norm: float | None = None
+
+    @classmethod
+    def of(cls, optimize: dict[str, Any], median_token_norm: float | None) -> "StepSize":
+        if "lr_relative" not in optimize:
+            return cls(optimize["lr"])
+        if median_token_norm is None:
+            raise InputspaceError(
+                "lr_relative needs the model's median token norm (its vocabulary table)"
+            )
+        relative = optimize["lr_relative"]
+        return cls(relative * median_token_norm, relative, median_token_norm)
+
+    @classmethod
+    def recorded(cls, optimize: dict[str, Any], run_info: dict[str, Any]) -> "StepSize":
+        """The step a run took: resolved in its record (`record`), else the config's lr."""
+        if "lr" in run_info:
+            return cls(run_info["lr"], run_info["lr_relative"], run_info["median_token_norm"])
+        return cls.of(optimize, None)
+
+    def record(self) -> dict[str, float]:
+        """What a run's metadata holds of it: nothing for an absolute lr (the config has it,
+        and a run of an unchanged config stays byte-identical), else how it was resolved."""
+        if self.relative is None:
+            return {}
+        return {
+            "lr": self.lr,
+            "lr_relative": self.relative,
+            "median_token_norm": self.median_token_norm,
+        }
+
+    def describe(self) -> str:
+        if self.relative is None:
+            return f"{self.lr:.4g}"
+        return (
+            f"{self.lr:.4g} (lr_relative {self.relative:g} x median token norm "
+            f"{self.median_token_norm:.4g})"
+        )
+
+
+def median_token_norm(table: pd.DataFrame) -> float:
+    """The median input-embedding norm of the regular tokens of a vocabulary table."""
+    return float(np.median(table.norm[table.is_regular].to_numpy(dtype=np.float64)))
+
+
 def optimisation_settings(
-    optimize: dict[str, Any], precision: str = "fp32"
+    optimize: dict[str, Any], precision: str = "fp32", token_norm: float | None = None
 ) -> tuple[Settings, Logging]:
     """The loop's settings and the recorder's, from an experiment's validated `optimize`
-    block (same names)."""
-    loop = {k: v for k, v in optimize.items() if k not in LOGGING_KEYS}
+    block (same names); a relative step size is resolved with the model's median token
+    norm `token_norm`."""
+    loop = {k: v for k, v in optimize.items() if k not in (*LOGGING_KEYS, "lr_relative")}
+    loop["lr"] = StepSize.of(optimize, token_norm).lr
     stop = StopRule(**loop["stop"]) if loop.get("stop") else None
     engine = Settings(**{**loop, "betas": tuple(loop["betas"]), "stop": stop}, precision=precision)
     return engine, Logging(**{k: optimize[k] for k in LOGGING_KEYS})

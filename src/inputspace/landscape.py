@@ -126,10 +126,13 @@ class _Ends:
         pass
 
 
-def solver_settings(study: dict, optimize: dict, precision: str) -> Settings:
-    """Adam as in the experiment (its rate, betas and chunking), each start until its KL
-    is at most `solve_below` or for at most `solve_steps` steps."""
-    loop, _ = optimisation_settings(optimize, precision)
+def solver_settings(
+    study: dict, optimize: dict, precision: str, token_norm: float | None = None
+) -> Settings:
+    """Adam as in the experiment (its rate, resolved with the model's median token norm
+    `token_norm` if relative; betas and chunking), each start until its KL is at most
+    `solve_below` or for at most `solve_steps` steps."""
+    loop, _ = optimisation_settings(optimize, precision, token_norm)
     stop = StopRule(below=study["solve_below"], patience=1)
     return dataclasses.replace(loop, steps=study["solve_steps"], stop=stop)
 
@@ -175,6 +178,20 @@ class Probe:
     kind: str  # "solution", "random start", "prompt", "zero-loss prompt"
     point: Point
     kl: float
+    # the prompt whose prediction is the point's target: recomputed in the precision the
+    # spectrum is taken in (for the prompt's own prediction, the loss stays exactly zero)
+    target_prompt: str
+
+
+def point_in_float64(lm64: LanguageModel, probe: Probe) -> Point:
+    """The probe's point in float64 (the same point exactly), toward its target prompt's
+    prediction by the float64 model."""
+    point = probe.point
+    return dataclasses.replace(
+        point,
+        embeddings=point.embeddings.double(),
+        target_logprobs=target_logprobs(lm64, [probe.target_prompt])[0],
+    )
 
 
 def prompt_controls(lm: LanguageModel, prompt: str, target_prompt: str) -> list[Probe]:
@@ -188,23 +205,29 @@ def prompt_controls(lm: LanguageModel, prompt: str, target_prompt: str) -> list[
     with torch.no_grad():
         kl = float(loss(lm, away, away.flat()))
     return [
-        Probe("prompt", "prompt", away, kl),
-        Probe("prompt, own prediction", "zero-loss prompt", at_home, 0.0),
+        Probe("prompt", "prompt", away, kl, target_prompt),
+        Probe("prompt, own prediction", "zero-loss prompt", at_home, 0.0, prompt),
     ]
 
 
 def spectra(
     lm: LanguageModel, probes: list[Probe], study: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The Hessian spectrum at each probe: exact up to `exact_up_to` coordinates, else by
-    stochastic Lanczos quadrature; and how flat each is."""
+    """The Hessian spectrum at each probe: exact up to `exact_up_to` coordinates, with the
+    model and the point in float64 (so that rounding lies far below the spectrum's
+    structure); else by stochastic Lanczos quadrature in the run's float32; and how flat
+    each is."""
     spectrum_rows, flat_rows = [], []
     hidden = lm.model.config.hidden_size
-    for probe in probes:
-        around, flat = surface(lm, probe.point), probe.point.flat()
-        if probe.point.size <= study["exact_up_to"]:
+    exact = [probe.point.size <= study["exact_up_to"] for probe in probes]
+    lm64 = lm.in_float64() if any(exact) else None
+    for probe, is_exact in zip(probes, exact):
+        if is_exact:
+            point = point_in_float64(lm64, probe)
+            around, flat = surface(lm64, point), point.flat()
             found = exact_spectrum(around, flat, study["hessian_batch"], probe.label)
         else:
+            around, flat = surface(lm, probe.point), probe.point.flat()
             found = slq_spectrum(around, flat, study["slq_probes"], study["slq_steps"])
         summary = flatness(
             found, probe.point.size, hidden, study["flat_threshold"], study["rank_tolerance"]
@@ -431,11 +454,13 @@ def run_study(
     print(solved.describe(study["solve_below"]), file=sys.stderr)
     solutions = points_of(starts, solved.end, targets)
     probes = [
-        Probe(f"solution {i}", "solution", solutions[i], float(solved.final_kl[i]))
+        Probe(f"solution {i}", "solution", solutions[i], float(solved.final_kl[i]), target_prompt)
         for i in solved.converged_indices()[: study["hessian_sequences"]]
     ]
     start = points_of(starts, starts.embeddings, targets)[0]
-    probes.append(Probe("random start 0", "random start", start, float(solved.start_kl[0])))
+    probes.append(
+        Probe("random start 0", "random start", start, float(solved.start_kl[0]), target_prompt)
+    )
     probes += prompt_controls(lm, study["control_prompt"], target_prompt)
     spectrum_table, flatness_table = spectra(lm, probes, study)
     converged, start_losses = solved.converged.tolist(), solved.start_kl.tolist()

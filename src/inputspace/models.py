@@ -9,12 +9,16 @@ after the body: final-logit softcapping, scaling, tied or untied weights), run o
 sites' final hidden states only.
 """
 
+import contextlib
+import copy
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 from transformers import AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from inputspace.errors import InputspaceError
@@ -38,11 +42,34 @@ class FrozenPrefix:
         return FrozenPrefix(self.length, [(k[rows], v[rows]) for k, v in self.keys_values])
 
 
+class _KeepFloat64(TorchFunctionMode):
+    """Inside a float64 model's forward, the casts to float32 that models' own code makes
+    for stability (norms, attention softmax, rotary tables) stay in float64: every value,
+    and so every derivative, is computed in float64."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.float:
+            func = torch.Tensor.double
+        args = tuple(torch.float64 if a is torch.float32 else a for a in args)
+        kwargs = {k: torch.float64 if v is torch.float32 else v for k, v in (kwargs or {}).items()}
+        return func(*args, **kwargs)
+
+
 @dataclass
 class LanguageModel:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     manifest: dict[str, Any]
+    float64: bool = False  # weights and every computation in float64 (see `in_float64`)
+
+    def in_float64(self) -> "LanguageModel":
+        """A float64 copy: the same weights exactly, its forward (and derivatives) rounded
+        to about 1e-16 of each value instead of float32's 1e-7."""
+        return dataclasses.replace(self, model=copy.deepcopy(self.model).double(), float64=True)
+
+    def arithmetic(self) -> contextlib.AbstractContextManager:
+        """Where the model runs: float64 throughout for a float64 copy."""
+        return _KeepFloat64() if self.float64 else contextlib.nullcontext()
 
     @property
     def kind(self) -> str:
@@ -115,11 +142,12 @@ class LanguageModel:
         if prefix is not None:
             cache = DynamicCache(ddp_cache_data=prefix.keys_values, config=self.model.config)
             start, extra = prefix.length, {"use_cache": True, "past_key_values": cache}
-        hidden = self.model.base_model(
-            inputs_embeds=inputs_embeds[:, start:], attention_mask=attention_mask, **extra
-        ).last_hidden_state
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        return self.head(hidden[rows, sites.to(hidden.device) - start])
+        with self.arithmetic():
+            hidden = self.model.base_model(
+                inputs_embeds=inputs_embeds[:, start:], attention_mask=attention_mask, **extra
+            ).last_hidden_state
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            return self.head(hidden[rows, sites.to(hidden.device) - start])
 
     def head(self, hidden: Tensor) -> Tensor:
         """[n, vocab] logits from [n, d] final hidden states, by the model's own forward

@@ -14,6 +14,7 @@ from inputspace.claims import (
     CONVERGED_SHARE,
     FLAT_OF_BOUND,
     KL_LEVEL,
+    RANK_GAP,
     SPECIAL_FLATNESS,
     STUDY_SAYS,
     RunTables,
@@ -95,7 +96,9 @@ def section(
     tables: RunTables,
     pairs: dict[str, float],
     paths: dict[str, pd.DataFrame] | None = None,
+    step_sizes: dict[str, str] | None = None,
 ) -> Section:
+    """`step_sizes`: the lr each model's run got, as its record says (StepSize.describe)."""
     models = spec["models"]
     sequence_kind = spec["sequences"]["kind"]
     by_kind: dict[str, list[str]] = {}
@@ -105,10 +108,11 @@ def section(
         f"for {kind} models ({', '.join(names)}): {STUDY_SAYS[(sequence_kind, kind)]}"
         for kind, names in by_kind.items()
     ]
-    paths = paths or {}
+    paths, step_sizes = paths or {}, step_sizes or {}
     table = pd.DataFrame(
         {
             m: {
+                **({"Adam step size (lr)": step_sizes[m]} if m in step_sizes else {}),
                 **measured(tables, m, pairs[m]),
                 **(followed_word(paths[m]) if m in paths else {}),
                 **study_verdicts(sequence_kind, kinds[m], tables, m, pairs[m], paths.get(m)),
@@ -225,65 +229,140 @@ def _hypothesis(holds: bool, evidence: str) -> str:
 
 
 def _flatness_rows(flat: pd.DataFrame) -> dict[str, str]:
-    rows = {}
-    for row in flat.itertuples():
-        after = (
-            ""
-            if np.isnan(row.eigenvalue_after_d)
-            else (
-                f"; |lambda_d| / largest = {row.eigenvalue_d / row.largest:.3g}, "
-                "|lambda_d+1| / largest = "
-                f"{row.eigenvalue_after_d / row.largest:.3g}"
-            )
+    rows = {
+        f"(3) Hessian at {row.point} (KL {row.kl:.2g}, {row.method}, {row.precision})": (
+            _exact_spectrum(row) if row.method == "exact" else _estimated_spectrum(row)
         )
-        rows[f"(3) Hessian at {row.point} (KL {row.kl:.2g}, {row.method})"] = (
-            f"numerical rank {row.numerical_rank:.0f} against d = {row.hidden} "
-            f"(tolerance {row.rank_cutoff:.3g}); "
-            f"flat {row.flat_fraction:.2%} of {row.dimensions} "
-            f"(|lambda| <= {row.flat_threshold:g} x largest "
-            f"{row.largest:.3g}; "
-            f"at least {row.bound_flat_fraction:.2%} at a zero-loss point){after}"
-        )
-    solutions = flat[flat.kind == "solution"]
-    controls = flat[flat.kind.isin(["random start", "prompt"])]
+        for row in flat.itertuples()
+    }
     exact_zero = flat[(flat.kl == 0) & (flat.method == "exact")]
     if len(exact_zero):
-        row = exact_zero.iloc[0]
-        rows["(3) prediction at an exact zero-loss point: rank at most d"] = _hypothesis(
-            row.numerical_rank <= row.hidden,
-            f"{row.point}: numerical rank {row.numerical_rank:.0f} against d = {row.hidden} "
-            f"at tolerance {row.rank_cutoff:.3g} "
-            f"({row.rank_cutoff / row.largest:.2g} of the largest); at index d the spectrum "
-            f"is down to {row.eigenvalue_d / row.largest:.2g} of the largest",
+        rows["(3) prediction at an exact zero-loss point: rank at most d"] = _rank_at_zero(
+            exact_zero.iloc[0]
         )
-    if len(solutions):
-        high = bool(
-            (solutions.flat_fraction >= FLAT_OF_BOUND * solutions.bound_flat_fraction).all()
-        )
-        special = len(controls) > 0 and bool(
-            (controls.flat_fraction < solutions.flat_fraction.min() - SPECIAL_FLATNESS).all()
-        )
-        rows["(3) verdict: dimension of the zero-loss set"] = _hypothesis(
-            high,
-            f"flat at the solutions: {', '.join(f'{f:.1%}' for f in solutions.flat_fraction)} "
-            "of the directions "
-            f"({', '.join(f'{r:.0f}' for r in solutions.numerical_rank)} curved, against d = "
-            f"{int(solutions.hidden.iloc[0])}; predicted at a zero-loss point: at least "
-            f"{solutions.bound_flat_fraction.iloc[0]:.1%} flat; "
-            "high-dimensional: at least 90% of that); at the "
-            "controls: "
-            + ", ".join(f"{r.point} {r.flat_fraction:.1%}" for r in controls.itertuples())
-            + (
-                "; flatness is special to solutions"
-                if special
-                else "; the controls are about as flat"
-            ),
-        )
-    else:
-        rows["(3) verdict: dimension of the zero-loss set"] = (
-            "not measured: no converged solution was probed"
-        )
+    rows["(3) verdict: dimension of the zero-loss set"] = _dimension_verdict(flat)
     return rows
+
+
+CUTOFF_ORIGINS = {
+    "rounding": "the measured rounding of the {precision} products",
+    "tolerance": "rank_tolerance x the largest",
+    "flat threshold": "the flat threshold",
+}
+
+
+def _exact_spectrum(row) -> str:
+    """An exact spectrum's count, the eigenvalues either side of its cutoff and the gap
+    between them. The eigenvalues in its tail are orders of magnitude (below the rounding,
+    or at a point that float32 arithmetic found, their leading digits are another
+    machine's too only by chance), so they are printed as the decade they lie in."""
+    rank, d, n = int(row.numerical_rank), int(row.hidden), int(row.dimensions)
+    origin = CUTOFF_ORIGINS[row.cutoff_origin].format(precision=row.precision)
+    cutoff = f"the cutoff {_decade(row.rank_cutoff)} ({origin})"
+    if rank == n:
+        counted = f"numerical rank {rank} of {n}, full: no eigenvalue below {cutoff}"
+    else:
+        counted = (
+            f"numerical rank {rank} against d = {d} (eigenvalues by magnitude, largest first): "
+            f"lambda_{rank} in {_decade(row.eigenvalue_at_rank)} above {cutoff}, "
+            f"lambda_{rank + 1} in {_decade(row.eigenvalue_after_rank)} below it, a gap in "
+            f"{_decade(row.rank_gap)}"
+        )
+    return (
+        f"{counted}; flat {row.flat_fraction:.2%} of {n} (magnitude at most "
+        f"{row.flat_threshold:g} x the largest, {row.largest:.3g}; at least "
+        f"{row.bound_flat_fraction:.2%} at a zero-loss point); lambda_d / largest in "
+        f"{_decade(row.eigenvalue_d / row.largest)}, lambda_d+1 / largest in "
+        f"{_decade(row.eigenvalue_after_d / row.largest)}"
+    )
+
+
+def _decade(value: float) -> str:
+    """The power-of-ten range a positive value lies in, "1e-05–1e-04"."""
+    if not np.isfinite(value) or value <= 0:
+        return {np.inf: "infinity"}.get(value, "n/a" if np.isnan(value) else f"{value:g}")
+    low = np.floor(np.log10(value))
+    return f"{10**low:.0e}–{10 ** (low + 1):.0e}"
+
+
+def _estimated_spectrum(row) -> str:
+    """An estimate by quadrature: its counts as the brackets the quadrature guarantees."""
+    return (
+        f"numerical rank {_span(row.rank_low, row.rank_high, '.0f')} against d = {row.hidden} "
+        f"(eigenvalues above the flat threshold); flat "
+        f"{_span(row.flat_low, row.flat_high, '.1%')} of {row.dimensions} (magnitude at most "
+        f"{row.flat_threshold:g} x the largest, {row.largest:.2g}; at least "
+        f"{row.bound_flat_fraction:.1%} at a zero-loss point); {_resolution(row)}"
+    )
+
+
+def _span(low: float, high: float, form: str) -> str:
+    """A bracket as "low–high" (one number where both print alike), "70.0–100.0%"."""
+    a, b = f"{low:{form}}", f"{high:{form}}"
+    return a if a == b else f"{a.removesuffix('%') if b.endswith('%') else a}–{b}"
+
+
+def _resolution(row) -> str:
+    nodes = round(1 / row.node_share)
+    return (
+        f"the brackets hold for every spectrum with the probes' moments, the weight one "
+        f"quadrature node can carry at each threshold; {nodes} nodes of {row.node_share:.2%} "
+        f"({row.node_share * row.dimensions:.0f} directions) each on average"
+    )
+
+
+def _rank_at_zero(row) -> str:
+    """At an exact zero-loss point the rank is at most d; a count is meaningful only
+    where the spectrum has a gap at its cutoff."""
+    rank, d = int(row.numerical_rank), int(row.hidden)
+    evidence = (
+        f"{row.point}: numerical rank {rank} against d = {d}, lambda_{rank} / lambda_{rank + 1} "
+        f"in {_decade(row.rank_gap)} at the cutoff ({row.precision} products)"
+    )
+    if not row.rank_gap >= RANK_GAP:
+        return (
+            f"within resolution: {evidence}; no gap of {RANK_GAP:g} at the cutoff, so the count "
+            "depends on where the cutoff falls (a Hessian in float64 would settle it)"
+        )
+    return _hypothesis(rank <= d, f"{evidence} (a gap: at least {RANK_GAP:g})")
+
+
+def _dimension_verdict(flat: pd.DataFrame) -> str:
+    """Flat at every solution (at least FLAT_OF_BOUND of the bound) and flatter there than at
+    the controls, each judged only beyond the quadrature's resolution."""
+    solutions = flat[flat.kind == "solution"]
+    controls = flat[flat.kind.isin(["random start", "prompt"])]
+    if not len(solutions):
+        return "not measured: no converged solution was probed"
+    needed = FLAT_OF_BOUND * solutions.bound_flat_fraction
+    evidence = (
+        f"flat at the solutions: "
+        f"{', '.join(_span(r.flat_low, r.flat_high, '.1%') for r in solutions.itertuples())} of "
+        f"the directions (predicted at a zero-loss point: at least "
+        f"{solutions.bound_flat_fraction.iloc[0]:.1%}; high-dimensional: at least "
+        f"{FLAT_OF_BOUND:.0%} of that); at the controls: "
+        + (
+            ", ".join(
+                f"{r.point} {_span(r.flat_low, r.flat_high, '.1%')}" for r in controls.itertuples()
+            )
+            or "none probed"
+        )
+    )
+    least_flat = solutions.flat_low.min()
+    if (controls.flat_high < least_flat - SPECIAL_FLATNESS).all() and len(controls):
+        evidence += "; flatness is special to solutions"
+    elif (controls.flat_low >= solutions.flat_high.min() - SPECIAL_FLATNESS).any():
+        evidence += "; a control is about as flat"
+    else:
+        evidence += "; whether flatness is special to solutions is within resolution"
+    if (solutions.flat_low >= needed).all():
+        return _hypothesis(True, evidence)
+    if (solutions.flat_high < needed).any():
+        return _hypothesis(False, evidence)
+    return (
+        f"within resolution: {evidence}; more probes or Lanczos steps (landscape: slq_probes, "
+        "slq_steps) would settle it"
+    )
 
 
 def _barrier_rows(barriers: pd.DataFrame) -> dict[str, str]:
@@ -300,16 +379,22 @@ def _barrier_rows(barriers: pd.DataFrame) -> dict[str, str]:
     return {
         "(3) loss barrier between two solutions, straight / best of bent paths "
         "(relative to the start loss)": "; ".join(
-            f"pair {r.pair}: {r.straight_barrier:.3g} / {b:.3g} ({rel:.2%})"
+            f"pair {r.pair}: {r.straight_barrier:.2g} / {b:.2g} ({_percent(rel)})"
             for r, b, rel in zip(both.itertuples(), best, relative)
         )
         + (f"; {left_out} pair(s) left out" if left_out else ""),
         "(3) verdict: connectivity": _hypothesis(
             bool((relative < CONNECTED_BELOW).all()),
-            f"largest barrier {relative.max():.2%} of the start loss "
+            f"largest barrier {_percent(relative.max())} of the start loss "
             f"(connected: under {CONNECTED_BELOW:.0%} on the best path)",
         ),
     }
+
+
+def _percent(share: float) -> str:
+    """A share to two significant digits (a barrier's third digit moves with the solutions,
+    which float32 arithmetic finds)."""
+    return f"{float(f'{share * 100:.2g}'):g}%"
 
 
 def landscape_section(
