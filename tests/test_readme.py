@@ -46,6 +46,9 @@ LONG = {
     ".venv/bin/snakemake crate --config 'crate_figures=[results/figures/bark_neigh/kl.pdf]'": (
         "needs a finished run; tests/test_crate.py (a book's crate)"
     ),
+    "cp -a results results.before": "needs a finished default run (docs/science.md)",
+    ".venv/bin/snakemake --cores all --forcerun landscape results/summary.md": "the default "
+    "run's landscape again (about 11 min); tests/test_workflow.py runs the landscape",
     CLUSTER_EFFICIENCY: "needs a SLURM run's efficiency report; tests/test_slurm.py reads one",
 }
 
