@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from inputspace import engine, experiments, models, recorder, runs, scripting, vocab
+from inputspace.step_size import StepSize
 
 
 def main(snakemake):
@@ -16,7 +17,7 @@ def main(snakemake):
         lm, spec, matrix, vocab.regular_ids(table), samples, prompts
     )
     token_norm = experiments.median_token_norm(table)
-    step = experiments.StepSize.of(spec["optimize"], token_norm)
+    step = StepSize.of(spec["optimize"], token_norm)
     settings, logging = experiments.optimisation_settings(
         spec["optimize"], snakemake.params.precision, token_norm
     )

@@ -1,10 +1,10 @@
 import pandas as pd
 
-from inputspace import files, runs, scripting, summary
+from inputspace import files, scripting, summary, trajectory
 from inputspace.claims import RunTables
-from inputspace.experiments import StepSize
 from inputspace.keys import table_key
 from inputspace.manifest import read_manifest
+from inputspace.step_size import StepSize
 from inputspace.summary import LandscapeTables
 
 
@@ -34,7 +34,7 @@ def main(snakemake):
         }
         steps = {
             m: StepSize.recorded(
-                spec["optimize"], runs.read_run_info(found[table_key("run", name, m)])
+                spec["optimize"], trajectory.read_run_info(found[table_key("run", name, m)])
             ).describe()
             for m in spec["models"]
         }

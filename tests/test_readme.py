@@ -13,7 +13,7 @@ from helpers import REPO, checkout_files
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 CLUSTER_EFFICIENCY = (
-    '.venv/bin/python -c "import pandas as pd, sys; t = pd.read_csv(sys.argv[1]); t[\'rule\'] = '
+    ".venv/bin/python -c \"import pandas as pd, sys; t = pd.read_csv(sys.argv[1]); t['rule'] = "
     "t.RuleName.str.extract(r'rule_(.+?)(?:_wildcards_|$)')[0]; print(t.groupby('rule')"
     "[['Elapsed_sec', 'MaxRSS_MB', 'RequestedMem_MB', 'Memory Usage (%)', 'NCPUS', "
     "'CPU Efficiency (%)']].max())\" efficiency_report_<run id>.csv"

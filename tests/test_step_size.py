@@ -12,9 +12,10 @@ from helpers import PAIRS, make_problem
 from test_analysis import run_tables
 from test_config import SCHEMA, base_config
 
-from inputspace import engine, experiments, models, runs, sources, summary, vocab
+from inputspace import engine, experiments, models, runs, sources, summary, trajectory, vocab
 from inputspace.config import validated
 from inputspace.errors import ConfigError, InputspaceError
+from inputspace.step_size import StepSize
 
 OPTIMIZE = {
     "steps": 400,
@@ -73,13 +74,13 @@ def test_the_step_size_by_hand():
         {"norm": [9.0, 1.0, 2.0, 4.0, 100.0], "is_regular": [False, True, True, True, False]}
     )
     assert experiments.median_token_norm(table) == 2.0  # of 1, 2, 4: specials left out
-    relative = experiments.StepSize.of({"lr_relative": 0.01}, 2.0)
+    relative = StepSize.of({"lr_relative": 0.01}, 2.0)
     assert (relative.lr, relative.relative, relative.median_token_norm) == (0.02, 0.01, 2.0)
     assert relative.describe() == "0.02 (lr_relative 0.01 x median token norm 2)"
-    absolute = experiments.StepSize.of({"lr": 0.003}, 2.0)
+    absolute = StepSize.of({"lr": 0.003}, 2.0)
     assert absolute.lr == 0.003 and absolute.record() == {}  # the config holds it
-    assert experiments.StepSize.recorded({"lr_relative": 0.01}, relative.record()) == relative
-    assert experiments.StepSize.recorded({"lr": 0.003}, {"seed": 0}) == absolute
+    assert StepSize.recorded({"lr_relative": 0.01}, relative.record()) == relative
+    assert StepSize.recorded({"lr": 0.003}, {"seed": 0}) == absolute
     with pytest.raises(InputspaceError, match="median token norm"):
         experiments.optimisation_settings({**OPTIMIZE, "lr_relative": 0.01})
     settings, _ = experiments.optimisation_settings({**OPTIMIZE, "lr_relative": 0.01}, "fp32", 3.0)
@@ -88,15 +89,15 @@ def test_the_step_size_by_hand():
 
 def test_the_run_records_the_lr_it_got_and_the_summary_shows_it(finished, tmp_path):
     problem, _, result = finished["llama"]
-    step = experiments.StepSize.of({"lr_relative": 0.004}, 2.5)
+    step = StepSize.of({"lr_relative": 0.004}, 2.5)
     paths = runs.RunPaths(
         *(tmp_path / name for name in ("s.parquet", "t.parquet", "k.parquet")),
         tmp_path / "e.safetensors",
     )
     runs.write_run(result, problem.batch, "a", "x", paths, {"seed": 0, **step.record()})
-    info = runs.read_run_info(paths.steps)
+    info = trajectory.read_run_info(paths.steps)
     assert info["lr"] == pytest.approx(0.01) and info["median_token_norm"] == 2.5
-    shown = experiments.StepSize.recorded({"lr_relative": 0.004}, info).describe()
+    shown = StepSize.recorded({"lr_relative": 0.004}, info).describe()
     assert shown == "0.01 (lr_relative 0.004 x median token norm 2.5)"
     part = summary.section(
         "x",

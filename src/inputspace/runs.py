@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 from torch import Tensor
 
 from inputspace import trajectory
@@ -72,13 +71,6 @@ def write_run(
         result.logged,
     )
     embeddings.write(output.embeddings)
-
-
-def read_run_info(path: str | Path) -> dict:
-    """What `write_run` put in a run table's Parquet metadata (device, seed, step size...)."""
-    metadata = pq.read_schema(path).metadata or {}
-    key = trajectory.RUN_METADATA
-    return json.loads(metadata[key]) if key in metadata else {}
 
 
 _LOGGED = "step_"

@@ -8,11 +8,13 @@ tokens.parquet  one row per (sequence, optimised position, logged step): travel,
 topk.parquet    one row per (sequence, logged step, rank): top-k prediction
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from inputspace import files
 
@@ -97,3 +99,10 @@ def write_columns(
 
 def read(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
     return files.read_table(path, schema).to_pandas()
+
+
+def read_run_info(path: str | Path) -> dict:
+    """What `write_run` put in a run table's Parquet metadata (device, seed, step size...)."""
+    metadata = pq.read_schema(path).metadata or {}
+    key = RUN_METADATA
+    return json.loads(metadata[key]) if key in metadata else {}
