@@ -198,3 +198,27 @@ def test_a_module_renamed_and_imported_by_its_new_name_is_no_change(tree):
     assert codebase.digest(script, package) == before
     edited(package / "sub/renamed_leaf.py", "return 1", "return 3")  # its content still counts
     assert codebase.digest(script, package) != before
+
+
+def test_imports_regrouped_or_reordered_are_no_change(tree):
+    script, package = tree
+    before = codebase.digest(script, package)
+    edited(package / "deeper.py", "from . import leaf\nfrom .sub import inner\n", "")
+    edited(
+        package / "deeper.py",
+        "Y = leaf.f()",
+        "from .sub import inner\nfrom . import leaf\n\nY = leaf.f()",
+    )
+    assert codebase.digest(script, package) == before
+
+
+def test_a_name_imported_from_another_module_is_a_change(tree):
+    script, package = tree
+    (package / "other_leaf.py").write_text("def f():\n    return 2\n")
+    before = codebase.digest(script, package)
+    edited(
+        package / "deeper.py", "from . import leaf\n", "from . import leaf\nfrom .leaf import f\n"
+    )
+    with_leaf = codebase.digest(script, package)
+    edited(package / "deeper.py", "from .leaf import f\n", "from .other_leaf import f\n")
+    assert len({before, with_leaf, codebase.digest(script, package)}) == 3

@@ -144,21 +144,6 @@ class _Source:
     empty: bool  # no statement besides docstrings
     third_party: frozenset[str]
 
-    def bound_modules(self, name: str, is_package: bool) -> dict[str, str]:
-        """Names this file binds to package modules (`from inputspace.a import b as c`:
-        c -> inputspace.a.b, if that is a module), as candidates to check."""
-        bound = {}
-        for module, level, names in self.imports:
-            base = _absolute(module, level, name, is_package)
-            if not _in_package(base):
-                continue
-            for alias, as_name in names:
-                if level == 0 and not alias:  # import inputspace.a.b as c
-                    bound[as_name] = base
-                elif alias and alias != "*":
-                    bound[as_name or alias] = f"{base}.{alias}"
-        return bound
-
     def package_imports(self, name: str, is_package: bool) -> set[tuple[str, bool]]:
         """(dotted package module, whether it must exist) for each import of this file
         (module `name`, '' for a script): `from inputspace.a import b` needs inputspace.a,
@@ -224,33 +209,84 @@ def _imports(tree: ast.Module):
 
 def _content_digest(path: Path, package: Path, known: dict[Path, str] | None = None) -> str:
     """sha256 of a file's syntax tree as the code digest counts it (see the module's
-    docstring); a name bound to a package module stands for that module's own digest, so
-    that a module renamed or moved (and imported under its new name) is no change.
+    docstring). Its package imports count by what each name they bind stands for: a
+    module by that module's own digest, a name by the digest of the module it comes from,
+    the harness by its name; so a module renamed or moved (and imported under its new
+    name), or imports regrouped or reordered, is no change.
     `known`: the digests already taken within one digest() (a module imported twice)."""
     known = {} if known is None else known
     path, folder = Path(path).resolve(), Path(package)
+    if known.get(path) == _PENDING:
+        raise UnresolvedImport(
+            f"{path} imports itself through other package modules (an import cycle); "
+            "break the cycle so that the code digest can follow it"
+        )
     if path not in known:
-        importer = _module_name(path, folder) if path.is_relative_to(folder) else ""
-        stands_for = {}
-        for name, module in _read(path).bound_modules(importer, path.name == "__init__.py").items():
-            file = _module_file(folder.joinpath(*module.split(".")[1:]))
-            if module in HARNESS:  # the harness's content is no rule's code
-                stands_for[name] = f"module {module}"
-            elif file is not None and file.resolve() != path:
-                stands_for[name] = "module " + _content_digest(file, folder, known)
+        known[path] = _PENDING
+        stands_for = {
+            name: _standing_for(module, folder, path, known)
+            for name, module in _bindings(path, folder).items()
+        }
         stat = path.stat()
         key = (str(path), stat.st_ino, stat.st_ctime_ns, stat.st_size)
         known[path] = _digested(*key, tuple(sorted(stands_for.items())))
     return known[path]
 
 
-@functools.cache  # keyed by the file's stat and what its module names stand for
+_PENDING = "digest pending"
+
+
+def _bindings(path: Path, folder: Path) -> dict[str, str]:
+    """Each name the file's package imports bind -> the dotted name it refers to (a module,
+    or `module:name` for something a module defines)."""
+    source = _read(path)
+    importer = _module_name(path, folder) if path.is_relative_to(folder) else ""
+    is_package = path.name == "__init__.py"
+    bound = {}
+    for module, level, names in source.imports:
+        base = _absolute(module, level, importer, is_package)
+        if not _in_package(base):
+            continue
+        for alias, as_name in names:
+            if level == 0 and not alias:  # import inputspace.a.b as c
+                bound[as_name] = base
+            elif alias and alias != "*":
+                dotted = f"{base}.{alias}"
+                is_module = _module_file(folder.joinpath(*dotted.split(".")[1:])) is not None
+                bound[as_name or alias] = dotted if is_module else f"{base}:{alias}"
+        if level == 0 and not names and base != PACKAGE:  # import inputspace.a
+            bound.setdefault(PACKAGE, PACKAGE)
+    return bound
+
+
+def _standing_for(target: str, folder: Path, importer: Path, known: dict[Path, str]) -> str:
+    """What a bound name counts as: the harness by its name; a module (or what a module
+    defines) by that module's digest and the name."""
+    module, _, name = target.partition(":")
+    if module in HARNESS:  # by no name of its own: moving the harness is no change either
+        return "the harness" + (f" name {name}" if name else "")
+    if module == PACKAGE:
+        return target
+    file = _module_file(folder.joinpath(*module.split(".")[1:]))
+    if file is None or file.resolve() == importer:
+        return target
+    digest = _content_digest(file, folder, known)
+    return f"module {digest}" + (f" name {name}" if name else "")
+
+
+@functools.cache  # keyed by the file's stat and what its bound names stand for
 def _digested(
     path: str, inode: int, ctime_ns: int, size: int, stands_for: tuple[tuple[str, str], ...]
 ) -> str:
-    tree = _Normaliser(dict(stands_for)).visit(ast.parse(_read(Path(path)).text, filename=path))
+    modules = {name: token for name, token in stands_for if " name " not in token}
+    tree = _Normaliser(modules).visit(ast.parse(_read(Path(path)).text, filename=path))
     _drop_docstrings(tree)
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    # a module's name is replaced by its token where it is used; a name from a module is
+    # used as itself
+    imported = sorted(
+        token if name in modules else f"{name} = {token}" for name, token in stands_for
+    )
+    return hashlib.sha256((ast.dump(tree) + repr(imported)).encode()).hexdigest()
 
 
 class _Normaliser(ast.NodeTransformer):
@@ -276,24 +312,14 @@ class _Normaliser(ast.NodeTransformer):
                 return ast.Call(func=func, args=[], keywords=[])
         return self.generic_visit(node)
 
-    def visit_Import(self, node: ast.Import) -> ast.Import:
-        for alias in node.names:
-            if _in_package(alias.name):
-                alias.name = PACKAGE
-                self._rename(alias)
-        return node
+    def visit_Import(self, node: ast.Import) -> ast.Import | None:
+        node.names = [alias for alias in node.names if not _in_package(alias.name)]
+        return node if node.names else None  # package imports count by what they bind
 
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.ImportFrom:
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.ImportFrom | None:
         if node.level or _in_package(node.module or ""):
-            node.module, node.level = PACKAGE, 0
-            for alias in node.names:
-                self._rename(alias)
+            return None  # counted by what it binds (see _content_digest)
         return node
-
-    def _rename(self, alias: ast.alias) -> None:
-        bound = alias.asname or alias.name
-        if bound in self.modules:
-            alias.name, alias.asname = self.modules[bound], None
 
 
 def _drop_docstrings(tree: ast.Module) -> None:
