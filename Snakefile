@@ -30,7 +30,7 @@ include: "rules/provenance.smk"
 
 # Every rule reruns when what it runs changes, and only then: its script and the package
 # modules that compute its outputs, by content, and the versions of the libraries they
-# import (see inputspace.codebase); with --sdm conda, a job's libraries are its conda env,
+# import (see inputspace.provenance.code_digest); with --sdm conda, a job's libraries are its conda env,
 # whose content reruns it (the software-env trigger). Both params are in each figure's
 # record. The workflow profile leaves out Snakemake's own `code` trigger, which compares
 # the script's modification time with the outputs', so that a fresh clone with the
@@ -41,11 +41,11 @@ try:
             source = Path(scripted.basedir.join(scripted.script).get_path_or_uri(secret_free=True))
             in_conda = JOBS_IN_CONDA and scripted.conda_env
             scripted.set_params(
-                code=codebase.identity(source, PACKAGE, workflow.basedir),
+                code=code_digest.identity(source, PACKAGE, workflow.basedir),
                 libraries=(
                     {"conda env": str(scripted.conda_env)}
                     if in_conda
-                    else codebase.libraries(source, PACKAGE, ENVIRONMENT)
+                    else code_digest.libraries(source, PACKAGE, ENVIRONMENT)
                 ),
             )
 except InputspaceError as error:
@@ -54,7 +54,7 @@ except InputspaceError as error:
 
 onstart:
     # A note of this run, so that if it is killed outright the next run can clear exactly
-    # what it leaves (inputspace.recovery); it goes when the run ends, however it ends.
+    # what it leaves (inputspace.workflow.recovery); it goes when the run ends, however it ends.
     locks = getattr(workflow.persistence, "_lockfile", {}).values()
     slurm_run = getattr(getattr(workflow.scheduler, "_executor", None), "run_uuid", None)
     THIS_RUN.append(recovery.this_run([Path(p) for p in locks], slurm_run))

@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 from timing import timed  # benchmarks/timing.py
 
-from inputspace import landscape, models, spectrum
+from inputspace.analysis import spectrum
+from inputspace.model import models
+from inputspace.studies import landscape
 
 REPO = Path(__file__).resolve().parents[1]
 

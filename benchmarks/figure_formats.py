@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from timing import best_of  # benchmarks/timing.py
 
-from inputspace import figures, provenance
+from inputspace.provenance import stamp
+from inputspace.studies import figures
 
 FORMATS = (("png",), ("png", "pdf"), ("png", "pdf", "svg"))
 
@@ -60,7 +61,7 @@ def main() -> None:
 
 def stamp_all(made: list[Path], record: dict) -> None:
     for figure in made:
-        provenance.stamp(figure, record)
+        stamp.stamp(figure, record)
 
 
 if __name__ == "__main__":

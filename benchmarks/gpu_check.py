@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-from inputspace import engine, experiments, models, sources, tiny
 from inputspace.errors import InputspaceError
-from inputspace.sequences import from_prompts
+from inputspace.model import models, random_model, sources
+from inputspace.optimisation import engine, experiments
+from inputspace.optimisation.sequences import from_prompts
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -34,8 +35,8 @@ PROMPTS = REPO / PAIRS["sequences"]["file"]
 
 
 def prepared(name: str, root: Path) -> Path:
-    model, tokenizer = tiny.build(
-        tiny.TinySpec(architecture=name, hidden_size=32, intermediate_size=64)
+    model, tokenizer = random_model.build(
+        random_model.TinySpec(architecture=name, hidden_size=32, intermediate_size=64)
     )
     saved, folder = root / "saved" / name, root / "prepared" / name
     model.save_pretrained(saved)
@@ -95,7 +96,7 @@ def main() -> int:
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
     failed = []
     with tempfile.TemporaryDirectory() as scratch:
-        for name in sorted(tiny.ARCHITECTURES):
+        for name in sorted(random_model.ARCHITECTURES):
             try:
                 lm = models.load(prepared(name, Path(scratch)), device)
                 error = site_logits_error(lm)
@@ -111,7 +112,10 @@ def main() -> int:
                 failed.append(name)
                 print(f"FAIL {name:<11} {problem}")
                 traceback.print_exc()
-    print(f"{len(tiny.ARCHITECTURES) - len(failed)} / {len(tiny.ARCHITECTURES)} architectures pass")
+    print(
+        f"{len(random_model.ARCHITECTURES) - len(failed)} / "
+        f"{len(random_model.ARCHITECTURES)} architectures pass"
+    )
     return 1 if failed else 0
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from inputspace.agreement import compare_summaries, moved_numbers
+from inputspace.studies.agreement import compare_summaries, moved_numbers
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))

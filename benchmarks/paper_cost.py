@@ -42,7 +42,7 @@ BEND_PROBES = 3  # landscape.bend's default: points sampled on each half of a be
 
 def paper_config() -> dict:
     """configs/paper.yaml with the schema's defaults filled in."""
-    from inputspace.config import checked, load_schema
+    from inputspace.workflow.config import checked, load_schema
 
     paper = yaml.safe_load((ROOT / "configs/paper.yaml").read_text())
     return checked(paper, load_schema(ROOT / "schemas/config.schema.yaml"), ROOT)
@@ -52,7 +52,7 @@ def build(name: str, device: str):
     """A LanguageModel with random weights of the paper model's exact shape."""
     import transformers
 
-    from inputspace.models import LanguageModel
+    from inputspace.model.models import LanguageModel
 
     spec = PAPER_MODELS[name]
     config = getattr(transformers, spec["config"])(**spec["values"], attn_implementation="eager")
@@ -79,7 +79,7 @@ def build(name: str, device: str):
 def batch_of(lm, rows: int, tokens: int):
     """`rows` sequences of `tokens` ordinary tokens with the model's special tokens
     around them (a masked LM's mask token last among them, as the prediction site)."""
-    from inputspace.sequences import of_ids
+    from inputspace.optimisation.sequences import of_ids
 
     named = lm.manifest["special_token_ids"]["named"]
     body = torch.randint(1000, 30000, (rows, tokens), generator=torch.Generator().manual_seed(0))
@@ -104,7 +104,7 @@ def targets_for(lm, batch) -> torch.Tensor:
 
 def seconds_per_step(lm, batch, steps: int, precision: str, vocab) -> float:
     """Engine seconds per Adam step: set-up, logging at every step and final forward in."""
-    from inputspace import engine, recorder
+    from inputspace.optimisation import engine, recorder
 
     problem = engine.Problem(batch=batch, target_logprobs=targets_for(lm, batch))
     landmarks = recorder.Landmarks(vocab=vocab, candidates=torch.arange(vocab.shape[0]))
@@ -119,7 +119,8 @@ def seconds_per_step(lm, batch, steps: int, precision: str, vocab) -> float:
 def landscape_timings(lm, study: dict, steps: int, precision: str, vocab) -> dict:
     """Seconds per solver step, per batch of Hessian-vector products (SLQ's and the exact
     spectrum's) at one solution-sized point, and per step of path bending."""
-    from inputspace import landscape, spectrum
+    from inputspace.analysis import spectrum
+    from inputspace.studies import landscape
 
     starts = batch_of(lm, 2 * study["pairs"], study["length"])
     one = batch_of(lm, 1, study["length"])
@@ -153,7 +154,7 @@ def vocabulary_rules(name: str) -> dict:
     vocabulary's embedding matrix (here a random one of the model's shape)."""
     import pandas as pd
 
-    from inputspace import geometry
+    from inputspace.analysis import geometry
 
     values, special = PAPER_MODELS[name]["values"], set(PAPER_MODELS[name]["special"].values())
     generator = torch.Generator().manual_seed(0)
@@ -224,7 +225,7 @@ def measure(name: str, steps: int, device: str, precision: str) -> dict:
 
 def shapes(paper: dict, name: str) -> list[tuple[str, int, int]]:
     """(experiment, sequences, ordinary tokens) of each paper experiment on `name`."""
-    from inputspace.prompts import read_pairs
+    from inputspace.model.prompts import read_pairs
 
     found = []
     for experiment, spec in paper["experiments"].items():

@@ -34,12 +34,12 @@ import torch
 import torch.nn.functional as F
 from timing import timed  # benchmarks/timing.py
 
-from inputspace import engine
-from inputspace.engine import Problem, Settings, kl_divergence
-from inputspace.models import LanguageModel, load
-from inputspace.prompts import PLACEHOLDER, read_pairs
-from inputspace.recorder import Landmarks, Logging, Recorder, log_schedule
-from inputspace.sequences import SequenceBatch, from_prompts, of_ids
+from inputspace.model.models import LanguageModel, load
+from inputspace.model.prompts import PLACEHOLDER, read_pairs
+from inputspace.optimisation import engine
+from inputspace.optimisation.engine import Problem, Settings, kl_divergence
+from inputspace.optimisation.recorder import Landmarks, Logging, Recorder, log_schedule
+from inputspace.optimisation.sequences import SequenceBatch, from_prompts, of_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"c/a": 1.8, "c/b": 1.15, "utilisation": 0.75}

@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 from timing import best_of  # benchmarks/timing.py
 
-from inputspace import geometry
-from inputspace.geometry import nearest_tokens
+from inputspace.analysis import geometry
+from inputspace.analysis.geometry import nearest_tokens
 
 
 def main() -> None:

@@ -19,11 +19,14 @@ os.environ.update(  # set, not read: the lint's envvars advice is for variables 
 )
 PACKAGE = Path(workflow.basedir) / "src/inputspace"  # whose modules the code digests read
 try:
-    from inputspace import codebase, diagnoses, origin, recovery
-    from inputspace.manifest import damage
-    from inputspace.config import checked, load_schema, without_notes
+    from inputspace.provenance import code_digest
+    from inputspace.workflow import diagnoses
+    from inputspace.model import source_content
+    from inputspace.workflow import recovery
+    from inputspace.model.manifest import damage
+    from inputspace.workflow.config import checked, load_schema, without_notes
     from inputspace.errors import InputspaceError
-    from inputspace.keys import RUN_FILES, table_key
+    from inputspace.workflow.table_names import RUN_FILES, table_key
 except ModuleNotFoundError as missing:
     sys.exit(
         f"inputspace: cannot import {missing.name!r}; run ./setup.sh (or pip install -e . in {workflow.basedir})"
@@ -46,8 +49,8 @@ DEPLOYMENT = sorted(
     method.name.lower() for method in workflow.deployment_settings.deployment_method
 )
 STATE = Path(".snakemake")
-DIGESTS = origin.DigestCache(STATE / "inputspace-digests.json")
-ENVIRONMENT = codebase.Environment(STATE / "inputspace-environment.json")
+DIGESTS = source_content.DigestCache(STATE / "inputspace-digests.json")
+ENVIRONMENT = code_digest.Environment(STATE / "inputspace-environment.json")
 
 
 def is_real_run():
@@ -72,7 +75,7 @@ ENDING = []
 
 def at_the_end():
     """Once per real run: when it ends, forget its note and give the live runs of this
-    directory back the locks Snakemake removes (inputspace.recovery.end). The folder is
+    directory back the locks Snakemake removes (inputspace.workflow.recovery.end). The folder is
     named in full: Snakemake is back in the directory it was started from by then."""
     if not ENDING:
         ENDING.append(True)
@@ -84,7 +87,7 @@ def after_killed_runs(wildcards):
     """prepare_model's input function (every chain of jobs starts with it): Snakemake
     evaluates it while building the jobs, before it locks the working directory, so a
     real run removes what runs killed outright left (their locks, their SLURM jobs)
-    before those locks stop it; see inputspace.recovery."""
+    before those locks stop it; see inputspace.workflow.recovery."""
     if RECOVERED or not is_real_run():
         return []
     RECOVERED.append(True)
@@ -292,7 +295,7 @@ def output_of(rule_name, key, **wildcards):
 
 
 def summary_inputs(wildcards):
-    """Every table the summary reads, named by what it is and whose (keys.table_key), at
+    """Every table the summary reads, named by what it is and whose (table_names.table_key), at
     the path the rule that writes it names."""
     inputs = {}
     for model in MODELS:
@@ -356,7 +359,9 @@ def crate_targets(wildcards):
     names (one line if an entry names none)."""
     if not config["crate_figures"]:
         return list(rules.all.input)
-    from inputspace.crate import chosen  # here: it loads rocrate, which only the crate needs
+    from inputspace.provenance.crate import (
+        chosen,
+    )  # here: it loads rocrate, which only the crate needs
 
     try:
         return chosen(config["crate_figures"], figure_files())

@@ -16,7 +16,7 @@ rule prepare_model:
         source=lambda wildcards: config["models"][wildcards.model]["source"],
         # what the source holds now (file digests, the cached hub commit): new weights
         # behind the same config rerun it
-        source_content=lambda wildcards: origin.identity(
+        source_content=lambda wildcards: source_content.identity(
             config["models"][wildcards.model]["source"], DIGESTS, config["allow_downloads"]
         ),
         allow_downloads=config["allow_downloads"],

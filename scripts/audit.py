@@ -3,7 +3,10 @@ from pathlib import Path
 
 import yaml
 
-from inputspace import audit, files, origin, plan, scripting
+from inputspace import files
+from inputspace.model import source_content
+from inputspace.provenance import audit, plan
+from inputspace.workflow import scripting
 
 
 def main(snakemake):
@@ -16,7 +19,7 @@ def main(snakemake):
             configfile,
             deployment=snakemake.params.deployment,
         )
-    digests = origin.DigestCache(Path(snakemake.params.digests))
+    digests = source_content.DigestCache(Path(snakemake.params.digests))
     table = audit.audit_table(Path(snakemake.params.figures), planned, digests.sha256)
     files.write_csv(table, snakemake.output.table, sep="\t")
     print(table.status.value_counts().to_string())

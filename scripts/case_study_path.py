@@ -1,10 +1,15 @@
 import torch
 from transformers import AutoTokenizer
 
-from inputspace import analysis, figures, files, gradients, runs, scripting, vocab
+from inputspace import files
+from inputspace.analysis import run_measures
+from inputspace.analysis.geometry import VocabIndex
 from inputspace.errors import InputspaceError
-from inputspace.geometry import VocabIndex
-from inputspace.manifest import read_manifest
+from inputspace.model import vocab
+from inputspace.model.manifest import read_manifest
+from inputspace.optimisation import runs
+from inputspace.studies import case_study, figures
+from inputspace.workflow import scripting
 
 
 def logged_embeddings(run: runs.RunEmbeddings) -> dict[int, torch.Tensor]:
@@ -29,9 +34,13 @@ def main(snakemake):
     matrix = vocab.read_matrix(snakemake.input.matrix)
     regular = vocab.regular_ids(table)
     run = runs.RunEmbeddings.read(snakemake.input.embeddings)
-    positions, _ = gradients.locate(tokenizer, manifest, spec["sequences"]["prompt"], study["word"])
-    _, toward_ids = gradients.locate(tokenizer, manifest, spec["target"]["prompt"], study["toward"])
-    path = gradients.follow_path(
+    positions, _ = case_study.locate(
+        tokenizer, manifest, spec["sequences"]["prompt"], study["word"]
+    )
+    _, toward_ids = case_study.locate(
+        tokenizer, manifest, spec["target"]["prompt"], study["toward"]
+    )
+    path = case_study.follow_path(
         logged_embeddings(run),
         run.start[0],
         positions,
@@ -40,7 +49,7 @@ def main(snakemake):
         matrix,
         VocabIndex(matrix, regular),
     )
-    named = analysis.name_tokens(path, table.token.to_numpy())
+    named = run_measures.name_tokens(path, table.token.to_numpy())
     files.write_parquet(named, snakemake.output.table)
     files.write_csv(named, snakemake.output.csv)
     steps = files.read_parquet(snakemake.input.steps)

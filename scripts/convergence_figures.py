@@ -1,6 +1,10 @@
 import pandas as pd
 
-from inputspace import analysis, figures, files, scripting, trajectory
+from inputspace import files
+from inputspace.analysis import run_measures
+from inputspace.optimisation import trajectory
+from inputspace.studies import figures
+from inputspace.workflow import scripting
 
 
 def main(snakemake):
@@ -9,7 +13,7 @@ def main(snakemake):
     steps = pd.concat([trajectory.read(path, trajectory.STEPS) for path in snakemake.input.steps])
     curves = steps[["model", "seq", "step", "active", "kl", "l2_total"]]
     files.write_parquet(curves, snakemake.output.curves)
-    summary = analysis.convergence(steps)
+    summary = run_measures.convergence(steps)
     files.write_csv(summary, snakemake.output.convergence)
     figures.kl_curves(
         curves, models, f"{experiment}: KL per sequence and mean", snakemake.output.kl

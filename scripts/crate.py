@@ -1,8 +1,9 @@
 import shutil
 from pathlib import Path
 
-from inputspace import crate, crate_check, scripting
 from inputspace.errors import InputspaceError
+from inputspace.provenance import crate, crate_check
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

@@ -1,16 +1,20 @@
 import pandas as pd
 
-from inputspace import analysis, figures, files, scripting
+from inputspace import files
+from inputspace.analysis import run_measures
+from inputspace.studies import figures
+from inputspace.workflow import scripting
 
 
 def main(snakemake):
     figures.use(snakemake.params.style)
     experiment, models = snakemake.wildcards.experiment, snakemake.params.models
     moves = {
-        model: analysis.run_moves(path) for model, path in zip(models, snakemake.input.embeddings)
+        model: run_measures.run_moves(path)
+        for model, path in zip(models, snakemake.input.embeddings)
     }
     stats = pd.DataFrame(
-        [{"model": m, **analysis.displacement_stats(moves[m]).as_dict()} for m in models]
+        [{"model": m, **run_measures.displacement_stats(moves[m]).as_dict()} for m in models]
     )
     files.write_csv(stats, snakemake.output.stats)
     profiles = pd.concat(
@@ -19,7 +23,7 @@ def main(snakemake):
                 {
                     "model": m,
                     "dimension": range(move.delta.shape[1]),
-                    "rms_displacement": analysis.dimension_rms(move.delta),
+                    "rms_displacement": run_measures.dimension_rms(move.delta),
                 }
             )
             for m, move in moves.items()

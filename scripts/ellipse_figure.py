@@ -1,4 +1,6 @@
-from inputspace import figures, files, scripting
+from inputspace import files
+from inputspace.studies import figures
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

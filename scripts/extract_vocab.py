@@ -1,4 +1,5 @@
-from inputspace import models, scripting, vocab
+from inputspace.model import models, vocab
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

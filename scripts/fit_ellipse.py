@@ -1,4 +1,7 @@
-from inputspace import files, geometry, scripting, vocab
+from inputspace import files
+from inputspace.analysis import geometry
+from inputspace.model import vocab
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

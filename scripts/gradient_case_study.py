@@ -1,14 +1,9 @@
-from inputspace import (
-    engine,
-    experiments,
-    files,
-    gradients,
-    models,
-    scripting,
-    sequences,
-    vocab,
-)
-from inputspace.geometry import VocabIndex
+from inputspace import files
+from inputspace.analysis.geometry import VocabIndex
+from inputspace.model import models, vocab
+from inputspace.optimisation import engine, experiments, sequences
+from inputspace.studies import case_study
+from inputspace.workflow import scripting
 
 
 def main(snakemake):
@@ -24,12 +19,12 @@ def main(snakemake):
     index = VocabIndex(vocab.read_matrix(snakemake.input.matrix), vocab.regular_ids(table))
     batch = sequences.from_prompts(lm, [source])
     target_logprobs = experiments.target_logprobs(lm, [target])
-    gradient, loss = gradients.input_gradient(
+    gradient, loss = case_study.input_gradient(
         lm, batch.embeddings, batch.attention_mask, batch.sites, target_logprobs
     )
     length = int(batch.attention_mask[0].sum())
     rows = slice(0, length)
-    result = gradients.gradient_table(
+    result = case_study.gradient_table(
         batch.ids[0, rows],
         batch.embeddings[0, rows],
         gradient[0, rows].cpu(),
@@ -37,12 +32,12 @@ def main(snakemake):
         index,
         table.token.to_numpy(),
     )
-    followed, _ = gradients.locate(lm.tokenizer, lm.manifest, source, study["word"])
+    followed, _ = case_study.locate(lm.tokenizer, lm.manifest, source, study["word"])
     result["followed"] = result.index.isin(
         followed
     )  # the case study's word, as the figure marks it
     files.write_parquet(result, snakemake.output.table)
-    files.write_csv(gradients.readable(result), snakemake.output.csv)
+    files.write_csv(case_study.readable(result), snakemake.output.csv)
     largest = result.sort_values("grad_norm", ascending=False).head(3)
     print(
         f"loss {float(loss[0]):.4g}; largest gradient norms: "

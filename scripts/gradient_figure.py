@@ -1,6 +1,8 @@
 import numpy as np
 
-from inputspace import figures, files, scripting
+from inputspace import files
+from inputspace.studies import figures
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

@@ -1,13 +1,9 @@
-from inputspace import (
-    engine,
-    experiments,
-    files,
-    geometry,
-    landscape,
-    models,
-    scripting,
-    vocab,
-)
+from inputspace import files
+from inputspace.analysis import geometry
+from inputspace.model import models, vocab
+from inputspace.optimisation import engine, experiments
+from inputspace.studies import landscape
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

@@ -1,6 +1,8 @@
 import pandas as pd
 
-from inputspace import figures, files, scripting
+from inputspace import files
+from inputspace.studies import figures
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

@@ -1,7 +1,9 @@
 from pathlib import Path
 
-from inputspace import engine, experiments, models, recorder, runs, scripting, vocab
-from inputspace.step_size import StepSize
+from inputspace.model import models, vocab
+from inputspace.optimisation import engine, experiments, recorder, runs
+from inputspace.optimisation.step_size import StepSize
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

@@ -1,4 +1,5 @@
-from inputspace import scripting, sources
+from inputspace.model import sources
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

@@ -1,4 +1,6 @@
-from inputspace import files, record, scripting
+from inputspace import files
+from inputspace.provenance import record
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

@@ -1,7 +1,9 @@
 import json
 from pathlib import Path
 
-from inputspace import figures, files, scripting
+from inputspace import files
+from inputspace.studies import figures
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

@@ -1,6 +1,10 @@
 import pandas as pd
 
-from inputspace import files, geometry, models, samples, scripting, vocab
+from inputspace import files
+from inputspace.analysis import geometry
+from inputspace.model import models, vocab
+from inputspace.optimisation import samples
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

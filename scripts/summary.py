@@ -1,11 +1,14 @@
 import pandas as pd
 
-from inputspace import files, scripting, summary, trajectory
-from inputspace.claims import RunTables
-from inputspace.keys import table_key
-from inputspace.manifest import read_manifest
-from inputspace.step_size import StepSize
-from inputspace.summary import LandscapeTables
+from inputspace import files
+from inputspace.model.manifest import read_manifest
+from inputspace.optimisation import trajectory
+from inputspace.optimisation.step_size import StepSize
+from inputspace.studies import summary
+from inputspace.studies.claims import RunTables
+from inputspace.studies.summary import LandscapeTables
+from inputspace.workflow import scripting
+from inputspace.workflow.table_names import table_key
 
 
 def main(snakemake):

@@ -1,6 +1,9 @@
 import pandas as pd
 
-from inputspace import analysis, files, scripting, trajectory
+from inputspace import files
+from inputspace.analysis import run_measures
+from inputspace.optimisation import trajectory
+from inputspace.workflow import scripting
 
 
 def main(snakemake):
@@ -13,12 +16,15 @@ def main(snakemake):
         [trajectory.read(path, trajectory.TOKENS) for path in snakemake.input.tokens]
     )
     changes = pd.concat(
-        [analysis.backprojection_changes(tokens, measure) for measure in ("euclidean", "cosine")]
+        [
+            run_measures.backprojection_changes(tokens, measure)
+            for measure in ("euclidean", "cosine")
+        ]
     )
-    counts = analysis.backprojection_counts(tokens, changes)
+    counts = run_measures.backprojection_counts(tokens, changes)
     files.write_csv(_named(changes, strings), snakemake.output.changes)
     files.write_csv(counts, snakemake.output.counts)
-    files.write_csv(_named(analysis.headings(tokens), strings), snakemake.output.headings)
+    files.write_csv(_named(run_measures.headings(tokens), strings), snakemake.output.headings)
     print(counts.to_string(index=False))
 
 
@@ -28,7 +34,7 @@ def _named(table: pd.DataFrame, strings: dict) -> pd.DataFrame:
         return table
     return pd.concat(
         [
-            analysis.name_tokens(rows, strings[model])
+            run_measures.name_tokens(rows, strings[model])
             for model, rows in table.groupby("model", sort=False)
         ]
     )

@@ -1,6 +1,9 @@
 import pandas as pd
 
-from inputspace import figures, files, scripting, trajectory
+from inputspace import files
+from inputspace.optimisation import trajectory
+from inputspace.studies import figures
+from inputspace.workflow import scripting
 
 
 def main(snakemake):

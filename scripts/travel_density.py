@@ -1,6 +1,9 @@
 import pandas as pd
 
-from inputspace import analysis, figures, files, scripting
+from inputspace import files
+from inputspace.analysis import run_measures
+from inputspace.studies import figures
+from inputspace.workflow import scripting
 
 
 def main(snakemake):
@@ -10,8 +13,8 @@ def main(snakemake):
     for model, embeddings, pairs, nearest in zip(
         models, snakemake.input.embeddings, snakemake.input.pairs, snakemake.input.nearest
     ):
-        travel[model] = analysis.run_moves(embeddings).l2
-        curves[model] = analysis.density_curves(
+        travel[model] = run_measures.run_moves(embeddings).l2
+        curves[model] = run_measures.density_curves(
             {
                 "travelled": travel[model],
                 "random_pairs": files.read_parquet(pairs).euclidean.to_numpy(),

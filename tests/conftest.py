@@ -3,7 +3,7 @@ session, and the finished workflow runs the workflow tests share (helpers are in
 
 Later test files should reuse `tiny_folders` / `tiny_models` rather than preparing their own.
 Tests must not mutate the models in `tiny_models`; load a fresh copy from
-`tiny_folders[...]` with `inputspace.models.load` when a test needs to change one.
+`tiny_folders[...]` with `inputspace.model.models.load` when a test needs to change one.
 """
 
 import os
@@ -32,7 +32,7 @@ from helpers import (  # noqa: E402
     snakemake_command,
 )
 
-from inputspace import models, sources  # noqa: E402
+from inputspace.model import models, sources  # noqa: E402
 
 
 @pytest.fixture(scope="session")

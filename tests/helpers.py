@@ -10,9 +10,10 @@ from pathlib import Path
 
 import torch
 
-from inputspace import engine, experiments, models, recorder, sources
 from inputspace.hashing import sha256_file
-from inputspace.keys import RUN_FILES
+from inputspace.model import models, sources
+from inputspace.optimisation import engine, experiments, recorder
+from inputspace.workflow.table_names import RUN_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CONFIG = "tests/configs/small.yaml"
@@ -145,7 +146,7 @@ def copy_without_run(undisturbed: Path, tmp_path: Path) -> Path:
 def loss_gradient(lm: models.LanguageModel, point, flat: torch.Tensor) -> torch.Tensor:
     """The gradient of the landscape's loss at `flat`: the first-order reference the
     Hessian-vector products are checked against."""
-    from inputspace import landscape
+    from inputspace.studies import landscape
 
     x = flat.detach().to(lm.device).requires_grad_(True)
     (grad,) = torch.autograd.grad(landscape.loss(lm, point, x), x)

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from inputspace import agreement
+from inputspace.studies import agreement
 
 SUMMARY = """# title
 

@@ -3,7 +3,9 @@ import pandas as pd
 import pytest
 import torch
 
-from inputspace import analysis, claims, runs, summary
+from inputspace.analysis import run_measures
+from inputspace.optimisation import runs
+from inputspace.studies import claims, summary
 
 
 def steps_table(
@@ -37,7 +39,7 @@ def test_convergence_by_hand():
         {0: [1.0, 0.5, 0.009, 0.001] + [0.001] * 7, 1: [1.0] * 11},
         {0: list(range(11)), 1: [0.0] * 11},
     )
-    table = analysis.convergence(steps).set_index("seq")
+    table = run_measures.convergence(steps).set_index("seq")
     assert table.steps_to_threshold[0] == 2
     assert np.isnan(table.steps_to_threshold[1])
     assert table.final_l2_total[0] == 10
@@ -55,7 +57,7 @@ def test_convergence_of_a_stopped_sequence_counts_its_optimised_steps_only():
         {0: list(range(11))},
         stopped={0: 5},
     )
-    row = analysis.convergence(steps).iloc[0]
+    row = run_measures.convergence(steps).iloc[0]
     assert row.steps_optimised == 5 and row.final_kl == 0.004
     assert row.final_l2_total == 5
     # step 4 (the last at or below 4.5) to 5
@@ -93,7 +95,7 @@ def test_displacement_stats_by_hand():
     delta = np.zeros((4, 100))
     delta[0, 0] = 1.0  # one token, one dimension carries everything
     delta[1:, 1] = 0.01
-    stats = analysis.displacement_stats(analysis.Moves(delta, np.zeros(4), np.arange(4)))
+    stats = run_measures.displacement_stats(run_measures.Moves(delta, np.zeros(4), np.arange(4)))
     assert stats.max_abs_dimension == 1.0
     assert stats.top_dimensions_share == pytest.approx(1.0 / (1.0 + 3e-4))
     assert stats.share_below_small == pytest.approx(399 / 400)
@@ -102,7 +104,9 @@ def test_displacement_stats_by_hand():
 
 def test_isotropic_displacement_favours_nothing():
     delta = np.random.default_rng(0).normal(size=(2000, 200))
-    stats = analysis.displacement_stats(analysis.Moves(delta, np.zeros(2000), np.zeros(2000)))
+    stats = run_measures.displacement_stats(
+        run_measures.Moves(delta, np.zeros(2000), np.zeros(2000))
+    )
     assert 0.01 < stats.top_dimensions_share < 0.015
     assert stats.dimension_rms_max_over_median < 1.2
     assert stats.token_l2_cv < 0.1
@@ -133,19 +137,19 @@ def tokens_table(nearest_by_step: list[int], token_id: int = 7) -> pd.DataFrame:
 
 def test_backprojection_change_step_is_where_it_settles():
     tokens = tokens_table([7, 8, 7, 9, 9])
-    changes = analysis.backprojection_changes(tokens)
+    changes = run_measures.backprojection_changes(tokens)
     assert len(changes) == 1
     change = changes.iloc[0]
     assert (change.from_id, change.to_id, change.step_changed) == (7, 9, 30)
     assert change.l2_at_change == pytest.approx(0.75)
-    assert analysis.backprojection_changes(tokens, "cosine").empty
-    counts = analysis.backprojection_counts(tokens, changes).set_index("measure")
+    assert run_measures.backprojection_changes(tokens, "cosine").empty
+    counts = run_measures.backprojection_counts(tokens, changes).set_index("measure")
     assert counts.loc["euclidean", "fraction_changed"] == 1.0
     assert counts.loc["cosine", "changed"] == 0
 
 
 def test_headings_one_row_per_watch_token_at_the_last_step():
-    table = analysis.headings(tokens_table([7, 7, 7]))
+    table = run_measures.headings(tokens_table([7, 7, 7]))
     assert len(table) == 2
     assert list(table.watch_id) == [3, 4] and list(table.watch_rank) == [1, 9]
     assert (table.step == 20).all() and (table.heading_id == 3).all()
@@ -153,7 +157,7 @@ def test_headings_one_row_per_watch_token_at_the_last_step():
 
 def test_density_curves_share_a_grid_and_integrate_to_one():
     rng = np.random.default_rng(1)
-    curves = analysis.density_curves(
+    curves = run_measures.density_curves(
         {"a": rng.normal(3, 0.3, 500), "b": rng.normal(1, 0.2, 500), "one": np.ones(3)}
     )
     dx = curves.x[1] - curves.x[0]
@@ -276,7 +280,7 @@ def test_claim_ids_are_unique_and_every_experiment_kind_has_claims():
 
 
 def test_table_keys_name_each_table_of_each_experiment_and_model_apart():
-    from inputspace.keys import table_key
+    from inputspace.workflow.table_names import table_key
 
     keys = {
         table_key("model", model="a_b"),

@@ -12,11 +12,14 @@ from helpers import loss_gradient, make_problem
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from inputspace import engine, experiments, landscape, models, sources, spectrum, tiny
+from inputspace.analysis import spectrum
 from inputspace.errors import InputspaceError
-from inputspace.sequences import from_prompts
+from inputspace.model import models, random_model, sources
+from inputspace.optimisation import engine, experiments
+from inputspace.optimisation.sequences import from_prompts
+from inputspace.studies import landscape
 
-ARCHITECTURES = sorted(tiny.ARCHITECTURES)
+ARCHITECTURES = sorted(random_model.ARCHITECTURES)
 PROMPTS = [
     "The animal that says bark is a [MASK].",
     "One plus one is [MASK].",
@@ -31,8 +34,8 @@ def prepared(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("architectures")
     folders = {}
     for name in ARCHITECTURES:
-        model, tokenizer = tiny.build(
-            tiny.TinySpec(architecture=name, hidden_size=32, intermediate_size=64)
+        model, tokenizer = random_model.build(
+            random_model.TinySpec(architecture=name, hidden_size=32, intermediate_size=64)
         )
         saved = root / "saved" / name
         model.save_pretrained(saved)

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from helpers import SMALL_CONFIG, SMALL_MODEL, checkout_files, small_model
 
-from inputspace import audit, codebase, plan, provenance, record
+from inputspace.provenance import audit, code_digest, plan, record, stamp
 
 pytestmark = pytest.mark.slow
 
@@ -100,8 +100,8 @@ class Workflow:
         """Figure -> its record."""
         figures = self.checkout / "results/figures"
         return {
-            str(path.relative_to(self.checkout)).removesuffix(provenance.SIDECAR): path.read_text()
-            for path in figures.rglob(f"*{provenance.SIDECAR}")
+            str(path.relative_to(self.checkout)).removesuffix(stamp.SIDECAR): path.read_text()
+            for path in figures.rglob(f"*{stamp.SIDECAR}")
         }
 
 
@@ -191,7 +191,7 @@ def older_cycler(checkout: Path) -> dict[str, str]:
         command = [*pip, "--no-deps", "--target", str(folder), "cycler==0.11.0"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"pip could not install cycler 0.11.0: {done.stderr[-2000:]}"
-    assert codebase.installed_versions(["cycler"])["cycler"] != "0.11.0"
+    assert code_digest.installed_versions(["cycler"])["cycler"] != "0.11.0"
     return {
         "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
     }
@@ -275,7 +275,7 @@ EDITS = [
     # files
     Edit(
         "a comment in a package module",
-        files=replace_in("src/inputspace/engine.py", "\n\n", "\n\n# a comment\n"),
+        files=replace_in("src/inputspace/optimisation/engine.py", "\n\n", "\n\n# a comment\n"),
     ),
     Edit(
         "a script",
@@ -300,7 +300,9 @@ EDITS = [
     Edit("a model file", files=new_weights, reaches=(ELLIPSE, BARK_KL, GRADIENTS)),
     Edit(
         "a package module",
-        files=replace_in("src/inputspace/figures.py", '"grid.alpha": 0.3', '"grid.alpha": 0.25'),
+        files=replace_in(
+            "src/inputspace/studies/figures.py", '"grid.alpha": 0.3', '"grid.alpha": 0.25'
+        ),
         reaches=(ELLIPSE, PAIRS_KL),
     ),
     Edit(
@@ -317,14 +319,16 @@ REBUILT = [
     Edit(
         "a record-keeping module, rebuilt",
         files=replace_in(
-            "src/inputspace/provenance.py",
+            "src/inputspace/provenance/stamp.py",
             '"made_on": where_made(),',
             '"made_on": where_made(),\n        "edited": True,',
         ),
     ),
     Edit(
         "the engine, rebuilt",
-        files=replace_in("src/inputspace/engine.py", "\n\n\ndef ", "\n\n\nEDITED = 1\n\n\ndef "),
+        files=replace_in(
+            "src/inputspace/optimisation/engine.py", "\n\n\ndef ", "\n\n\nEDITED = 1\n\n\ndef "
+        ),
         reaches=(BARK_KL, PAIRS_KL, SPECTRUM, GRADIENTS),
         spares=(ELLIPSE,),
         spared_rules=("prepare_model", "extract_vocab", "fit_ellipse", "vocab_distances"),
@@ -471,7 +475,7 @@ def figure_check(state: Workflow, *figures: Path, config: dict | None = None):
     command = [
         sys.executable,
         "-m",
-        "inputspace.figure_check",
+        "inputspace.provenance.figure_check",
         *map(str, figures),
         "--checkout",
         str(state.checkout),
@@ -555,7 +559,13 @@ def test_a_figure_rebuilt_from_its_raw_model_is_identical(state, tmp_path):
     copies = []
     for name in ("kl.png", "kl.pdf", "kl.svg", "topk.gif"):
         copies.append(shutil.copy(state.checkout / "results/figures/bark" / name, folder / name))
-    command = [sys.executable, "-m", "inputspace.figure_check", "--rebuild", *map(str, copies)]
+    command = [
+        sys.executable,
+        "-m",
+        "inputspace.provenance.figure_check",
+        "--rebuild",
+        *map(str, copies),
+    ]
     command += ["--checkout", str(state.checkout), "--scratch", str(tmp_path / "scratch")]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=900, env={**os.environ, **state.env}
@@ -575,7 +585,13 @@ def test_rebuilding_from_another_raw_model_is_refused(state, tmp_path):
     original = weights.read_bytes()
     weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     try:
-        command = [sys.executable, "-m", "inputspace.figure_check", "--rebuild", str(copy_path)]
+        command = [
+            sys.executable,
+            "-m",
+            "inputspace.provenance.figure_check",
+            "--rebuild",
+            str(copy_path),
+        ]
         command += ["--checkout", str(state.checkout), "--scratch", str(tmp_path / "scratch")]
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=300, env={**os.environ, **state.env}
@@ -593,16 +609,16 @@ def test_every_library_a_job_loaded_is_one_its_rule_reruns_on(small_run):
     imported ones too) belongs to a distribution among its rule's `libraries` param (or
     to the harness, which computes no output, or to Snakemake): the static reading of its
     code misses none."""
-    environment = codebase.Environment()
-    package = small_run / "src" / codebase.PACKAGE
+    environment = code_digest.Environment()
+    package = small_run / "src" / code_digest.PACKAGE
     # Snakemake's script preamble loads Snakemake in every job, to hand it its inputs
-    engine = environment.closure(["snakemake"]).keys() | {codebase.PACKAGE}
+    engine = environment.closure(["snakemake"]).keys() | {code_digest.PACKAGE}
     files = sorted((small_run.parent / "loaded-modules").glob("*.txt"))
     assert len({f.stem.rsplit("-", 1)[0] for f in files}) >= 15  # every rule of the config
     for path in files:
         rule = path.stem.rsplit("-", 1)[0]
         script = small_run / "scripts" / f"{rule}.py"
-        loaded = environment.providers(path.read_text().split()) - codebase.TOOLING - engine
-        planned = codebase.libraries(script, package, environment).keys()
-        harness = environment.versions(codebase.third_party(script, package, harness=True))
+        loaded = environment.providers(path.read_text().split()) - code_digest.TOOLING - engine
+        planned = code_digest.libraries(script, package, environment).keys()
+        harness = environment.versions(code_digest.third_party(script, package, harness=True))
         assert loaded <= planned | harness.keys(), (rule, sorted(loaded - planned))

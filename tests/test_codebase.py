@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inputspace import codebase
+from inputspace.provenance import code_digest
 
 
 @pytest.fixture
@@ -25,19 +25,26 @@ def tree(tmp_path):
     (package / "sub/inner.py").write_text("from .. import leaf\nimport inputspace.sub.far\n")
     (package / "sub/far.py").write_text("import yaml\n\nZ = 3\n")
     (package / "unused.py").write_text("Y = 2\n")
-    (package / "scripting.py").write_text("from inputspace import records\n")  # the harness
+    (package / "workflow").mkdir()
+    (package / "workflow/__init__.py").write_text("")
+    (package / "workflow/scripting.py").write_text(
+        "from inputspace import records\n"
+    )  # the harness
     (package / "records.py").write_text("R = 1\n")
     (package / "errors.py").write_text("class E(Exception):\n    pass\n")
     script = tmp_path / "scripts/rule.py"
     script.parent.mkdir()
     script.write_text(
-        "import json\nfrom inputspace import used, scripting\nfrom inputspace.errors import E\n"
+        "import json\nfrom inputspace import used\nfrom inputspace.workflow import scripting\n"
+        "from inputspace.errors import E\n"
     )
     return script, package
 
 
 def names(script, package):
-    return [p.relative_to(package).as_posix() for p in codebase.imported_modules(script, package)]
+    return [
+        p.relative_to(package).as_posix() for p in code_digest.imported_modules(script, package)
+    ]
 
 
 def test_imports_are_followed_through_modules_subpackages_and_relative_imports(tree):
@@ -50,14 +57,15 @@ def test_imports_are_followed_through_modules_subpackages_and_relative_imports(t
         "sub/far.py",
         "sub/inner.py",
         "used.py",
+        "workflow/__init__.py",
     ]  # not unused, nor the harness (scripting, errors) or what only it imports (records)
 
 
 def test_an_import_of_no_module_of_the_package_fails_loudly(tree):
     script, package = tree
     (package / "leaf.py").write_text("from inputspace.gone import f\n")
-    with pytest.raises(codebase.UnresolvedImport, match="imports inputspace.gone, which is no"):
-        codebase.digest(script, package)
+    with pytest.raises(code_digest.UnresolvedImport, match="imports inputspace.gone, which is no"):
+        code_digest.digest(script, package)
 
 
 def test_a_name_a_module_defines_is_no_module_to_follow(tree):
@@ -80,7 +88,7 @@ def edited(path: Path, old: str, new: str) -> None:
         ("scripts/rule.py", "import json", "import os", True),
         ("unused.py", "Y = 2", "Y = 3", False),
         ("records.py", "R = 1", "R = 2", False),  # reached through the harness only
-        ("scripting.py", "\n", "\nX = 1\n", False),  # the harness
+        ("workflow/scripting.py", "\n", "\nX = 1\n", False),  # the harness
         ("errors.py", "pass", "code = 2", False),  # error types and wording
         ("leaf.py", "def f():", "def f():  # a comment", False),
         ("leaf.py", "return 1", '"""A docstring."""\n    return 1', False),
@@ -90,12 +98,12 @@ def edited(path: Path, old: str, new: str) -> None:
 )
 def test_what_changes_the_digest(tree, name, old, new, counts):
     script, package = tree
-    before = codebase.digest(script, package)
+    before = code_digest.digest(script, package)
     edited(script if name.startswith("scripts") else package / name, old, new)
-    assert (codebase.digest(script, package) != before) is counts
-    codebase._parsed.cache_clear()  # as the next Snakemake process would see it
-    codebase._digested.cache_clear()
-    assert (codebase.digest(script, package) != before) is counts
+    assert (code_digest.digest(script, package) != before) is counts
+    code_digest._parsed.cache_clear()  # as the next Snakemake process would see it
+    code_digest._digested.cache_clear()
+    assert (code_digest.digest(script, package) != before) is counts
 
 
 def test_the_wording_of_errors_and_warnings_is_not_code(tree):
@@ -104,28 +112,28 @@ def test_the_wording_of_errors_and_warnings_is_not_code(tree):
     leaf.write_text(
         "import warnings\n\ndef f():\n    warnings.warn('careful')\n    raise E('bad')\n"
     )
-    before = codebase.digest(script, package)
+    before = code_digest.digest(script, package)
     leaf.write_text(
         "import warnings\n\ndef f():\n    warnings.warn(f'take care: {1}', UserWarning)\n"
         "    raise E('worse, fix x') from None\n"
     )
-    assert codebase.digest(script, package) == before
+    assert code_digest.digest(script, package) == before
     leaf.write_text(
         "import warnings\n\ndef f():\n    warnings.warn('careful')\n    raise F('bad')\n"
     )
-    assert codebase.digest(script, package) != before  # another error type
+    assert code_digest.digest(script, package) != before  # another error type
 
 
 def test_moving_a_module_into_a_subpackage_is_no_change(tree):
     script, package = tree
-    before = codebase.digest(script, package)
+    before = code_digest.digest(script, package)
     (package / "moved").mkdir()
     (package / "moved/__init__.py").write_text('"""Where leaf lives now."""\n')
     shutil.move(package / "leaf.py", package / "moved/leaf.py")
     edited(package / "deeper.py", "from . import leaf", "from inputspace.moved import leaf")
     edited(package / "sub/inner.py", "from .. import leaf", "from ..moved import leaf")
     assert "moved/leaf.py" in names(script, package)
-    assert codebase.digest(script, package) == before
+    assert code_digest.digest(script, package) == before
 
 
 def test_the_digest_does_not_depend_on_where_the_checkout_is(tree, tmp_path):
@@ -133,16 +141,16 @@ def test_the_digest_does_not_depend_on_where_the_checkout_is(tree, tmp_path):
     other = tmp_path / "moved"
     shutil.copytree(tmp_path / "src", other / "src")
     shutil.copytree(tmp_path / "scripts", other / "scripts")
-    assert codebase.digest(other / "scripts/rule.py", other / "src/inputspace") == (
-        codebase.digest(script, package)
+    assert code_digest.digest(other / "scripts/rule.py", other / "src/inputspace") == (
+        code_digest.digest(script, package)
     )
 
 
 def test_a_rules_code_names_its_script_from_the_workflow_folder(tree):
     script, package = tree
     root = package.parents[1]
-    code = codebase.identity(script, package, root)
-    assert code == {"script": "scripts/rule.py", "digest": codebase.digest(script, package)}
+    code = code_digest.identity(script, package, root)
+    assert code == {"script": "scripts/rule.py", "digest": code_digest.digest(script, package)}
 
 
 # ------------------------------------------------------------------ libraries
@@ -150,9 +158,9 @@ def test_a_rules_code_names_its_script_from_the_workflow_folder(tree):
 
 def test_the_libraries_are_what_the_code_imports_and_what_those_require(tree, tmp_path):
     script, package = tree
-    assert codebase.third_party(script, package) == {"yaml"}  # json: the standard library
+    assert code_digest.third_party(script, package) == {"yaml"}  # json: the standard library
     edited(script, "import json", "import matplotlib.pyplot")
-    found = codebase.libraries(script, package, codebase.Environment())
+    found = code_digest.libraries(script, package, code_digest.Environment())
     assert found["python"] == ".".join(map(str, sys.version_info[:3]))
     assert found["pyyaml"] and found["matplotlib"]
     assert {"pillow", "numpy", "cycler", "fonttools"} <= found.keys()  # matplotlib requires
@@ -162,9 +170,9 @@ def test_the_libraries_are_what_the_code_imports_and_what_those_require(tree, tm
 
 def test_the_installed_distributions_are_remembered_until_one_changes(tmp_path, monkeypatch):
     cache = tmp_path / "environment.json"
-    first = codebase.Environment(cache).versions(["yaml"])
+    first = code_digest.Environment(cache).versions(["yaml"])
     assert cache.is_file() and first == {
-        "pyyaml": codebase.installed_versions(["pyyaml"])["pyyaml"]
+        "pyyaml": code_digest.installed_versions(["pyyaml"])["pyyaml"]
     }
     site = tmp_path / "site"
     (site / "fake-1.0.dist-info").mkdir(parents=True)
@@ -174,8 +182,8 @@ def test_the_installed_distributions_are_remembered_until_one_changes(tmp_path, 
     (site / "fake-1.0.dist-info/top_level.txt").write_text("fake\n")
     (site / "fake-1.0.dist-info/RECORD").write_text("fake/__init__.py,,\n")
     monkeypatch.syspath_prepend(str(site))
-    assert codebase.Environment(cache).versions(["fake"]) == {"fake": "1.0"}  # read again
-    assert codebase.installed_versions(["fake", "not-installed-here"]) == {
+    assert code_digest.Environment(cache).versions(["fake"]) == {"fake": "1.0"}  # read again
+    assert code_digest.installed_versions(["fake", "not-installed-here"]) == {
         "fake": "1.0",
         "not-installed-here": None,
     }
@@ -184,41 +192,41 @@ def test_the_installed_distributions_are_remembered_until_one_changes(tmp_path, 
 def test_a_module_run_as_python_m_is_a_library_of_the_code(tree):
     script, package = tree
     edited(package / "leaf.py", "return 1", 'return [sys.executable, "-m", "snakemake", "-n"]')
-    assert "snakemake" in codebase.third_party(script, package)
+    assert "snakemake" in code_digest.third_party(script, package)
 
 
 def test_a_module_renamed_and_imported_by_its_new_name_is_no_change(tree):
     script, package = tree
-    before = codebase.digest(script, package)
+    before = code_digest.digest(script, package)
     shutil.move(package / "leaf.py", package / "sub/renamed_leaf.py")
     edited(package / "deeper.py", "from . import leaf", "from .sub import renamed_leaf")
     edited(package / "deeper.py", "Y = leaf.f()", "Y = renamed_leaf.f()")
     edited(package / "sub/inner.py", "from .. import leaf", "from . import renamed_leaf as leaf")
     assert "sub/renamed_leaf.py" in names(script, package)
-    assert codebase.digest(script, package) == before
+    assert code_digest.digest(script, package) == before
     edited(package / "sub/renamed_leaf.py", "return 1", "return 3")  # its content still counts
-    assert codebase.digest(script, package) != before
+    assert code_digest.digest(script, package) != before
 
 
 def test_imports_regrouped_or_reordered_are_no_change(tree):
     script, package = tree
-    before = codebase.digest(script, package)
+    before = code_digest.digest(script, package)
     edited(package / "deeper.py", "from . import leaf\nfrom .sub import inner\n", "")
     edited(
         package / "deeper.py",
         "Y = leaf.f()",
         "from .sub import inner\nfrom . import leaf\n\nY = leaf.f()",
     )
-    assert codebase.digest(script, package) == before
+    assert code_digest.digest(script, package) == before
 
 
 def test_a_name_imported_from_another_module_is_a_change(tree):
     script, package = tree
     (package / "other_leaf.py").write_text("def f():\n    return 2\n")
-    before = codebase.digest(script, package)
+    before = code_digest.digest(script, package)
     edited(
         package / "deeper.py", "from . import leaf\n", "from . import leaf\nfrom .leaf import f\n"
     )
-    with_leaf = codebase.digest(script, package)
+    with_leaf = code_digest.digest(script, package)
     edited(package / "deeper.py", "from .leaf import f\n", "from .other_leaf import f\n")
-    assert len({before, with_leaf, codebase.digest(script, package)}) == 3
+    assert len({before, with_leaf, code_digest.digest(script, package)}) == 3

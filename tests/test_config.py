@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inputspace.config import check_experiment, checked, load_schema, validated
 from inputspace.errors import ConfigError
+from inputspace.workflow.config import check_experiment, checked, load_schema, validated
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(REPO / "schemas/config.schema.yaml")
@@ -29,7 +29,8 @@ def test_a_config_error_in_a_job_is_one_line_and_exit_1(tmp_path):
     """Jobs that validate what they read stop with the error's line, like any other input."""
     import types
 
-    from inputspace import history, scripting
+    from inputspace.provenance import history
+    from inputspace.workflow import scripting
 
     def main(snakemake):
         validated({"models": {}}, SCHEMA)
@@ -42,7 +43,7 @@ def test_a_config_error_in_a_job_is_one_line_and_exit_1(tmp_path):
         scripting.run(main, job)
     assert info.value.code == 1
     note, *lines = [line for line in log.read_text().splitlines() if line.strip()]
-    assert note.startswith(history.NOTE)  # where the job ran, first (inputspace.history)
+    assert note.startswith(history.NOTE)  # where the job ran, first (inputspace.provenance.history)
     assert len(lines) == 1 and "config" in lines[0].lower()
 
 

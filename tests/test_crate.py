@@ -20,9 +20,10 @@ import pytest
 from helpers import SMALL_CONFIG, SMALL_MODEL
 from rocrate.rocrate import ROCrate
 
-from inputspace import crate, crate_check, history, origin, record
 from inputspace.hashing import sha256_file
-from inputspace.plan import _metadata_path
+from inputspace.model import source_content
+from inputspace.provenance import crate, crate_check, history, record
+from inputspace.provenance.plan import _metadata_path
 
 # ------------------------------------------------------------------ a made-up run
 
@@ -289,8 +290,8 @@ def test_every_figure_is_in_the_crate_and_its_actions_lead_to_the_raw_model(publ
     published_crate = ROCrate(published / "results/crate")
     figures = sorted((published / "results/figures").rglob(f"*{record.SIDECAR}"))
     assert len(figures) >= 50
-    raw = origin.local_files(published / SMALL_MODEL)
-    raw_digest = origin.content_digest({name: sha256_file(p) for name, p in raw.items()})
+    raw = source_content.local_files(published / SMALL_MODEL)
+    raw_digest = source_content.content_digest({name: sha256_file(p) for name, p in raw.items()})
     for sidecar in figures:
         figure = str(sidecar.relative_to(published)).removesuffix(record.SIDECAR)
         entity = published_crate.get(figure)
@@ -315,7 +316,7 @@ def test_a_broken_digest_in_the_crate_fails_the_check(published, tmp_path):
     data = bytearray(figure.read_bytes())
     data[len(data) // 2] ^= 1
     figure.write_bytes(bytes(data))
-    command = [sys.executable, "-m", "inputspace.crate_check", str(copy)]
+    command = [sys.executable, "-m", "inputspace.provenance.crate_check", str(copy)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"{copy}: results/figures/bark/kl.pdf: its sha256 is not the one" in done.stdout

@@ -8,7 +8,8 @@ import pytest
 import torch
 import yaml
 
-from inputspace import models, origin, sequences, sources
+from inputspace.model import models, source_content, sources
+from inputspace.optimisation import sequences
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ def test_manifest(smollm2):
     assert manifest["kind"] == "causal"
     assert manifest["vocab_size"] == 49152 == lm.vocab_size
     assert manifest["embedding_dim"] == 576 == lm.embedding_dim
-    gguf = origin.package_folder("smollm2", source["package"]) / source["file"]
+    gguf = source_content.package_folder("smollm2", source["package"]) / source["file"]
     assert manifest["origin"]["gguf_file"] == source["file"]
     assert manifest["origin"]["gguf_sha256"] == hashlib.sha256(gguf.read_bytes()).hexdigest()
     assert manifest["origin"]["package_version"] == manifest["revision"]

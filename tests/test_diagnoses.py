@@ -3,7 +3,8 @@ text, without a scheduler."""
 
 import socket
 
-from inputspace import diagnoses, place
+from inputspace.provenance import place
+from inputspace.workflow import diagnoses
 
 RESOURCES = (
     "tmpdir=<TBD>, mem_mb=3000, mem=3 GB, slurm_partition=gpu, runtime=1, cpus_per_task=1, "

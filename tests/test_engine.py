@@ -10,8 +10,8 @@ import pytest
 import torch
 from helpers import KINDS, make_problem, recorded, settings
 
-from inputspace import engine, recorder, runs, termination, trajectory
 from inputspace.errors import InputspaceError
+from inputspace.optimisation import engine, recorder, runs, termination, trajectory
 
 
 def test_log_schedule_by_hand():
@@ -152,7 +152,8 @@ KILL_AT_CHECKPOINT = textwrap.dedent(
     import os, signal, sys, torch
     torch.set_num_threads(1)
     from pathlib import Path
-    from inputspace import engine, models
+    from inputspace.optimisation import engine
+    from inputspace.model import models
     sys.path.insert(0, {tests!r})
     from helpers import make_problem, recorded, settings
 

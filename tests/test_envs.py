@@ -83,19 +83,19 @@ def test_each_rules_environment_holds_what_its_code_imports():
     """Static: every library a rule's script and package modules import (or run with
     python -m) is in the environment the rule runs in: its conda env's pins (and what they
     require), or, for a rule without one, what Snakemake's own environment installs."""
-    from inputspace import codebase
+    from inputspace.provenance import code_digest
 
-    environment = codebase.Environment()
+    environment = code_digest.Environment()
     requirements = pins((REPO / "requirements.txt").read_text().splitlines())
     rules = rules_with_scripts()
     assert {"optimize", "audit", "convergence_figures", "prepare_model"} <= rules.keys()
     for rule, (script, env) in rules.items():
-        imported = codebase.third_party(script, REPO / "src/inputspace", harness=True)
+        imported = code_digest.third_party(script, REPO / "src/inputspace", harness=True)
         dists = environment.providers(imported)
         holds = set(environment.closure(conda_pins(Path(env).name) if env else requirements))
         assert dists <= holds, f"rule {rule} (env {env}) lacks {sorted(dists - holds)}"
     assert "snakemake" in environment.providers(
-        codebase.third_party(rules["audit"][0], REPO / "src/inputspace")
+        code_digest.third_party(rules["audit"][0], REPO / "src/inputspace")
     )  # the audit runs Snakemake: its env has it
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import make_problem, recorded, settings
 
-from inputspace import config, engine, experiments, files, models, prompts, sources, tensors
+from inputspace import files, tensors
 from inputspace.errors import (
     DamagedFile,
     InputspaceError,
@@ -23,6 +23,9 @@ from inputspace.errors import (
     PromptError,
     WriteFailed,
 )
+from inputspace.model import models, prompts, sources
+from inputspace.optimisation import engine, experiments
+from inputspace.workflow import config
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:

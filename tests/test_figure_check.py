@@ -9,8 +9,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from test_provenance import stamped  # noqa: F401 (a fixture)
 
-from inputspace import figure_check, plan, provenance, record
-from inputspace.audit import Verdict
+from inputspace.provenance import figure_check, plan, record, stamp
+from inputspace.provenance.audit import Verdict
 
 
 def plan_of(figure, pending=False, status="ok"):
@@ -55,11 +55,11 @@ def test_a_copy_whose_pixels_were_edited_says_so(stamped, tmp_path):  # noqa: F8
     (png, _, _), _ = stamped
     figure = copied(png, tmp_path)
     with Image.open(figure) as image:
-        text = image.info[provenance.KEY]
+        text = image.info[stamp.KEY]
         pixels = np.array(image)
     pixels[2, 2] = 200  # an editor that keeps the metadata
     info = PngInfo()
-    info.add_text(provenance.KEY, text)
+    info.add_text(stamp.KEY, text)
     Image.fromarray(pixels).save(figure, pnginfo=info)
     answer = figure_check.check(figure, plan_of(png), tmp_path)
     assert answer.verdict == Verdict.STALE
@@ -71,7 +71,7 @@ def test_no_record_or_a_damaged_one_is_one_line(tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(plain)
     damaged = tmp_path / "damaged.png"
     info = PngInfo()
-    info.add_text(provenance.KEY, '{"figure": "cut sh')
+    info.add_text(stamp.KEY, '{"figure": "cut sh')
     Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(damaged, pnginfo=info)
     cut = tmp_path / "cut.pdf"
     cut.write_bytes(b'%PDF-1.4\n1 0 obj\n<< /inputspace:provenance ({"figure": ')

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from inputspace import landscape, models, sources, spectrum
-from inputspace.claims import RANK_GAP
+from inputspace.analysis import spectrum
+from inputspace.model import models, sources
+from inputspace.studies import landscape
+from inputspace.studies.claims import RANK_GAP
 
 TARGET = "The animal that says 'neigh' is a [MASK]."
 # Sentences of the tiny tokenizer's corpus: 4 to 7 optimised tokens, 256 to 448 coordinates

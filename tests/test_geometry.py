@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from inputspace import geometry
+from inputspace.analysis import geometry
 
 
 def known_points(n=20000, seed=0):

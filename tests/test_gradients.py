@@ -3,10 +3,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inputspace import analysis, experiments, gradients, models, vocab
+from inputspace.analysis import run_measures
+from inputspace.analysis.geometry import VocabIndex
 from inputspace.errors import PromptError
-from inputspace.geometry import VocabIndex
-from inputspace.sequences import from_prompts
+from inputspace.model import models, vocab
+from inputspace.optimisation import experiments
+from inputspace.optimisation.sequences import from_prompts
+from inputspace.studies import case_study
 
 KINDS = ["modernbert", "llama"]
 SOURCE = "The animal that says 'bark' is a [MASK]."
@@ -27,13 +30,13 @@ def test_directional_derivative_matches_autograd(tiny_folders, name):
     target = experiments.target_logprobs(lm, [TARGET, TARGET]).double()
     lm.model.double()
     start = batch.embeddings.double()
-    gradient, _ = gradients.input_gradient(lm, start, batch.attention_mask, batch.sites, target)
+    gradient, _ = case_study.input_gradient(lm, start, batch.attention_mask, batch.sites, target)
     direction = torch.randn(
         start.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
     )
 
     def loss(embeddings):
-        _, per_sequence = gradients.input_gradient(
+        _, per_sequence = case_study.input_gradient(
             lm, embeddings, batch.attention_mask, batch.sites, target
         )
         return float(per_sequence.sum())
@@ -48,7 +51,7 @@ def test_directional_derivative_matches_autograd(tiny_folders, name):
 def test_cross_entropy_by_hand():
     target = torch.log(torch.tensor([[0.25, 0.75]]))
     logits = torch.log(torch.tensor([[0.5, 0.5]]))
-    assert float(gradients.cross_entropy(logits, target)) == pytest.approx(np.log(2), rel=1e-6)
+    assert float(case_study.cross_entropy(logits, target)) == pytest.approx(np.log(2), rel=1e-6)
 
 
 @pytest.mark.parametrize("name", KINDS)
@@ -56,7 +59,7 @@ def test_cross_entropy_and_kl_share_the_gradient(tiny_models, name):
     lm = tiny_models[name]
     batch = from_prompts(lm, [SOURCE])
     target = experiments.target_logprobs(lm, [TARGET])
-    ce_gradient, _ = gradients.input_gradient(
+    ce_gradient, _ = case_study.input_gradient(
         lm, batch.embeddings, batch.attention_mask, batch.sites, target
     )
     leaf = batch.embeddings.clone().requires_grad_(True)
@@ -76,7 +79,7 @@ def test_gradient_cosines_match_a_slow_loop():
     index = VocabIndex(matrix, torch.arange(3, 40))
     g = torch.randn(2, 6, generator=generator)
     e = torch.stack([matrix[5], torch.randn(6, generator=generator)])  # row 0 is token 5 itself
-    toward_v, toward_gap = gradients.gradient_cosines(g, e, index)
+    toward_v, toward_gap = case_study.gradient_cosines(g, e, index)
     for row in range(2):
         for column, j in enumerate(range(3, 40)):
             expected_v = F.cosine_similarity(g[row], matrix[j], dim=0)
@@ -92,7 +95,7 @@ def test_descent_lists_the_tokens_minus_the_gradient_points_at():
     matrix = torch.eye(4) * torch.tensor([[1.0], [2.0], [3.0], [4.0]])
     index = VocabIndex(matrix, torch.arange(4))
     scores = torch.tensor([[0.9, -0.8, 0.1, float("nan")]])
-    point = gradients.pointing(scores, index, k=2)
+    point = case_study.pointing(scores, index, k=2)
     assert point.ascent_ids.tolist() == [[0, 2]]
     assert point.descent_ids.tolist() == [[1, 2]]
     torch.testing.assert_close(point.descent_cos, torch.tensor([[0.8, -0.1]]))
@@ -104,10 +107,10 @@ def test_gradient_table_rows_and_columns(tiny_models, name):
     matrix, table, index = vocab_index(lm)
     batch = from_prompts(lm, [SOURCE])
     target = experiments.target_logprobs(lm, [TARGET])
-    gradient, _ = gradients.input_gradient(
+    gradient, _ = case_study.input_gradient(
         lm, batch.embeddings, batch.attention_mask, batch.sites, target
     )
-    result = gradients.gradient_table(
+    result = case_study.gradient_table(
         batch.ids[0],
         batch.embeddings[0],
         gradient[0],
@@ -117,15 +120,15 @@ def test_gradient_table_rows_and_columns(tiny_models, name):
     )
     assert len(result) == batch.ids.shape[1]
     np.testing.assert_allclose(result.grad_norm, gradient[0].norm(dim=1).numpy(), rtol=1e-6)
-    assert all(len(tokens) == gradients.TOP for tokens in result.descent_v_minus_e_tokens)
-    readable = gradients.readable(result)
+    assert all(len(tokens) == case_study.TOP for tokens in result.descent_v_minus_e_tokens)
+    readable = case_study.readable(result)
     assert "descent_v" in readable and "(" in readable.descent_v.iloc[0]
 
 
 @pytest.mark.parametrize("name", KINDS)
 def test_locate_follows_every_token_of_a_split_word(tiny_models, name):
     lm = tiny_models[name]
-    positions, ids = gradients.locate(lm.tokenizer, lm.manifest, SOURCE, "bark")
+    positions, ids = case_study.locate(lm.tokenizer, lm.manifest, SOURCE, "bark")
     batch = from_prompts(lm, [SOURCE])
     assert batch.ids[0, positions].tolist() == ids
     assert lm.tokenizer.decode(ids).strip() == "bark"
@@ -135,7 +138,7 @@ def test_locate_follows_every_token_of_a_split_word(tiny_models, name):
 def test_locate_rejects_a_missing_or_partial_word(tiny_models):
     lm = tiny_models["llama"]
     with pytest.raises(PromptError, match="does not occur"):
-        gradients.locate(lm.tokenizer, lm.manifest, SOURCE, "bar")
+        case_study.locate(lm.tokenizer, lm.manifest, SOURCE, "bar")
 
 
 @pytest.mark.parametrize("name", KINDS)
@@ -143,14 +146,14 @@ def test_follow_path_matches_brute_force(tiny_models, name):
     lm = tiny_models[name]
     matrix, table, index = vocab_index(lm)
     batch = from_prompts(lm, [SOURCE])
-    positions, own_ids = gradients.locate(lm.tokenizer, lm.manifest, SOURCE, "bark")
-    _, toward_ids = gradients.locate(lm.tokenizer, lm.manifest, TARGET, "neigh")
+    positions, own_ids = case_study.locate(lm.tokenizer, lm.manifest, SOURCE, "bark")
+    _, toward_ids = case_study.locate(lm.tokenizer, lm.manifest, TARGET, "neigh")
     start = batch.embeddings[0]
     moved = start.clone()
     moved[positions] += 0.3 * torch.randn(
         len(positions), start.shape[1], generator=torch.Generator().manual_seed(2)
     )
-    path = gradients.follow_path(
+    path = case_study.follow_path(
         {0: start, 7: moved},
         start,
         positions,
@@ -179,6 +182,6 @@ def test_follow_path_matches_brute_force(tiny_models, name):
         assert row.heading_cosine == pytest.approx(float(headings.max()), abs=1e-5)
         distances = (matrix[candidates] - e).norm(dim=1)
         assert row.nearest_euclidean_id == int(candidates[distances.argmin()])
-    named = analysis.name_tokens(path, table.token.to_numpy())
+    named = run_measures.name_tokens(path, table.token.to_numpy())
     assert (named[named.step == 0].heading_token == "").all()
     assert set(named.toward_token) == {table.token[i] for i in toward_ids}

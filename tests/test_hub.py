@@ -11,8 +11,8 @@ import pytest
 import yaml
 from helpers import LOCAL_RULES, REPO, SLURM_RULES, hub_snapshot, snakemake_command
 
-from inputspace import tiny
-from inputspace.manifest import read_manifest
+from inputspace.model import random_model
+from inputspace.model.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ SMALLER = {  # the counts only: every other value is the paper's
 def model_folder(tmp: Path, name: str) -> Path:
     """A tiny model of the paper model's family, saved as a hub repository holds one."""
     folder = tmp / f"saved_{name}"
-    model, tokenizer = tiny.build(tiny.TinySpec(ARCHITECTURES[name]))
+    model, tokenizer = random_model.build(random_model.TinySpec(ARCHITECTURES[name]))
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -72,5 +72,5 @@ def test_the_snakemake_around_each_job_imports_neither(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-    assert "snakemake.workflow" in imported and "inputspace.config" in imported
+    assert "snakemake.workflow" in imported and "inputspace.workflow.config" in imported
     assert not {module for module in imported if module.split(".")[0] in HEAVY}

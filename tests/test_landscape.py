@@ -5,17 +5,11 @@ import torch
 from helpers import loss_gradient
 from scipy.stats import wasserstein_distance
 
-from inputspace import (
-    engine,
-    experiments,
-    geometry,
-    landscape,
-    models,
-    sequences,
-    spectrum,
-    summary,
-)
-from inputspace.sequences import from_prompts
+from inputspace.analysis import geometry, spectrum
+from inputspace.model import models
+from inputspace.optimisation import engine, experiments, sequences
+from inputspace.optimisation.sequences import from_prompts
+from inputspace.studies import landscape, summary
 
 KINDS = ["modernbert", "llama"]
 SOURCE = "A dog says [MASK]."

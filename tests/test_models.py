@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from inputspace import models
 from inputspace.errors import InputspaceError
-from inputspace.sequences import pad_batch, trainable_positions
+from inputspace.model import models
+from inputspace.optimisation.sequences import pad_batch, trainable_positions
 
 ARCHS = ["modernbert", "llama"]
 

@@ -9,7 +9,7 @@ from base64 import urlsafe_b64encode
 
 import pytest
 
-from inputspace import audit, plan
+from inputspace.provenance import audit, plan
 
 SUMMARY = "\n".join(
     [
@@ -86,10 +86,10 @@ def test_changed_libraries_are_named_from_what_snakemake_recorded(tmp_path):
     (root / "scripts").mkdir()
     script = root / "scripts/fig.py"
     script.write_text("import yaml\n")
-    from inputspace import codebase
+    from inputspace.provenance import code_digest
 
-    code = codebase.identity(script, root / "src/inputspace", root)
-    now = codebase.libraries(script, root / "src/inputspace", codebase.Environment())
+    code = code_digest.identity(script, root / "src/inputspace", root)
+    now = code_digest.libraries(script, root / "src/inputspace", code_digest.Environment())
     before = {**now, "pyyaml": "5.0", "gone": "1.0"}
     record = {"params": [repr(code), repr(before), "'a config value'"]}
     key = urlsafe_b64encode(b"results/fig.png").decode()

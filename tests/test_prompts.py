@@ -1,7 +1,7 @@
 import pytest
 
 from inputspace.errors import PromptError
-from inputspace.prompts import check_prompt, read_pairs, render
+from inputspace.model.prompts import check_prompt, read_pairs, render
 
 
 def test_repository_pairs_file(repo_root):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inputspace import figures, provenance, record
+from inputspace.provenance import record, stamp
+from inputspace.studies import figures
 
 matplotlib.use("Agg")
 
@@ -54,10 +55,10 @@ def stamped(tmp_path):
     made = drawn(tmp_path / "fig.png")
     table = tmp_path / "table.csv"
     table.write_text("a,b\n1,2\n")
-    made_by = provenance.Job(
+    made_by = stamp.Job(
         "fig", {"model": "a"}, PARAMS, [data_file, model], [table], {"models": {"a": {}}}
     )
-    provenance.stamp_figures(made_by, made, tmp_path)
+    stamp.stamp_figures(made_by, made, tmp_path)
     return made, data_file
 
 
@@ -69,7 +70,7 @@ def test_the_record_holds_the_jobs_params_code_and_inputs(stamped):
     assert data["rule"] == "fig" and data["wildcards"] == {"model": "a"}
     folder = str(made[0].parent / "models/a")
     assert data["models"] == {
-        "a": {"folder": folder, **{k: MANIFEST.get(k) for k in provenance.MODEL_KEYS}}
+        "a": {"folder": folder, **{k: MANIFEST.get(k) for k in stamp.MODEL_KEYS}}
     }
     # the versions installed where the job ran, of the libraries Snakemake planned with
     assert data["libraries"] == {"python": platform.python_version(), "numpy": numpy.__version__}
@@ -94,8 +95,8 @@ def test_the_record_holds_the_jobs_params_code_and_inputs(stamped):
 def test_each_format_carries_the_record_beside_and_inside(stamped, index):
     figure = stamped[0][index]
     data = record.read(figure)
-    assert provenance.embedded(figure) == data and data["figure"] == str(figure)
-    assert data["image_sha256"] == provenance.image_sha256(figure)
+    assert stamp.embedded(figure) == data and data["figure"] == str(figure)
+    assert data["image_sha256"] == stamp.image_sha256(figure)
 
 
 def test_the_pdf_record_is_an_incremental_update_and_its_fonts_are_truetype(stamped):
@@ -131,7 +132,7 @@ def test_an_edit_of_the_picture_changes_its_digest(stamped, tmp_path, index):
     else:
         text = figure.read_text()
         figure.write_text(text.replace("#1f77b4", "#1f77b5", 1))  # the line's colour
-    assert provenance.image_sha256(figure) != recorded
+    assert stamp.image_sha256(figure) != recorded
 
 
 def test_the_same_figure_gives_the_same_print_bytes(tmp_path):
@@ -144,12 +145,12 @@ def test_gif_keeps_its_frames_its_digest_and_carries_the_record(tmp_path):
     figure = tmp_path / "anim.gif"
     frames = [Image.fromarray(np.full((10, 10, 3), v, dtype=np.uint8)) for v in (0, 120, 250)]
     frames[0].save(figure, save_all=True, append_images=frames[1:], duration=200, loop=0)
-    before = provenance.image_sha256(figure)
-    provenance.stamp(figure, {"figure": str(figure), "note": "hello"})
+    before = stamp.image_sha256(figure)
+    stamp.stamp(figure, {"figure": str(figure), "note": "hello"})
     with Image.open(figure) as image:
         assert image.n_frames == 3
-    assert provenance.embedded(figure)["note"] == "hello"
-    assert provenance.image_sha256(figure) == before == provenance.embedded(figure)["image_sha256"]
+    assert stamp.embedded(figure)["note"] == "hello"
+    assert stamp.image_sha256(figure) == before == stamp.embedded(figure)["image_sha256"]
 
 
 def test_the_report_page_shows_each_record(stamped):

@@ -28,10 +28,11 @@ LONG = {
     "the hub models and a cluster; tests/test_slurm.py runs the profile on a one-node "
     "cluster and tests/test_hub.py the paper config through a hand-made hub cache",
     ".venv/bin/snakemake audit": "needs a finished run; tests/test_audit.py",
-    ".venv/bin/python -m inputspace.figure_check ~/book/fig2.pdf --checkout ~/inputspace": (
+    ".venv/bin/python -m inputspace.provenance.figure_check ~/book/fig2.pdf "
+    "--checkout ~/inputspace": (
         "needs a copied figure; tests/test_audit.py (copies of a PNG, a PDF and an SVG)"
     ),
-    ".venv/bin/python -m inputspace.figure_check --rebuild ~/book/fig2.pdf --checkout "
+    ".venv/bin/python -m inputspace.provenance.figure_check --rebuild ~/book/fig2.pdf --checkout "
     "~/inputspace": "tests/test_audit.py::test_a_figure_rebuilt_from_its_raw_model_is_identical",
     '.venv/bin/python -m pytest -m "not slow"': "this very suite",
     "hf download answerdotai/ModernBERT-large": "needs the hub",
@@ -42,7 +43,7 @@ LONG = {
     ".venv/bin/snakemake crate --config 'crate_figures=[results/figures/bark_neigh/kl.pdf,"
     "results/figures/random_sentences/*.pdf]'": "needs a finished run; tests/test_crate.py "
     "(a book's crate)",
-    ".venv/bin/python -m inputspace.crate_check results/crate": "tests/test_crate.py",
+    ".venv/bin/python -m inputspace.provenance.crate_check results/crate": "tests/test_crate.py",
     ".venv/bin/snakemake crate --config 'crate_figures=[results/figures/bark_neigh/kl.pdf]'": (
         "needs a finished run; tests/test_crate.py (a book's crate)"
     ),

@@ -3,7 +3,7 @@ beside the prepared files' digests, for every kind of model source."""
 
 import pytest
 
-from inputspace import record
+from inputspace.provenance import record
 
 SHA = "ab" * 32
 PREPARED = {"config.json": "cd" * 32, "model.safetensors": "ef" * 32}

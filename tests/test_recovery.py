@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from inputspace import recovery
+from inputspace.workflow import recovery
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from inputspace import provenance, scripting
 from inputspace.errors import ModelUnavailable
 from inputspace.files import atomic_output
 from inputspace.hashing import sha256_file
-from inputspace.record import read
+from inputspace.provenance import stamp
+from inputspace.provenance.record import read
+from inputspace.workflow import scripting
 
 
 def test_atomic_output_success(tmp_path):
@@ -71,7 +72,7 @@ def test_run_stamps_every_figure_a_job_writes_and_nothing_else(tmp_path):
         table.write_text("a\n1\n")
 
     scripting.run(main, fake_snakemake(tmp_path / "x.log", output=[figure, table]))
-    record = provenance.embedded(figure)
+    record = stamp.embedded(figure)
     assert record["rule"] == "x" and record["config"] == {"colour": "blue"}
     assert record["code"] == {"script": "scripts/x.py", "digest": "c0de"}
     assert read(figure) == record and record["workflow_config"] == {"models": {"m": {}}}

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from inputspace import geometry, samples, sequences
-from inputspace.prompts import read_pairs
+from inputspace.analysis import geometry
+from inputspace.model.prompts import read_pairs
+from inputspace.optimisation import samples, sequences
 
 KINDS = ["modernbert", "llama"]
 

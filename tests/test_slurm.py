@@ -33,7 +33,8 @@ from helpers import (
     snakemake_command,
 )
 
-from inputspace import diagnoses, provenance
+from inputspace.provenance import stamp
+from inputspace.workflow import diagnoses
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
@@ -279,7 +280,7 @@ def test_audit_calls_every_slurm_figure_fresh_and_names_its_job(slurm_run):
     assert len(table) > 30 and all("\tfresh\t" in row for row in table[1:]), table[:5]
     jobs = submitted(log)
     rules = set()
-    for sidecar in (workdir / "results/figures").rglob(f"*{provenance.SIDECAR}"):
+    for sidecar in (workdir / "results/figures").rglob(f"*{stamp.SIDECAR}"):
         record = yaml.safe_load(sidecar.read_text())
         made, rule = record["made_on"], record["rule"]
         rules.add(rule)

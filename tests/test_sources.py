@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from inputspace import models, origin, sources
 from inputspace.errors import InputspaceError, ModelUnavailable
 from inputspace.hashing import sha256_file
-from inputspace.manifest import read_manifest
+from inputspace.model import models, source_content, sources
+from inputspace.model.manifest import read_manifest
 
 ARCHS = ["modernbert", "llama"]
 EXPECTED = {
@@ -86,8 +86,14 @@ def test_local_source_round_trips(name, tiny_folders, tiny_models, tmp_path):
     dest = tmp_path / "copy"
     manifest = sources.prepare("copy", {"kind": "local", "path": str(tiny_folders[name])}, dest)
     assert manifest["kind"] == EXPECTED[name]["kind"]
-    raw = {name: sha256_file(path) for name, path in origin.local_files(tiny_folders[name]).items()}
-    assert manifest["origin"] == {"content_sha256": origin.content_digest(raw), "files_sha256": raw}
+    raw = {
+        name: sha256_file(path)
+        for name, path in source_content.local_files(tiny_folders[name]).items()
+    }
+    assert manifest["origin"] == {
+        "content_sha256": source_content.content_digest(raw),
+        "files_sha256": raw,
+    }
     original, copy = tiny_models[name], models.load(dest)
     assert copy.manifest["special_token_ids"] == original.manifest["special_token_ids"]
     text = (

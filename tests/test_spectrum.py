@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from inputspace import spectrum
+from inputspace.analysis import spectrum
 
 
 def quadratic(matrix: torch.Tensor) -> spectrum.Surface:

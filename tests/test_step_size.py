@@ -12,10 +12,12 @@ from helpers import PAIRS, make_problem
 from test_analysis import run_tables
 from test_config import SCHEMA, base_config
 
-from inputspace import engine, experiments, models, runs, sources, summary, trajectory, vocab
-from inputspace.config import validated
 from inputspace.errors import ConfigError, InputspaceError
-from inputspace.step_size import StepSize
+from inputspace.model import models, sources, vocab
+from inputspace.optimisation import engine, experiments, runs, trajectory
+from inputspace.optimisation.step_size import StepSize
+from inputspace.studies import summary
+from inputspace.workflow.config import validated
 
 OPTIMIZE = {
     "steps": 400,

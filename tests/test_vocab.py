@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from inputspace import vocab
+from inputspace.model import vocab
 
 ARCHS = ["modernbert", "llama"]
 COLUMNS = ["token_id", "token", "piece", "is_special", "in_tokenizer", "norm", "is_regular"]
@@ -81,10 +81,11 @@ def test_thousands_of_reserved_tokens_are_never_candidates(tmp_path):
     """A Gemma/Llama-3-style vocabulary with 3,000 reserved special tokens: they are
     marked special in the manifest and the table and excluded from back-projection, even
     where a reserved token's embedding is exactly the query."""
-    from inputspace import geometry, models, sources, tiny
+    from inputspace.analysis import geometry
+    from inputspace.model import models, random_model, sources
 
-    model, tokenizer = tiny.build(
-        tiny.TinySpec(architecture="llama", hidden_size=32, intermediate_size=64)
+    model, tokenizer = random_model.build(
+        random_model.TinySpec(architecture="llama", hidden_size=32, intermediate_size=64)
     )
     reserved = [f"<reserved_{i}>" for i in range(3000)]
     tokenizer.add_special_tokens({"additional_special_tokens": reserved})

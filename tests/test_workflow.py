@@ -10,7 +10,8 @@ import pytest
 import yaml
 from helpers import snakemake_command
 
-from inputspace import provenance, tiny
+from inputspace.model import random_model
+from inputspace.provenance import stamp
 
 pytestmark = pytest.mark.slow  # runs Snakemake: minutes
 
@@ -37,7 +38,7 @@ def tiny_models() -> dict[str, str]:
     """Model name -> kind (masked or causal) of every model of configs/tiny.yaml."""
     models = tiny_config()["models"]
     return {
-        name: tiny.ARCHITECTURES[spec["source"]["architecture"]].kind
+        name: random_model.ARCHITECTURES[spec["source"]["architecture"]].kind
         for name, spec in models.items()
     }
 
@@ -187,17 +188,17 @@ def test_every_figure_carries_its_provenance(tiny_run):
     assert len(figures) >= 2 * (2 * 3 + 6 * 3) + 3  # PNG and PDF of each static figure, GIFs
     for figure in figures:
         record = json.loads(Path(f"{figure}.provenance.json").read_text())
-        assert record == provenance.embedded(figure)
+        assert record == stamp.embedded(figure)
         assert record["git"]["commit"] and record["libraries"]["matplotlib"]
         assert record["code"]["script"] == f"scripts/{record['rule']}.py"
         for model in record["models"].values():  # a random model: its source is all
             assert model["files_sha256"]["model.safetensors"] and model["source"]["seed"] == 0
         assert all(len(i.get("sha256") or i.get("manifest_sha256")) == 64 for i in record["inputs"])
-    kl = provenance.embedded(tiny_run / "results/figures/prompt_pairs/kl.png")
+    kl = stamp.embedded(tiny_run / "results/figures/prompt_pairs/kl.png")
     assert kl["device"] == ["cpu"] and {run["seed"] for run in kl["runs"]} == {0}
     assert kl["config"]["models"] == tiny_config()["experiments"]["prompt_pairs"]["models"]
     assert kl["config"]["style"]["formats"] == ["png", "pdf"]  # the default formats
-    assert provenance.embedded(tiny_run / "results/figures/prompt_pairs/kl.pdf")["rule"] == (
+    assert stamp.embedded(tiny_run / "results/figures/prompt_pairs/kl.pdf")["rule"] == (
         "convergence_figures"
     )
     assert (
@@ -216,7 +217,7 @@ def figure_files(workdir: Path) -> list[Path]:
     return sorted(
         path
         for path in (workdir / "results/figures").rglob("*")
-        if path.suffix in provenance.FIGURE_SUFFIXES
+        if path.suffix in stamp.FIGURE_SUFFIXES
     )
 
 

@@ -35,7 +35,7 @@ def _pause() -> None:
             open(once, "x").close()
         except FileExistsError:
             return
-    from inputspace import termination
+    from inputspace.optimisation import termination
 
     for _ in range(36_000):  # a long step, cut short when the job is asked to stop
         if termination.requested():
@@ -109,6 +109,6 @@ class _PatchAfterImport:
 
 
 if FAULT.startswith(("kill:", "pause:")):
-    sys.meta_path.insert(0, _PatchAfterImport("inputspace.engine", _patch_engine))
+    sys.meta_path.insert(0, _PatchAfterImport("inputspace.optimisation.engine", _patch_engine))
 elif FAULT.startswith("enospc:"):
     sys.meta_path.insert(0, _PatchAfterImport("inputspace.files", _patch_files))

@@ -1,0 +1,1 @@
+"""Measures over tensors and tables: the vocabulary's geometry, finished runs, spectra."""

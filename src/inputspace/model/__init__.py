@@ -1,0 +1,1 @@
+"""Model access: model sources, preparing and loading a model, its vocabulary, prompts."""

@@ -1,0 +1,1 @@
+"""Optimising input embeddings: the engine, what a run records, its tables."""

@@ -1,0 +1,1 @@
+"""What made a figure: records, code digests, the audit, rebuilds and crates."""

@@ -1,0 +1,1 @@
+"""The study's experiments over runs and models: case study, landscape, claims, figures."""

@@ -1,0 +1,470 @@
+"""The shape of the zero-loss set around converged input embeddings.
+
+The study concluded, from indirect evidence, that input-embedding descent is
+over-parameterised: a high-dimensional zero-loss set lies close to almost every start.
+This measures it directly, one sequence at a time (the loss is a sum over sequences, so
+its Hessian is block-diagonal by sequence):
+
+- local dimension: the Hessian spectrum of the loss with respect to the optimised
+  embeddings (inputspace.analysis.spectrum: exact from batched Hessian-vector products, or by
+  stochastic Lanczos quadrature where that is too costly).
+  With one prediction site the logits depend on the inputs only through the final
+  hidden state there (d numbers), so at a zero-loss point the Hessian is J^T F J with
+  J of rank at most d: at least n*d - d flat directions. The spectrum says whether it is.
+- connectivity: the loss along the straight segment between two solutions of the same
+  target from different starts, and along paths bent through optimised midpoints;
+- nearness: how far a start is from its own solution, from the nearest vocabulary token
+  and from the solution of another start.
+
+(Longer than most modules: the study's parts all work on `Point` and its loss, and
+`run_study` at the end reads as the study's outline.)
+"""
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from inputspace.analysis.geometry import Ellipse, nearest_tokens
+from inputspace.analysis.spectrum import Surface, exact_spectrum, flatness, slq_spectrum
+from inputspace.model.models import LanguageModel
+from inputspace.optimisation import engine
+from inputspace.optimisation.engine import Problem, Settings, Step, StopRule, kl_divergence
+from inputspace.optimisation.experiments import optimisation_settings, target_logprobs
+from inputspace.optimisation.sequences import SequenceBatch, from_prompts, sample_random
+
+
+@dataclass
+class Point:
+    """One sequence at a point of input space: only `trainable` positions vary."""
+
+    embeddings: Tensor  # [t, d]
+    attention_mask: Tensor  # [t]
+    trainable: Tensor  # [t] bool
+    site: int
+    target_logprobs: Tensor  # [vocab]
+
+    @property
+    def size(self) -> int:
+        return int(self.trainable.sum()) * self.embeddings.shape[1]
+
+    def flat(self) -> Tensor:
+        """The optimised coordinates as one flat vector."""
+        return self.embeddings[self.trainable].reshape(-1)
+
+
+def points_of(batch: SequenceBatch, embeddings: Tensor, target_logprobs: Tensor) -> list[Point]:
+    """Each sequence of `batch` at `embeddings` [n, t, d], toward its target."""
+    return [
+        Point(
+            embeddings[i],
+            batch.attention_mask[i],
+            batch.trainable[i],
+            int(batch.sites[i]),
+            target_logprobs[i],
+        )
+        for i in range(len(batch))
+    ]
+
+
+# ------------------------------------------------------------------ solutions
+
+
+@dataclass
+class Solved:
+    """Starts solved toward their targets: where each ended and whether it converged."""
+
+    end: Tensor  # [n, t, d]
+    start_kl: np.ndarray
+    final_kl: np.ndarray
+    steps: np.ndarray  # Adam steps each sequence took
+    converged: np.ndarray  # bool: final KL at most the level asked for
+
+    def converged_indices(self) -> list[int]:
+        return [int(i) for i in np.flatnonzero(self.converged)]
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "seq": np.arange(len(self.final_kl)),
+                "start_kl": self.start_kl,
+                "final_kl": self.final_kl,
+                "steps": self.steps,
+                "converged": self.converged,
+            }
+        )
+
+    def describe(self, level: float) -> str:
+        return (
+            f"{int(self.converged.sum())} of {len(self.converged)} starts "
+            f"solved to KL <= {level:g} "
+            f"(final KL {np.round(self.final_kl, 6).tolist()}; steps {self.steps.tolist()})"
+        )
+
+
+class _Ends:
+    """Observer of a solve: each sequence's first KL and the step after which it stopped."""
+
+    def __init__(self, n: int):
+        self.start_kl = np.full(n, np.nan)
+        self.steps = np.zeros(n, dtype=int)
+
+    def observe(self, step: Step) -> None:
+        if step.number == 0:
+            self.start_kl = step.kl.cpu().double().numpy()
+        self.steps[step.rows.numpy()] = step.number
+
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, state: dict) -> None:
+        pass
+
+
+def solver_settings(
+    study: dict, optimize: dict, precision: str, token_norm: float | None = None
+) -> Settings:
+    """Adam as in the experiment (its rate, resolved with the model's median token norm
+    `token_norm` if relative; betas and chunking), each start until its KL is at most
+    `solve_below` or for at most `solve_steps` steps."""
+    loop, _ = optimisation_settings(optimize, precision, token_norm)
+    stop = StopRule(below=study["solve_below"], patience=1)
+    return dataclasses.replace(loop, steps=study["solve_steps"], stop=stop)
+
+
+def solve(
+    lm: LanguageModel, starts: SequenceBatch, targets: Tensor, settings: Settings, label: str
+) -> Solved:
+    ends = _Ends(len(starts))
+    run = engine.optimise(lm, Problem(starts, targets), settings, ends, label=f"{label} solutions")
+    final = run.kl.cpu().double().numpy()
+    return Solved(run.end.cpu(), ends.start_kl, final, ends.steps, final <= settings.stop.below)
+
+
+def loss(lm: LanguageModel, point: Point, flat: Tensor) -> Tensor:
+    """KL(target || predicted) at the point's prediction site, at coordinates `flat`."""
+    return losses(lm, point, flat.unsqueeze(0))[0]
+
+
+def losses(lm: LanguageModel, point: Point, flats: Tensor) -> Tensor:
+    """The loss at each of the coordinates `flats` [k, size], in one batch."""
+    device, k = lm.device, flats.shape[0]
+    embeddings = point.embeddings.to(device).expand(k, -1, -1)
+    trainable = point.trainable.to(device).expand(k, -1)
+    full = embeddings.masked_scatter(trainable.unsqueeze(-1), flats.to(device).to(embeddings.dtype))
+    logits = lm.logits_at(
+        full,
+        point.attention_mask.to(device).expand(k, -1),
+        torch.full((k,), point.site, device=device),
+    )
+    return kl_divergence(logits, point.target_logprobs.to(device).expand(k, -1))
+
+
+def surface(lm: LanguageModel, point: Point) -> Surface:
+    """The loss around `point` as the spectrum's Hessian-vector products see it."""
+    return Surface(lambda flats: losses(lm, point, flats), lm.device)
+
+
+@dataclass
+class Probe:
+    """A point whose Hessian spectrum is taken: a solution or a control."""
+
+    label: str
+    kind: str  # "solution", "random start", "prompt", "zero-loss prompt"
+    point: Point
+    kl: float
+    # the prompt whose prediction is the point's target: recomputed in the precision the
+    # spectrum is taken in (for the prompt's own prediction, the loss stays exactly zero)
+    target_prompt: str
+
+
+def point_in_float64(lm64: LanguageModel, probe: Probe) -> Point:
+    """The probe's point in float64 (the same point exactly), toward its target prompt's
+    prediction by the float64 model."""
+    point = probe.point
+    return dataclasses.replace(
+        point,
+        embeddings=point.embeddings.double(),
+        target_logprobs=target_logprobs(lm64, [probe.target_prompt])[0],
+    )
+
+
+def prompt_controls(lm: LanguageModel, prompt: str, target_prompt: str) -> list[Probe]:
+    """A prompt's own token embeddings as two controls: toward the experiment's target (not
+    a solution), and toward the prompt's own prediction, where the loss is exactly zero: a
+    zero-loss point made of real tokens."""
+    batch = from_prompts(lm, [prompt])
+    toward_target, own = target_logprobs(lm, [target_prompt, prompt]).split(1)
+    away = points_of(batch, batch.embeddings, toward_target)[0]
+    at_home = points_of(batch, batch.embeddings, own)[0]
+    with torch.no_grad():
+        kl = float(loss(lm, away, away.flat()))
+    return [
+        Probe("prompt", "prompt", away, kl, target_prompt),
+        Probe("prompt, own prediction", "zero-loss prompt", at_home, 0.0, prompt),
+    ]
+
+
+def spectra(
+    lm: LanguageModel, probes: list[Probe], study: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The Hessian spectrum at each probe: exact up to `exact_up_to` coordinates, with the
+    model and the point in float64 (so that rounding lies far below the spectrum's
+    structure); else by stochastic Lanczos quadrature in the run's float32; and how flat
+    each is."""
+    spectrum_rows, flat_rows = [], []
+    hidden = lm.model.config.hidden_size
+    exact = [probe.point.size <= study["exact_up_to"] for probe in probes]
+    lm64 = lm.in_float64() if any(exact) else None
+    for probe, is_exact in zip(probes, exact):
+        if is_exact:
+            point = point_in_float64(lm64, probe)
+            around, flat = surface(lm64, point), point.flat()
+            found = exact_spectrum(around, flat, study["hessian_batch"], probe.label)
+        else:
+            around, flat = surface(lm, probe.point), probe.point.flat()
+            found = slq_spectrum(around, flat, study["slq_probes"], study["slq_steps"])
+        summary = flatness(
+            found, probe.point.size, hidden, study["flat_threshold"], study["rank_tolerance"]
+        )
+        spectrum_rows.append(
+            found.table().assign(point=probe.label, kind=probe.kind, method=found.method)
+        )
+        flat_rows.append(
+            {"point": probe.label, "kind": probe.kind, "kl": probe.kl, **vars(summary)}
+        )
+        print(f"{probe.label}: {summary}", file=sys.stderr)
+    return pd.concat(spectrum_rows, ignore_index=True), pd.DataFrame(flat_rows)
+
+
+# ------------------------------------------------------------------ connectivity
+
+
+@torch.no_grad()
+def loss_along(lm: LanguageModel, point: Point, corners: list[Tensor], samples: int) -> np.ndarray:
+    """Loss at `samples` evenly spaced points of each segment of the polyline `corners`,
+    joined end to end (shared corners counted once)."""
+    along = []
+    for number, (a, b) in enumerate(zip(corners[:-1], corners[1:])):
+        ts = torch.linspace(0, 1, samples, dtype=a.dtype)[(1 if number else 0) :].unsqueeze(1)
+        along.append(a + ts * (b - a))
+    return losses(lm, point, torch.cat(along)).cpu().double().numpy()
+
+
+def barrier(values: np.ndarray) -> float:
+    """Height of the path's highest point above the higher of its two ends."""
+    return float(values.max() - max(values[0], values[-1]))
+
+
+def bend(
+    lm: LanguageModel,
+    point: Point,
+    a: Tensor,
+    b: Tensor,
+    steps: int,
+    lr: float,
+    midpoints: int = 1,
+    spread: float = 0.25,
+    probes: int = 3,
+    seed: int = 0,
+) -> Tensor:
+    """`midpoints` midpoints m [midpoints, size], moved by Adam (model frozen) to lower the
+    loss along a -> m -> b, sampled at `probes` interior points of each half and at m.
+    The first starts at (a + b) / 2, the others there plus a random offset of norm
+    `spread` x |a - b|; they move independently, in one batch."""
+    a, b = a.to(lm.device), b.to(lm.device)
+    generator = torch.Generator().manual_seed(seed)
+    offsets = torch.randn((midpoints, a.numel()), generator=generator, dtype=a.dtype)
+    offsets[0] = 0
+    offsets *= spread * (a - b).norm().cpu() / offsets.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    middle = ((a + b) / 2 + offsets.to(lm.device)).detach().requires_grad_(True)
+    optimizer = torch.optim.Adam([middle], lr=lr)
+    ts = torch.tensor(
+        [(i + 1) / (probes + 1) for i in range(probes)], dtype=a.dtype, device=a.device
+    )
+    ts = ts.view(1, -1, 1)
+    for _ in range(steps):
+        m = middle.unsqueeze(1)
+        # [midpoints, 2 probes + 1, size]
+        along = torch.cat([m, a + ts * (m - a), m + ts * (b - m)], dim=1)
+        total = losses(lm, point, along.reshape(-1, a.numel())).sum()
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+    return middle.detach()
+
+
+@dataclass(frozen=True)
+class Bending:
+    """How the paths between two solutions are sampled and, where they rise, bent."""
+
+    samples: int  # loss samples along a path
+    above: float  # a straight barrier above this is bent
+    steps: int
+    lr: float
+    midpoints: int  # independently started midpoints; the lowest bent barrier counts
+
+    @classmethod
+    def of(cls, study: dict) -> "Bending":
+        return cls(
+            study["line_points"],
+            study["bend_above"],
+            study["bend_steps"],
+            study["bend_lr"],
+            study["bend_midpoints"],
+        )
+
+
+def connectivity(
+    lm: LanguageModel,
+    solutions: list[Point],
+    converged: list[bool],
+    start_losses: list[float],
+    bending: Bending,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Solutions 2p and 2p+1 share a target and a frame: the loss between them, for the
+    pairs whose two ends both converged; the others are listed and left out. Barriers are
+    also given relative to the mean loss at the pair's two starts."""
+    samples = bending.samples
+    path_rows, barrier_rows = [], []
+    for pair in tqdm(range(len(solutions) // 2), desc="paths between solutions", file=sys.stderr):
+        first, second = solutions[2 * pair], solutions[2 * pair + 1]
+        a, b = first.flat(), second.flat()
+        start_loss = (start_losses[2 * pair] + start_losses[2 * pair + 1]) / 2
+        row = {
+            "pair": pair,
+            "both_converged": converged[2 * pair] and converged[2 * pair + 1],
+            "distance": float((a - b).norm()),
+            "start_loss": start_loss,
+        }
+        if not row["both_converged"]:
+            barrier_rows.append(row)
+            continue
+        straight = loss_along(lm, first, [a, b], samples)
+        path_rows.append(_path_rows(pair, "straight", straight))
+        row.update(loss_a=straight[0], loss_b=straight[-1], straight_barrier=barrier(straight))
+        if row["straight_barrier"] > bending.above:
+            middles = bend(lm, first, a, b, bending.steps, bending.lr, bending.midpoints, seed=pair)
+            bents = [loss_along(lm, first, [a, m, b], samples // 2 + 1) for m in middles]
+            heights = [barrier(bent) for bent in bents]
+            best = int(np.argmin(heights))
+            path_rows.append(_path_rows(pair, "bent", bents[best]))
+            row.update(
+                bent_barrier=heights[best], bent_barriers=" ".join(f"{h:.4g}" for h in heights)
+            )
+        barrier_rows.append(row)
+    frame = pd.DataFrame(barrier_rows, columns=BARRIER_COLUMNS)
+    frame["straight_relative"] = frame.straight_barrier / frame.start_loss
+    frame["bent_relative"] = frame.bent_barrier / frame.start_loss
+    paths = (
+        pd.concat(path_rows, ignore_index=True) if path_rows else pd.DataFrame(columns=PATH_COLUMNS)
+    )
+    return paths, frame
+
+
+BARRIER_COLUMNS = [
+    "pair",
+    "both_converged",
+    "distance",
+    "start_loss",
+    "loss_a",
+    "loss_b",
+    "straight_barrier",
+    "bent_barrier",
+    "bent_barriers",
+]
+PATH_COLUMNS = ["pair", "path", "position", "loss"]
+
+
+def _path_rows(pair: int, kind: str, values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"pair": pair, "path": kind, "position": np.linspace(0, 1, len(values)), "loss": values}
+    )
+
+
+def nearness(
+    batch: SequenceBatch, ends: Tensor, matrix: Tensor, candidates: Tensor, converged: list[bool]
+) -> pd.DataFrame:
+    """Per optimised token of each start: distance to its own solution, to the nearest
+    vocabulary token, and to the solution of the other start of its pair."""
+    rows = []
+    partner = [i ^ 1 for i in range(len(batch))]  # 0<->1, 2<->3, ...
+    for i in range(len(batch)):
+        where = torch.nonzero(batch.trainable[i]).squeeze(1)
+        start = batch.embeddings[i, where]
+        near = nearest_tokens(start, matrix, candidates)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "seq": i,
+                    "pos": where.numpy(),
+                    "converged": converged[i],
+                    "to_own_solution": (ends[i, where] - start).norm(dim=1).numpy(),
+                    "to_nearest_token": near.euclidean.numpy(),
+                    "to_other_solution": (ends[partner[i], where] - start).norm(dim=1).numpy(),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+# ------------------------------------------------------------------ the study
+
+
+@dataclass
+class Findings:
+    """What the landscape study measured, table by table."""
+
+    solutions: pd.DataFrame
+    spectra: pd.DataFrame
+    flatness: pd.DataFrame
+    paths: pd.DataFrame
+    barriers: pd.DataFrame
+    nearness: pd.DataFrame
+
+
+def random_starts(lm: LanguageModel, ellipse: Ellipse, study: dict, seed: int) -> SequenceBatch:
+    """2 x `pairs` random sentences of `length` sampled points: other starts than the
+    experiment's own (seed + 1), solved in pairs toward one target."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    return sample_random(lm, ellipse, [study["length"]] * (2 * study["pairs"]), generator)
+
+
+def run_study(
+    lm: LanguageModel,
+    starts: SequenceBatch,
+    target_prompt: str,
+    vocabulary: tuple[Tensor, Tensor],
+    study: dict,
+    solver: Settings,
+    label: str,
+) -> Findings:
+    """Solve the starts toward the target prompt's prediction; take the Hessian spectrum at
+    the first `hessian_sequences` solutions and at the controls (a random start, the
+    control prompt toward the target and toward its own prediction); the loss between
+    the solutions of each pair; and how near each start's solution lies. `vocabulary`:
+    the embedding matrix and the candidate token ids nearness measures against."""
+    targets = target_logprobs(lm, [target_prompt]).expand(len(starts), -1).contiguous()
+    solved = solve(lm, starts, targets, solver, label)
+    print(solved.describe(study["solve_below"]), file=sys.stderr)
+    solutions = points_of(starts, solved.end, targets)
+    probes = [
+        Probe(f"solution {i}", "solution", solutions[i], float(solved.final_kl[i]), target_prompt)
+        for i in solved.converged_indices()[: study["hessian_sequences"]]
+    ]
+    start = points_of(starts, starts.embeddings, targets)[0]
+    probes.append(
+        Probe("random start 0", "random start", start, float(solved.start_kl[0]), target_prompt)
+    )
+    probes += prompt_controls(lm, study["control_prompt"], target_prompt)
+    spectrum_table, flatness_table = spectra(lm, probes, study)
+    converged, start_losses = solved.converged.tolist(), solved.start_kl.tolist()
+    paths, barriers = connectivity(lm, solutions, converged, start_losses, Bending.of(study))
+    matrix, candidates = vocabulary
+    near = nearness(starts, solved.end, matrix, candidates, converged)
+    return Findings(solved.table(), spectrum_table, flatness_table, paths, barriers, near)

@@ -1,0 +1,1 @@
+"""Workflow glue: the jobs' harness, the config, scheduler diagnoses, recovery."""
