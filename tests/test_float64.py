@@ -132,3 +132,15 @@ def test_the_float64_path_leaves_the_runs_model_as_it_was(peaked):
     after = lm.model.state_dict()
     assert all(v.dtype == torch.float32 and torch.equal(v, after[k]) for k, v in before.items())
     assert not lm.float64 and np.isfinite(float(control.point.target_logprobs.sum()))
+
+
+@pytest.mark.parametrize("architecture", ["modernbert", "bert", "gpt2"])
+def test_the_float64_path_runs_on_models_with_layer_norms(architecture, tmp_path):
+    """LayerNorm wants its input in its parameters' dtype: prompts are embedded in float32,
+    so the float64 copy takes them wide (the paper config's ModernBERT failed here)."""
+    torch.set_num_threads(1)
+    sources.prepare("m", {"kind": "random", "architecture": architecture, "seed": 0}, tmp_path)
+    lm = models.load(tmp_path, attention="eager")
+    control = landscape.prompt_controls(lm, "One plus one is [MASK].", TARGET)[1]
+    _, flat = landscape.spectra(lm, [control], STUDY)
+    assert str(flat.precision[0]) == "float64" and flat.numerical_rank[0] >= 1

@@ -142,6 +142,8 @@ class LanguageModel:
         if prefix is not None:
             cache = DynamicCache(ddp_cache_data=prefix.keys_values, config=self.model.config)
             start, extra = prefix.length, {"use_cache": True, "past_key_values": cache}
+        if self.float64:  # a norm's parameters and its input must agree (LayerNorm checks)
+            inputs_embeds = inputs_embeds.double()
         with self.arithmetic():
             hidden = self.model.base_model(
                 inputs_embeds=inputs_embeds[:, start:], attention_mask=attention_mask, **extra
