@@ -254,11 +254,14 @@ def test_the_efficiency_report_has_every_slurm_job_against_its_request(slurm_run
         row = by_job[job_id]
         assert row["RuleName"].removeprefix("rule_").split("_wildcards_")[0] == rule
         assert row["RequestedMem_MB"] == int(asked["mem_mb"]), (rule, row)
-        assert 0 < row["MaxRSS_MB"] < row["RequestedMem_MB"], (rule, row)
+        # SLURM samples memory every JobAcctGatherFrequency (10 s here): a job that ends
+        # between samples reports 0
+        assert 0 <= row["MaxRSS_MB"] < row["RequestedMem_MB"], (rule, row)
         assert row["Memory Usage (%)"] == pytest.approx(
             100 * row["MaxRSS_MB"] / row["RequestedMem_MB"], abs=0.01
         )
         assert 0 <= row["CPU Efficiency (%)"], (rule, row)
+    assert any(row["MaxRSS_MB"] > 0 for row in rows)  # the report does measure memory
 
 
 def test_slurm_tables_equal_a_local_run(slurm_run, small_run):
