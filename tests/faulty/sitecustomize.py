@@ -73,18 +73,18 @@ def _patch_engine(engine) -> None:
         engine._save_checkpoint = save_half_then_die
 
 
-def _patch_files(files) -> None:
+def _patch_tensors(tensors) -> None:
     name = FAULT.split(":", 1)[1]
-    save = files.save_file
+    save = tensors.save_file
 
-    def save_until_full(tensors, where, metadata=None):
+    def save_until_full(arrays, where, metadata=None):
         if os.path.basename(where) == name + ".partial":
             with open(where, "wb") as stream:
                 stream.write(b"half a file")
             raise OSError(errno.ENOSPC, "No space left on device")
-        save(tensors, where, metadata=metadata)
+        save(arrays, where, metadata=metadata)
 
-    files.save_file = save_until_full
+    tensors.save_file = save_until_full
 
 
 class _PatchAfterImport:
@@ -111,4 +111,4 @@ class _PatchAfterImport:
 if FAULT.startswith(("kill:", "pause:")):
     sys.meta_path.insert(0, _PatchAfterImport("inputspace.optimisation.engine", _patch_engine))
 elif FAULT.startswith("enospc:"):
-    sys.meta_path.insert(0, _PatchAfterImport("inputspace.files", _patch_files))
+    sys.meta_path.insert(0, _PatchAfterImport("inputspace.tensors", _patch_tensors))
