@@ -264,11 +264,7 @@ def flatness(
     flat_low, flat_high = spectrum.recurrence.share(-flat, flat)
     rank_low, rank_high = spectrum.recurrence.share(-cutoff, cutoff)
     return Flatness(
-        dimensions=dimensions,
-        hidden=hidden,
-        method=spectrum.method,
-        precision=spectrum.precision,
-        largest=largest,
+        **_described(spectrum, dimensions, hidden, flat_threshold, largest),
         rank_cutoff=cutoff,
         cutoff_origin="flat threshold",
         numerical_rank=float(weights[magnitude > cutoff].sum() * dimensions),
@@ -277,12 +273,10 @@ def flatness(
         eigenvalue_at_rank=np.nan,
         eigenvalue_after_rank=np.nan,
         rank_gap=np.nan,
-        flat_threshold=flat_threshold,
         flat_fraction=float(weights[magnitude <= flat].sum()),
         flat_low=flat_low,
         flat_high=flat_high,
         node_share=1 / len(values),
-        bound_flat_fraction=1 - hidden / dimensions,
         eigenvalue_d=np.nan,
         eigenvalue_after_d=np.nan,
     )
@@ -306,11 +300,7 @@ def _exact_flatness(
         return float(ordered[index - 1]) if 1 <= index <= len(ordered) else np.nan
 
     return Flatness(
-        dimensions=dimensions,
-        hidden=hidden,
-        method=spectrum.method,
-        precision=spectrum.precision,
-        largest=largest,
+        **_described(spectrum, dimensions, hidden, flat_threshold, largest),
         rank_cutoff=cutoff,
         cutoff_origin="rounding" if spectrum.noise > relative else "tolerance",
         numerical_rank=rank,
@@ -319,15 +309,28 @@ def _exact_flatness(
         eigenvalue_at_rank=at(rank),
         eigenvalue_after_rank=at(rank + 1),
         rank_gap=_ratio(at(rank), at(rank + 1)),
-        flat_threshold=flat_threshold,
         flat_fraction=flat,
         flat_low=flat,
         flat_high=flat,
         node_share=1 / len(ordered),
-        bound_flat_fraction=1 - hidden / dimensions,
         eigenvalue_d=at(hidden),
         eigenvalue_after_d=at(hidden + 1),
     )
+
+
+def _described(
+    spectrum: Spectrum, dimensions: int, hidden: int, flat_threshold: float, largest: float
+) -> dict:
+    """The fields of a Flatness that say what was measured, whichever way it was."""
+    return {
+        "dimensions": dimensions,
+        "hidden": hidden,
+        "method": spectrum.method,
+        "precision": spectrum.precision,
+        "largest": largest,
+        "flat_threshold": flat_threshold,
+        "bound_flat_fraction": 1 - hidden / dimensions,
+    }
 
 
 def _ratio(above: float, below: float) -> float:
