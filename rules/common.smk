@@ -26,7 +26,12 @@ try:
     from inputspace.model.manifest import damage
     from inputspace.workflow.config import checked, load_schema, without_notes
     from inputspace.errors import InputspaceError
-    from inputspace.workflow.table_names import RUN_FILES, table_key
+    from inputspace.workflow.table_names import (
+        LANDSCAPE_FILES,
+        RUN_FILES,
+        SUMMARY_LANDSCAPE_TABLES,
+        table_key,
+    )
 except ModuleNotFoundError as missing:
     sys.exit(
         f"inputspace: cannot import {missing.name!r}; run ./setup.sh (or pip install -e . in {workflow.basedir})"
@@ -245,6 +250,11 @@ def landscape_file(name):
     return f"results/figures/{{experiment}}/{{model}}_{name}"
 
 
+def landscape_tables(*names):
+    """The landscape's tables by output name: those named, or all of them."""
+    return {name: landscape_file(LANDSCAPE_FILES[name]) for name in names or LANDSCAPE_FILES}
+
+
 def landscape_figure(name, caption):
     return report(
         landscape_file(name),
@@ -311,7 +321,7 @@ def summary_inputs(wildcards):
         path = output_of("case_study_path", "table", experiment=experiment, model=model)
         inputs[table_key("path", experiment, model)] = path
     for experiment, model in landscapes():
-        for table in LANDSCAPE_TABLES:
+        for table in SUMMARY_LANDSCAPE_TABLES:
             path = output_of("landscape", table, experiment=experiment, model=model)
             inputs[table_key(table, experiment, model)] = path
     return inputs
@@ -324,7 +334,6 @@ EXPERIMENT_TABLES = {
     "displacement": ("displacement_figures", "stats"),
     "counts": ("token_tables", "counts"),
 }
-LANDSCAPE_TABLES = ("solutions", "flatness", "barriers", "nearness")  # the landscape's outputs
 
 
 # ------------------------------------------------------------------ the crate (snakemake crate)

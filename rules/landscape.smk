@@ -6,12 +6,7 @@ rule landscape:
         matrix="results/{model}/vocab.safetensors",
         ellipse="results/{model}/ellipse.safetensors",
     output:
-        solutions=landscape_file("solutions.csv"),
-        spectra=landscape_file("hessian_spectrum.parquet"),
-        flatness=landscape_file("flatness.csv"),
-        paths=landscape_file("paths.parquet"),
-        barriers=landscape_file("barriers.csv"),
-        nearness=landscape_file("nearness.parquet"),
+        **landscape_tables(),
     log:
         "results/logs/landscape/{model}_{experiment}.log",
     conda:
@@ -32,12 +27,8 @@ rule landscape_figures:
     """The landscape's figures, drawn from its tables (a figure's style or library never
     reruns the landscape itself)."""
     input:
+        **landscape_tables("spectra", "flatness", "paths", "barriers", "nearness"),
         model=model_folder,  # whose record the figures carry
-        spectra=landscape_file("hessian_spectrum.parquet"),
-        flatness=landscape_file("flatness.csv"),
-        paths=landscape_file("paths.parquet"),
-        barriers=landscape_file("barriers.csv"),
-        nearness=landscape_file("nearness.parquet"),
     output:
         **printed("spectrum_figure", landscape_figure("hessian_spectrum.png", "hessian_spectrum")),
         **printed("barrier_figure", landscape_figure("barriers.png", "barriers")),

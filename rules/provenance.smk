@@ -23,9 +23,9 @@ rule provenance_report:
 
 
 rule audit:
-    """results/audit.tsv: would Snakemake make each figure on disk again, and why (its
-    own plan, read with --detailed-summary), and is each file still the picture its record
-    was made with? Rebuilds nothing; runs whenever asked for: its `asked` param is new at
+    """results/audit.tsv: would Snakemake make each figure of this config again, and why
+    (its own plan, read with --detailed-summary), and is each file still the picture its
+    record was made with? Figures a former config left on disk are listed as not made. Rebuilds nothing; runs whenever asked for: its `asked` param is new at
     every invocation, and a changed param reruns a rule."""
     output:
         table="results/audit.tsv",
@@ -39,7 +39,8 @@ rule audit:
         mem_mb=1000,
         runtime=10,
     params:
-        figures="results/figures",
+        figures=lambda wildcards: sorted(figure_files()),  # as the rules that make them name them
+        leftovers_under="results/figures",  # recorded figures this config no longer makes
         digests=str(DIGESTS.path),
         deployment=DEPLOYMENT,  # the plan's params are the run's: the same --sdm
         asked=time.time_ns(),

@@ -20,7 +20,12 @@ def main(snakemake):
             deployment=snakemake.params.deployment,
         )
     digests = source_content.DigestCache(Path(snakemake.params.digests))
-    table = audit.audit_table(Path(snakemake.params.figures), planned, digests.sha256)
+    table = audit.audit_table(
+        snakemake.params.figures,
+        planned,
+        digests.sha256,
+        leftovers_under=Path(snakemake.params.leftovers_under),
+    )
     files.write_csv(table, snakemake.output.table, sep="\t")
     print(table.status.value_counts().to_string())
     print(f"wrote {snakemake.output.table}: {len(table)} figures")

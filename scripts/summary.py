@@ -44,12 +44,7 @@ def main(snakemake):
         sections.append(summary.section(name, spec, kinds, tables, pairs, paths, steps))
     for name, spec in experiments.items():
         landscapes = {
-            m: LandscapeTables(
-                pd.read_csv(found[table_key("solutions", name, m)]),
-                pd.read_csv(found[table_key("flatness", name, m)]),
-                pd.read_csv(found[table_key("barriers", name, m)]),
-                files.read_parquet(found[table_key("nearness", name, m)]),
-            )
+            m: landscape_tables(found, name, m)
             for m in spec["models"]
             if table_key("solutions", name, m) in found.keys()
         }
@@ -66,6 +61,10 @@ def main(snakemake):
     with files.atomic_output(snakemake.output.html) as partial:
         partial.write_text(summary.as_html(sections, header))
     print(summary.markdown(sections, header))
+
+
+def landscape_tables(found, experiment: str, model: str) -> LandscapeTables:
+    return LandscapeTables.read(lambda table: found[table_key(table, experiment, model)])
 
 
 scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

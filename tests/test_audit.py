@@ -78,16 +78,17 @@ class Workflow:
                 self.checkout, self.checkout / "Snakefile", self.configfile(config)
             )
             patch.chdir(self.checkout)
-            figures = Path("results/figures")
-            return audit.audit_table(figures, planned).set_index("figure")
+            figures = [path for path in planned.outputs if is_figure(path)]
+            table = audit.audit_table(figures, planned, leftovers_under=Path("results/figures"))
+            return table.set_index("figure")
 
     def planned_figures(self, config: dict | None = None) -> set[str]:
-        """Recorded figures among the outputs of the jobs `snakemake -n` lists."""
+        """The figures among the outputs of the jobs `snakemake -n` lists."""
         outputs = set()
         for line in self.snakemake("-n", config=config).stdout.splitlines():
             if line.startswith("    output: "):
                 outputs.update(p.strip() for p in line.removeprefix("    output: ").split(","))
-        return {p for p in outputs if p in self.recorded_figures()}
+        return {p for p in outputs if is_figure(p)}
 
     def planned_rules(self, config: dict | None = None) -> set[str]:
         """The rules of the jobs `snakemake -n` lists."""
@@ -103,6 +104,10 @@ class Workflow:
             str(path.relative_to(self.checkout)).removesuffix(stamp.SIDECAR): path.read_text()
             for path in figures.rglob(f"*{stamp.SIDECAR}")
         }
+
+
+def is_figure(path: str) -> bool:
+    return Path(path).suffix in stamp.FIGURE_SUFFIXES
 
 
 def stale(table: pd.DataFrame) -> set[str]:
@@ -411,7 +416,7 @@ def test_after_an_edit_snakemake_makes_again_what_the_audit_called_stale(state, 
     state.build(config)
     state.config = config
     after = state.recorded_figures()
-    assert {figure for figure in before if after[figure] != before[figure]} == called
+    assert {figure for figure in after if after[figure] != before.get(figure)} == called
     assert (state.audit().status == "fresh").all()
 
 

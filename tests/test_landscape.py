@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from inputspace.model import models
 from inputspace.optimisation import engine, experiments, sequences
 from inputspace.optimisation.sequences import from_prompts
 from inputspace.studies import landscape, summary
+from inputspace.workflow.table_names import LANDSCAPE_FILES, SUMMARY_LANDSCAPE_TABLES
 
 KINDS = ["modernbert", "llama"]
 SOURCE = "A dog says [MASK]."
@@ -291,6 +294,22 @@ def test_landscape_verdicts_need_converged_solutions():
     assert rows["(3) verdict: dimension of the zero-loss set"].startswith("not measured")
     assert rows["(3) verdict: connectivity"].startswith("not measured")
     assert rows["(1) verdict"].startswith("supported")  # 2.0 is 67% of 3.0
+
+
+def test_the_summary_reads_the_landscape_tables_the_rules_name(tmp_path):
+    """The tables LandscapeTables holds are the ones the workflow hands the summary, each
+    read back from the file name the landscape rule writes it under."""
+    names = [field.name for field in dataclasses.fields(summary.LandscapeTables)]
+    assert names == list(SUMMARY_LANDSCAPE_TABLES)
+    written = {}
+    for i, name in enumerate(names):
+        frame = pd.DataFrame({"seq": [i, i + 1], "value": [0.5 * i, 1.5]})
+        path = tmp_path / LANDSCAPE_FILES[name]
+        frame.to_csv(path, index=False) if path.suffix == ".csv" else frame.to_parquet(path)
+        written[name] = frame
+    tables = summary.LandscapeTables.read(lambda name: str(tmp_path / LANDSCAPE_FILES[name]))
+    for name, frame in written.items():
+        pd.testing.assert_frame_equal(getattr(tables, name), frame)
 
 
 def near_zero(flat: int, curved: np.ndarray) -> np.ndarray:

@@ -6,10 +6,12 @@ import json
 import subprocess
 import sys
 from base64 import urlsafe_b64encode
+from pathlib import Path
 
 import pytest
 
 from inputspace.provenance import audit, plan
+from inputspace.provenance.record import SIDECAR
 
 SUMMARY = "\n".join(
     [
@@ -55,6 +57,43 @@ def test_verdicts(planned):
     state, why = audit.plan_verdict("results/figures/e/kl.png", planned)
     assert state == audit.Verdict.STALE and "(optimize): its params changed" in why
     assert audit.plan_verdict("results/figures/gone.png", planned)[0] == audit.Verdict.NOT_MADE
+
+
+def test_the_audit_lists_the_figures_the_rules_make_and_the_leftovers(planned, monkeypatch):
+    """A figure not made yet is stale, one without a record cannot be checked, a recorded
+    figure this config does not make is listed as not made."""
+    monkeypatch.chdir(planned.workdir)
+    record = {"created": "2026-12-04T10:00:00", "git": {"commit": "abc"}}
+    for figure in ("results/figures/geometry/m.png", "results/figures/old/gone.png"):
+        Path(figure).parent.mkdir(parents=True, exist_ok=True)
+        Path(figure + SIDECAR).write_text(json.dumps(record))
+    Path("results/figures/e").mkdir()
+    Path("results/figures/e/kl.png").write_bytes(b"no record beside it")
+    made = [
+        "results/figures/geometry/m.png",
+        "results/figures/e/new.png",
+        "results/figures/e/kl.png",
+    ]
+    table = audit.audit_table(made, planned, leftovers_under=Path("results/figures"))
+    status = dict(zip(table.figure, table.status, strict=True))
+    assert status == {
+        "results/figures/e/kl.png": audit.Verdict.STALE,  # Snakemake would make it again
+        "results/figures/e/new.png": audit.Verdict.STALE,
+        "results/figures/geometry/m.png": audit.Verdict.FRESH,
+        "results/figures/old/gone.png": audit.Verdict.NOT_MADE,
+    }
+    assert list(table.figure[:3]) == sorted(made)  # the rules' figures first, then leftovers
+    assert "missing" in table.set_index("figure").why["results/figures/e/new.png"]
+    assert table.set_index("figure").made["results/figures/geometry/m.png"] == record["created"]
+
+
+def test_a_figure_snakemake_would_not_remake_without_a_record_is_unverifiable(planned, monkeypatch):
+    monkeypatch.chdir(planned.workdir)
+    figure = "results/figures/geometry/m.png"
+    Path(figure).parent.mkdir(parents=True)
+    Path(figure).write_bytes(b"a picture")
+    (row,) = audit.audit_table([figure], planned).itertuples()
+    assert row.status == audit.Verdict.UNVERIFIABLE and SIDECAR in row.why
 
 
 @pytest.mark.parametrize(

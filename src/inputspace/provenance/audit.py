@@ -6,7 +6,7 @@ the one the workflow made.
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
 
@@ -70,26 +70,47 @@ def image_verdict(figure: Path, record: dict) -> tuple[Verdict, str] | None:
 
 
 def audit_table(
-    figures: Path, planned: plan.Plan, digest: Callable[[Path], str] = sha256_file
+    figures: Iterable[str],
+    planned: plan.Plan,
+    digest: Callable[[Path], str] = sha256_file,
+    leftovers_under: Path | None = None,
 ) -> pd.DataFrame:
-    """One row per recorded figure under `figures` (relative to the working directory)."""
-    rows = []
-    for sidecar in sorted(Path(figures).rglob(f"*{SIDECAR}")):
-        record = json.loads(sidecar.read_text())
-        status, why = plan_verdict(record["figure"], planned)
-        if status == Verdict.FRESH:
-            status, why = (
-                model_verdict(record, Path(), digest)
-                or image_verdict(Path(record["figure"]), record)
-                or (status, why)
-            )
-        rows.append(
-            {
-                "figure": record["figure"],
-                "status": status,
-                "why": why,
-                "made": record["created"],
-                "git_commit": record["git"]["commit"],
-            }
+    """One row per figure the workflow makes (`figures`, as its rules name them, relative
+    to the working directory), and one per recorded figure under `leftovers_under` that it
+    does not make (left by an earlier config: not made)."""
+    made = sorted(set(figures))
+    leftovers = sorted(set(recorded_under(leftovers_under)) - set(made)) if leftovers_under else []
+    return pd.DataFrame(
+        [figure_row(figure, planned, digest) for figure in [*made, *leftovers]], columns=COLUMNS
+    )
+
+
+COLUMNS = ["figure", "status", "why", "made", "git_commit"]
+
+
+def recorded_under(folder: Path) -> list[str]:
+    """The figures with a record beside them under `folder`."""
+    return [str(sidecar).removesuffix(SIDECAR) for sidecar in Path(folder).rglob(f"*{SIDECAR}")]
+
+
+def figure_row(figure: str, planned: plan.Plan, digest: Callable[[Path], str]) -> dict:
+    status, why = plan_verdict(figure, planned)
+    sidecar = Path(figure + SIDECAR)
+    if not sidecar.exists():
+        if status == Verdict.FRESH:  # Snakemake would not make it, yet it has no record
+            status, why = Verdict.UNVERIFIABLE, f"no record beside it ({sidecar.name})"
+        return {"figure": figure, "status": status, "why": why, "made": "", "git_commit": ""}
+    record = json.loads(sidecar.read_text())
+    if status == Verdict.FRESH:
+        status, why = (
+            model_verdict(record, Path(), digest)
+            or image_verdict(Path(figure), record)
+            or (status, why)
         )
-    return pd.DataFrame(rows, columns=["figure", "status", "why", "made", "git_commit"])
+    return {
+        "figure": figure,
+        "status": status,
+        "why": why,
+        "made": record["created"],
+        "git_commit": record["git"]["commit"],
+    }

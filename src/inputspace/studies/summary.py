@@ -2,11 +2,13 @@
 run measured."""
 
 import html
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
+from inputspace import files
 from inputspace.analysis.run_measures import SMALL_DISPLACEMENT, THRESHOLD, mean_kl
 from inputspace.studies.claims import (
     CONCENTRATED,
@@ -167,10 +169,21 @@ HYPOTHESES = (
 
 @dataclass
 class LandscapeTables:
+    """The landscape tables the summary reads (table_names.SUMMARY_LANDSCAPE_TABLES)."""
+
     solutions: pd.DataFrame  # seq, start_kl, final_kl, steps, converged
     flatness: pd.DataFrame  # one row per probed point (solutions and controls)
     barriers: pd.DataFrame
     nearness: pd.DataFrame
+
+    @classmethod
+    def read(cls, path_of: Callable[[str], str]) -> "LandscapeTables":
+        """Each table from the file (CSV or Parquet) `path_of(its name)` names."""
+        return cls(**{field.name: _read_frame(path_of(field.name)) for field in fields(cls)})
+
+
+def _read_frame(path: str) -> pd.DataFrame:
+    return pd.read_csv(path) if str(path).endswith(".csv") else files.read_parquet(path)
 
 
 def landscape_rows(

@@ -9,6 +9,18 @@ RUN_FILES = {
     "embeddings": "embeddings.safetensors",
 }
 
+# The landscape study's tables, in results/figures/{experiment}/{model}_<file>, by output name.
+LANDSCAPE_FILES = {
+    "solutions": "solutions.csv",
+    "spectra": "hessian_spectrum.parquet",
+    "flatness": "flatness.csv",
+    "paths": "paths.parquet",
+    "barriers": "barriers.csv",
+    "nearness": "nearness.parquet",
+}
+# Those the summary reads (inputspace.studies.summary.LandscapeTables holds them).
+SUMMARY_LANDSCAPE_TABLES = ("solutions", "flatness", "barriers", "nearness")
+
 
 def table_key(table: str, experiment: str | None = None, model: str | None = None) -> str:
     """An input's name: what the table is, and whose ("convergence/prompt_pairs",
