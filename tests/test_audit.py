@@ -82,20 +82,9 @@ class Workflow:
             table = audit.audit_table(figures, planned, leftovers_under=Path("results/figures"))
             return table.set_index("figure")
 
-    def planned_figures(self, config: dict | None = None) -> set[str]:
-        """The figures among the outputs of the jobs `snakemake -n` lists."""
-        outputs = set()
-        for line in self.snakemake("-n", config=config).stdout.splitlines():
-            if line.startswith("    output: "):
-                outputs.update(p.strip() for p in line.removeprefix("    output: ").split(","))
-        return {p for p in outputs if is_figure(p)}
-
-    def planned_rules(self, config: dict | None = None) -> set[str]:
-        """The rules of the jobs `snakemake -n` lists."""
-        lines = self.snakemake("-n", config=config).stdout.splitlines()
-        return {
-            line.split()[-1].rstrip(":") for line in lines if re.match(r"(local)?rule \w+:$", line)
-        }
+    def dry_run(self, config: dict | None = None) -> "DryRun":
+        """The jobs `snakemake -n` lists."""
+        return DryRun(self.snakemake("-n", config=config).stdout.splitlines())
 
     def recorded_figures(self) -> dict[str, str]:
         """Figure -> its record."""
@@ -103,6 +92,27 @@ class Workflow:
         return {
             str(path.relative_to(self.checkout)).removesuffix(stamp.SIDECAR): path.read_text()
             for path in figures.rglob(f"*{stamp.SIDECAR}")
+        }
+
+
+@dataclass(frozen=True)
+class DryRun:
+    lines: list[str]
+
+    def figures(self) -> set[str]:
+        """The figures among the outputs of its jobs."""
+        outputs = set()
+        for line in self.lines:
+            if line.startswith("    output: "):
+                outputs.update(p.strip() for p in line.removeprefix("    output: ").split(","))
+        return {p for p in outputs if is_figure(p)}
+
+    def rules(self) -> set[str]:
+        """The rules of its jobs."""
+        return {
+            line.split()[-1].rstrip(":")
+            for line in self.lines
+            if re.match(r"(local)?rule \w+:$", line)
         }
 
 
@@ -386,8 +396,9 @@ def applied(edit: Edit, state: Workflow) -> tuple[dict, Callable[[], None]]:
 
 def check_stale_set(edit: Edit, state: Workflow, config: dict, table: pd.DataFrame) -> set[str]:
     called = stale(table)
-    assert called == state.planned_figures(config), edit.name
-    assert not state.planned_rules(config) & set(edit.spared_rules), edit.name
+    planned = state.dry_run(config)
+    assert called == planned.figures(), edit.name
+    assert not planned.rules() & set(edit.spared_rules), edit.name
     assert all(edit.says in why for why in table.why[list(called)]), (
         edit.says,
         table.why.to_dict(),
