@@ -368,9 +368,8 @@ def crate_targets(wildcards):
     names (one line if an entry names none)."""
     if not config["crate_figures"]:
         return list(rules.all.input)
-    from inputspace.provenance.crate import (
-        chosen,
-    )  # here: it loads rocrate, which only the crate needs
+    # imported here: it loads rocrate, which only the crate needs
+    from inputspace.provenance.crate import chosen
 
     try:
         return chosen(config["crate_figures"], figure_files())

@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,15 +86,24 @@ def array_digest(arrays: dict[str, np.ndarray]) -> str:
 def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The tensors of a file `tensors.write_tensors` wrote, as numpy arrays (without
     torch); DamagedFile unless it reads back whole and matches its digest."""
+    return read_checked(path, "numpy", array_digest)
+
+
+def read_checked(
+    path: str | os.PathLike, framework: str, digest: Callable[[dict[str, Any]], str]
+) -> dict[str, Any]:
+    """The tensors of a tensor file as `framework` (safetensors' "numpy" or "pt") holds
+    them; DamagedFile unless the file reads back whole and `digest` of its tensors is the
+    checksum written with it."""
     try:
-        with safe_open(str(path), framework="numpy") as stream:
+        with safe_open(str(path), framework=framework) as stream:
             written = (stream.metadata() or {}).get(DIGEST_KEY)
-            arrays = {name: stream.get_tensor(name) for name in stream.keys()}
-    except (SafetensorError, OSError, ValueError, TypeError) as error:
+            tensors = {name: stream.get_tensor(name) for name in stream.keys()}
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as error:
         raise damaged(path, error) from None
-    if written != array_digest(arrays):
+    if written != digest(tensors):
         raise damaged(path, "its content does not match the checksum written with it")
-    return arrays
+    return tensors
 
 
 # ------------------------------------------------------------------ tables

@@ -5,11 +5,10 @@ holds the checksum and the torch-free reader of the same files)."""
 import os
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from inputspace.files import DIGEST_KEY, atomic_output, content_digest, damaged
+from inputspace.files import DIGEST_KEY, atomic_output, content_digest, read_checked
 
 
 def tensor_digest(tensors: dict[str, Tensor]) -> str:
@@ -31,12 +30,4 @@ def write_tensors(tensors: dict[str, Tensor], path: str | os.PathLike) -> None:
 def read_tensors(path: str | os.PathLike) -> dict[str, Tensor]:
     """The tensors of a file `write_tensors` wrote; DamagedFile unless it reads back whole
     and matches its digest."""
-    try:
-        with safe_open(str(path), framework="pt") as stream:
-            written = (stream.metadata() or {}).get(DIGEST_KEY)
-            tensors = {name: stream.get_tensor(name) for name in stream.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise damaged(path, error) from None
-    if written != tensor_digest(tensors):
-        raise damaged(path, "its content does not match the checksum written with it")
-    return tensors
+    return read_checked(path, "pt", tensor_digest)

@@ -104,5 +104,4 @@ def read(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
 def read_run_info(path: str | Path) -> dict:
     """What `write_run` put in a run table's Parquet metadata (device, seed, step size...)."""
     metadata = pq.read_schema(path).metadata or {}
-    key = RUN_METADATA
-    return json.loads(metadata[key]) if key in metadata else {}
+    return json.loads(metadata[RUN_METADATA]) if RUN_METADATA in metadata else {}
