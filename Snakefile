@@ -48,6 +48,7 @@ try:
                     else code_digest.libraries(source, PACKAGE, ENVIRONMENT)
                 ),
             )
+    CODE_MEMO.save()
 except InputspaceError as error:
     sys.exit(f"inputspace: {error}")
 

@@ -56,6 +56,7 @@ DEPLOYMENT = sorted(
 STATE = Path(".snakemake")
 DIGESTS = source_content.DigestCache(STATE / "inputspace-digests.json")
 ENVIRONMENT = code_digest.Environment(STATE / "inputspace-environment.json")
+CODE_MEMO = code_digest.remember_in(STATE / "inputspace-code.json")
 
 
 def is_real_run():

@@ -2,6 +2,8 @@
 (by content, through dotted names, relative imports and subpackages), and the installed
 versions of what they import."""
 
+import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -230,3 +232,88 @@ def test_a_name_imported_from_another_module_is_a_change(tree):
     with_leaf = code_digest.digest(script, package)
     edited(package / "deeper.py", "from .leaf import f\n", "from .other_leaf import f\n")
     assert len({before, with_leaf, code_digest.digest(script, package)}) == 3
+
+
+# ------------------------------------------------------------------ between processes
+
+
+def as_a_new_process(monkeypatch, memo_file: Path | None) -> code_digest.Memo:
+    """What the next Snakemake start sees: no in-process caches, the memo file read anew."""
+    code_digest._parsed.cache_clear()
+    code_digest._digested.cache_clear()
+    memo = code_digest.Memo(memo_file)
+    monkeypatch.setattr(code_digest, "_memo", memo)
+    return memo
+
+
+def no_parsing(monkeypatch):
+    def parse(*args, **kwargs):
+        raise AssertionError("parsed although the memo holds this content")
+
+    monkeypatch.setattr(code_digest.ast, "parse", parse)
+
+
+def test_the_next_process_takes_the_digests_from_the_memo_without_parsing(
+    tree, tmp_path, monkeypatch
+):
+    script, package = tree
+    memo_file = tmp_path / "memo.json"
+    fresh = as_a_new_process(monkeypatch, None)
+    expected = code_digest.digest(script, package), code_digest.third_party(script, package)
+    as_a_new_process(monkeypatch, memo_file)
+    assert (code_digest.digest(script, package), code_digest.third_party(script, package)) == (
+        expected
+    )
+    code_digest._memo.save()
+    written = memo_file.stat().st_mtime_ns
+    read = [script, *code_digest.imported_modules(script, package)]
+    assert len(fresh.used["facts"]) == len({path.read_text() for path in read})  # by content
+    again = as_a_new_process(monkeypatch, memo_file)
+    no_parsing(monkeypatch)
+    assert (code_digest.digest(script, package), code_digest.third_party(script, package)) == (
+        expected
+    )
+    again.save()  # nothing new: not written again
+    assert memo_file.stat().st_mtime_ns == written
+
+
+def test_an_edit_is_seen_through_the_memo_even_with_size_and_times_kept(
+    tree, tmp_path, monkeypatch
+):
+    script, package = tree
+    memo_file = tmp_path / "memo.json"
+    as_a_new_process(monkeypatch, memo_file)
+    before = code_digest.digest(script, package)
+    code_digest._memo.save()
+    leaf = package / "leaf.py"
+    times = leaf.stat()
+    edited(leaf, "return 1", "return 7")  # same size
+    os.utime(leaf, ns=(times.st_atime_ns, times.st_mtime_ns))
+    as_a_new_process(monkeypatch, memo_file)
+    assert code_digest.digest(script, package) != before
+    code_digest._memo.save()
+    stored = json.loads(memo_file.read_text())
+    read = [script, *code_digest.imported_modules(script, package)]
+    assert len(stored["facts"]) == len({path.read_text() for path in read})  # not the old leaf
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text[: len(text) // 2],  # cut short
+        lambda text: text.replace('"key": "', '"key": "another digester '),
+        lambda text: "[]",
+    ],
+)
+def test_a_damaged_or_foreign_memo_is_not_read(tree, tmp_path, monkeypatch, damage):
+    script, package = tree
+    memo_file = tmp_path / "memo.json"
+    as_a_new_process(monkeypatch, memo_file)
+    expected = code_digest.digest(script, package)
+    code_digest._memo.save()
+    stored = json.loads(memo_file.read_text())
+    for key in stored["digests"]:
+        stored["digests"][key] = "0" * 64  # what a wrong entry would give
+    memo_file.write_text(damage(json.dumps(stored)))
+    assert as_a_new_process(monkeypatch, memo_file).stored == {"facts": {}, "digests": {}}
+    assert code_digest.digest(script, package) == expected

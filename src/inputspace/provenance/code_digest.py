@@ -140,6 +140,7 @@ def _module_name(file: Path, package: Path) -> str:
 @dataclass(frozen=True)
 class _Source:
     text: str
+    content: str  # sha256 of the text
     imports: tuple[tuple[str, int, tuple[str, ...]], ...]  # (module, level, names) of each
     empty: bool  # no statement besides docstrings
     third_party: frozenset[str]
@@ -180,13 +181,24 @@ def _read(path: Path) -> _Source:
 @functools.cache  # keyed by inode, change time and size: an edit within one process is seen
 def _parsed(path: str, inode: int, ctime_ns: int, size: int) -> _Source:
     text = Path(path).read_text()
+    content = hashlib.sha256(text.encode()).hexdigest()
+    facts = _memo.facts_of(content)
+    if facts is None:
+        facts = _facts(text, path)
+        _memo.add_facts(content, facts)
+    imports, empty, third_party = facts
+    return _Source(text, content, imports, empty, third_party)
+
+
+def _facts(text: str, path: str) -> tuple:
+    """(imports, whether empty, third-party top-level names) of a file's text."""
     tree = ast.parse(text, filename=path)
     imports = tuple(_imports(tree))
     top = {module.split(".")[0] for module, level, _ in imports if module and not level}
     third_party = {n for n in top if n != PACKAGE and n not in sys.stdlib_module_names}
     _drop_docstrings(tree)
     empty = all(isinstance(node, ast.Pass) for node in tree.body)
-    return _Source(text, imports, empty, frozenset(third_party))
+    return imports, empty, frozenset(third_party)
 
 
 def _imports(tree: ast.Module):
@@ -278,8 +290,18 @@ def _standing_for(target: str, folder: Path, importer: Path, known: dict[Path, s
 def _digested(
     path: str, inode: int, ctime_ns: int, size: int, stands_for: tuple[tuple[str, str], ...]
 ) -> str:
+    source = _read(Path(path))
+    key = hashlib.sha256(f"{source.content} {stands_for!r}".encode()).hexdigest()
+    found = _memo.digest_of(key)
+    if found is None:
+        found = _normalised_digest(source.text, path, stands_for)
+        _memo.add_digest(key, found)
+    return found
+
+
+def _normalised_digest(text: str, path: str, stands_for: tuple[tuple[str, str], ...]) -> str:
     modules = {name: token for name, token in stands_for if " name " not in token}
-    tree = _Normaliser(modules).visit(ast.parse(_read(Path(path)).text, filename=path))
+    tree = _Normaliser(modules).visit(ast.parse(text, filename=path))
     _drop_docstrings(tree)
     # a module's name is replaced by its token where it is used; a name from a module is
     # used as itself
@@ -335,6 +357,85 @@ def _drop_docstrings(tree: ast.Module) -> None:
             del body[0]
             if not body:
                 body.append(ast.Pass())
+
+
+# ------------------------------------------------------------------ between processes
+
+
+class Memo:
+    """What the code digest computed in earlier processes, kept in a JSON file: every
+    Snakemake start digests every rule's code (the workflow's own, and two in each SLURM
+    job), which means parsing each module's syntax tree twice. Each file's facts are kept
+    by the sha256 of its text, each module's digest by that and what its imported names
+    stand for: a key names content, so no entry can go stale. The file as a whole belongs
+    to this module's own source and Python's version (a tree's dump differs between
+    versions); another one's file is not read. Saving keeps only the entries this process
+    used, so edits do not pile up."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path
+        self.key = hashlib.sha256(Path(__file__).read_bytes() + sys.version.encode()).hexdigest()
+        self.stored = self._stored()
+        self.used: dict[str, dict] = {"facts": {}, "digests": {}}
+
+    def facts_of(self, content: str) -> tuple | None:
+        found = self.stored["facts"].get(content)
+        if found is None:
+            return None
+        self.used["facts"][content] = found
+        imports, empty, third_party = found
+        return (
+            tuple((module, level, tuple(map(tuple, names))) for module, level, names in imports),
+            empty,
+            frozenset(third_party),
+        )
+
+    def add_facts(self, content: str, facts: tuple) -> None:
+        imports, empty, third_party = facts
+        self.used["facts"][content] = [imports, empty, sorted(third_party)]
+
+    def digest_of(self, key: str) -> str | None:
+        found = self.stored["digests"].get(key)
+        if found is not None:
+            self.used["digests"][key] = found
+        return found
+
+    def add_digest(self, key: str, digest: str) -> None:
+        self.used["digests"][key] = digest
+
+    def save(self) -> None:
+        """Write the entries this process used, where they differ from the file's."""
+        as_stored = json.loads(json.dumps(self.used))
+        if not self.path or as_stored == self.stored:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
+            partial.write_text(json.dumps({"key": self.key, **as_stored}))
+            partial.replace(self.path)
+        except OSError:
+            pass  # only a memo: the next start parses again
+
+    def _stored(self) -> dict:
+        empty: dict = {"facts": {}, "digests": {}}
+        try:
+            stored = json.loads(self.path.read_text()) if self.path else None
+        except (OSError, ValueError):
+            return empty
+        if not isinstance(stored, dict) or stored.get("key") != self.key:
+            return empty
+        return {kind: dict(stored.get(kind) or {}) for kind in empty}
+
+
+_memo = Memo()
+
+
+def remember_in(path: Path) -> Memo:
+    """Keep this process's digests in `path` (read now; written by the returned memo's
+    save()) for the next process to start from."""
+    global _memo
+    _memo = Memo(path)
+    return _memo
 
 
 # ------------------------------------------------------------------ libraries
