@@ -95,6 +95,51 @@ def test_a_cancelled_job_and_other_errors():
     assert diagnoses.diagnoses("no errors at all\n") == []
 
 
+# Snakemake 9.27's log of a group job SLURM refused (profiles/slurm's preparation group on
+# the test node with vocab_distances asking for 10 TB): no reason anywhere
+GROUP_REFUSED = """\
+[Sat Dec  5 00:24:32 2026]
+    message: Error in group prepare
+    jobs:
+        rule fit_ellipse:
+            jobid: 4
+            output: results/tiny/ellipse.safetensors, results/tiny/ellipse_spectrum.parquet
+            log: results/logs/fit_ellipse/tiny.log (check log file(s) for error details)
+        rule vocab_distances:
+            jobid: 0
+            output: results/tiny/vocab_distances.parquet
+            log: results/logs/vocab_distances/tiny.log (check log file(s) for error details)
+        rule prepare_model:
+            jobid: 2
+            output: results/models/tiny
+            log: results/logs/prepare_model/tiny.log (check log file(s) for error details)
+    [Sat Dec  5 00:24:32 2026]
+    Error in rule fit_ellipse:
+        message: None
+        jobid: 4
+        input: results/tiny/vocab.parquet, results/tiny/vocab.safetensors
+        log: results/logs/fit_ellipse/tiny.log (check log file(s) for error details)
+    [Sat Dec  5 00:24:32 2026]
+    Error in rule vocab_distances:
+        message: None
+        jobid: 0
+        log: results/logs/vocab_distances/tiny.log (check log file(s) for error details)
+"""
+
+
+def test_a_failed_group_job_is_one_line_naming_its_rules_and_how_to_see_why():
+    killed = GROUP_REFUSED.replace(
+        "    jobs:\n", "    log: /w/.snakemake/slurm_logs/group_prepare/61.log\n    jobs:\n", 1
+    )
+    for log in (GROUP_REFUSED + GROUP_REFUSED, killed):  # a retried refusal; a killed job
+        (line,) = diagnoses.diagnoses(ANNOUNCED + log, frozenset(), "P")
+        assert line.startswith(
+            "inputspace [group prepare: fit_ellipse, prepare_model, vocab_distances]: "
+        )
+        assert "take `groups:` out of P and run the same command again" in line
+    assert diagnoses.failed_jobs(GROUP_REFUSED) == []  # its rules' blocks say nothing
+
+
 def test_describe_place_names_the_slurm_job_when_there_was_one():
     slurm = {"job_id": "52", "node": "n7", "partition": "gpu", "cluster": "hpc"}
     assert place.describe_place({"host": "n7", "slurm": slurm}) == (

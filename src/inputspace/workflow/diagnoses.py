@@ -64,13 +64,34 @@ REFUSALS = [
 
 
 def diagnoses(log: str, resumable: Collection[str] = (), profile: str = "the profile") -> list[str]:
-    """One line per rule and cause for each job the scheduler refused or killed."""
+    """One line per rule and cause for each job the scheduler refused or killed, and one
+    per failed group job (`groups:` in a profile)."""
     lines: list[str] = []
     for job in failed_jobs(log):
         line = _diagnose(job, job.rule in resumable, profile)
         if line and line not in lines:
             lines.append(line)
+    for group, rules in failed_groups(log).items():
+        lines.append(
+            f"inputspace [group {group}: {', '.join(rules)}]: its SLURM job was refused or "
+            "stopped, and Snakemake does not pass on the scheduler's reason for a group job "
+            "(snakemake-executor-plugin-slurm issue #456); take `groups:` out of "
+            f"{profile} and run the same command again: each rule's job then names what to "
+            "change"
+        )
     return lines
+
+
+def failed_groups(log: str) -> dict[str, list[str]]:
+    """Each failed group job's group -> its rules (sorted), from Snakemake's group error
+    blocks, which carry no reason: Snakemake 9 logs a group's error without the message
+    the executor gave."""
+    found: dict[str, list[str]] = {}
+    blocks = r"^\s+message: Error in group (\S+)\n(?:\s+log: .*\n)?\s+jobs:\n((?:[ \t]{8,}.*\n?)*)"
+    for block in re.finditer(blocks, log, re.MULTILINE):
+        rules = re.findall(r"^\s+rule (\w+):", block.group(2), re.MULTILINE)
+        found[block.group(1)] = sorted(set(found.get(block.group(1), [])) | set(rules))
+    return found
 
 
 def _diagnose(job: FailedJob, resumable: bool, profile: str) -> str | None:
