@@ -1,6 +1,8 @@
 """The workflow through the snakemake command line, on tiny random models."""
 
 import json
+import re
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -268,6 +270,26 @@ def test_slurm_profile_gives_model_rules_one_gpu_and_one_task(tmp_path):
             assert "gpu=1" in resources and "tasks_per_gpu=0" in resources, resources
         assert " tasks=" not in resources and "slurm_partition=" in resources
     assert seen == gpu_rules
+
+
+def test_the_profiles_optional_groups_bundle_each_models_preparation(tmp_path):
+    profile = tmp_path / "profile"
+    shutil.copytree(REPO / "profiles/slurm", profile)
+    text = (profile / "config.yaml").read_text()
+    commented = text[text.index("# groups:") :].split("\n\n")[0]
+    uncommented = "\n".join(line[2:] for line in commented.splitlines())
+    (profile / "config.yaml").write_text(text.replace(commented, uncommented))
+    groups = yaml.safe_load(uncommented)["groups"]
+    result = snakemake(
+        tmp_path, "-n", "--profile", str(profile), "--configfile", str(REPO / "configs/paper.yaml")
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    models = yaml.safe_load((REPO / "configs/paper.yaml").read_text())["models"]
+    bundles = result.stdout.split("Group job prepare")[1:]
+    assert len(bundles) == len(models)
+    for bundle in bundles:
+        inside = re.findall(r"^    rule (\w+):", bundle.split("\n\n\n")[0], re.MULTILINE)
+        assert sorted(inside) == sorted(groups), inside
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
