@@ -375,7 +375,8 @@ class Memo:
     def __init__(self, path: Path | None = None):
         self.path = path
         self.key = hashlib.sha256(Path(__file__).read_bytes() + sys.version.encode()).hexdigest()
-        self.stored = self._stored()
+        stored = _read_state(path, self.key) or {}
+        self.stored = {kind: dict(stored.get(kind) or {}) for kind in ("facts", "digests")}
         self.used: dict[str, dict] = {"facts": {}, "digests": {}}
 
     def facts_of(self, content: str) -> tuple | None:
@@ -406,25 +407,32 @@ class Memo:
     def save(self) -> None:
         """Write the entries this process used, where they differ from the file's."""
         as_stored = json.loads(json.dumps(self.used))
-        if not self.path or as_stored == self.stored:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
-            partial.write_text(json.dumps({"key": self.key, **as_stored}))
-            partial.replace(self.path)
-        except OSError:
-            pass  # only a memo: the next start parses again
+        if as_stored != self.stored:
+            _write_state(self.path, self.key, as_stored)
 
-    def _stored(self) -> dict:
-        empty: dict = {"facts": {}, "digests": {}}
-        try:
-            stored = json.loads(self.path.read_text()) if self.path else None
-        except (OSError, ValueError):
-            return empty
-        if not isinstance(stored, dict) or stored.get("key") != self.key:
-            return empty
-        return {kind: dict(stored.get(kind) or {}) for kind in empty}
+
+def _read_state(path: Path | None, key: str | list[str]) -> dict | None:
+    """What `_write_state` wrote to `path` under `key`; None for a missing, damaged or another
+    key's file."""
+    try:
+        stored = json.loads(path.read_text()) if path else None
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) and stored.get("key") == key else None
+
+
+def _write_state(path: Path | None, key: str | list[str], body: dict) -> None:
+    """Write `body` under `key` to `path` at once (a partial file, then a rename); a file
+    that cannot be written is left as it was: it only saves work at the next start."""
+    if not path:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps({"key": key, **body}))
+        partial.replace(path)
+    except OSError:
+        pass
 
 
 _memo = Memo()
@@ -505,11 +513,8 @@ class Environment:
         return self._map
 
     def _remembered(self) -> dict | None:
-        try:
-            stored = json.loads(self.cache.read_text()) if self.cache else None
-        except (OSError, ValueError):
-            return None
-        return stored["map"] if stored and stored.get("key") == self.key else None
+        stored = _read_state(self.cache, self.key)
+        return stored.get("map") if stored else None
 
     def _read_installed(self) -> dict:
         providers = {
@@ -522,19 +527,8 @@ class Environment:
             if name and name not in distributions:
                 distributions[name] = [dist.version, _requirements(dist)]
         found = {"providers": providers, "distributions": distributions}
-        self._store(found)
+        _write_state(self.cache, self.key, {"map": found})
         return found
-
-    def _store(self, found: dict) -> None:
-        if not self.cache:
-            return
-        try:
-            self.cache.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.cache.with_name(f"{self.cache.name}.{os.getpid()}.partial")
-            partial.write_text(json.dumps({"key": self.key, "map": found}))
-            partial.replace(self.cache)
-        except OSError:
-            pass  # only a cache: the next parse reads the metadata again
 
 
 def _environment_key() -> list[str]:
