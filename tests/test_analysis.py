@@ -148,6 +148,75 @@ def test_backprojection_change_step_is_where_it_settles():
     assert counts.loc["cosine", "changed"] == 0
 
 
+def test_replicates_are_contiguous_blocks_by_hand():
+    of = run_measures.replicate_of
+    assert list(of(np.arange(8), 8, 3)) == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert list(of(np.arange(9), 9, 3)) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert list(of(np.arange(2), 2, 3)) == [0, 1]  # more replicates than sequences: one each
+    assert list(of(np.arange(16), 16, 4)) == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4
+    assert of(5, 8, 3) == 1 and isinstance(of(5, 8, 3), int)
+    assert list(of(np.arange(4), 4, 1)) == [0] * 4
+    assert list(of(np.array([0, 1, 0, 1]), np.array([2, 2, 4, 4]), 2)) == [0, 1, 0, 0]
+    with pytest.raises(ValueError):
+        of(8, 8, 3)
+
+
+def test_replicates_for_an_experiment():
+    def spec(sequences, **more):
+        return {"sequences": sequences, **more}
+
+    for_ = run_measures.replicates_for
+    assert for_(spec({"kind": "prompt", "prompt": "p"}, replicates=4)) == 1
+    assert for_(spec({"kind": "random", "count": 9})) == 3  # the default
+    assert for_(spec({"kind": "random", "count": 64}, replicates=4)) == 4
+    assert for_(spec({"kind": "random", "count": 2}, replicates=3)) == 2
+    assert for_(spec({"kind": "pairs", "file": "f", "count": 16}, replicates=3)) == 3
+    assert for_(spec({"kind": "pairs", "file": "f"}, replicates=5)) == 5  # the table clamps
+
+
+def test_tables_split_into_replicates_by_their_own_sequence_count():
+    table = pd.DataFrame({"model": ["a"] * 8 + ["b"] * 2, "seq": [*range(8), 0, 1], "x": 0.0})
+    split = run_measures.with_replicates(table, 3)
+    assert list(split.columns) == ["model", "seq", "replicate", "x"]
+    assert list(split.replicate) == [0, 0, 0, 1, 1, 1, 2, 2, 0, 1]
+    assert "replicate" not in table
+
+
+def test_moves_split_per_replicate():
+    seq = np.array([0, 0, 1, 2, 3, 3, 3])
+    move = run_measures.Moves(np.arange(14.0).reshape(7, 2), seq, np.arange(7))
+    split = run_measures.split_moves(move, 2)
+    assert list(split) == [0, 1]
+    assert list(split[0].seq) == [0, 0, 1] and list(split[1].seq) == [2, 3, 3, 3]
+    np.testing.assert_array_equal(split[1].delta, move.delta[3:])
+    alone = run_measures.moves_of_replicate(move, 1, 4, 2)
+    np.testing.assert_array_equal(alone.pos, [3, 4, 5, 6])
+    assert list(run_measures.split_moves(move, 9)) == [0, 1, 2, 3]  # clamped to 4 sequences
+
+
+def test_backprojection_counts_per_replicate():
+    """Sequences 0-3 in two replicates: 0-1 (one of its 2 tokens changed), 2-3 (none)."""
+    tokens = pd.concat(
+        [tokens_table([7, 7]).assign(seq=seq) for seq in range(4)], ignore_index=True
+    )
+    changes = run_measures.backprojection_changes(tokens_table([7, 8]).assign(seq=1))
+    counts = run_measures.backprojection_counts(tokens, changes, 2)
+    assert list(counts.columns) == [
+        "model",
+        "replicate",
+        "measure",
+        "tokens",
+        "changed",
+        "fraction_changed",
+    ]
+    assert list(counts.replicate) == [0, 0, 1, 1]
+    euclidean = counts[counts.measure == "euclidean"].set_index("replicate")
+    assert list(euclidean.tokens) == [2, 2] and list(euclidean.changed) == [1, 0]
+    assert list(euclidean.fraction_changed) == [0.5, 0.0]
+    pooled = run_measures.backprojection_counts(tokens, changes).set_index("measure")
+    assert "replicate" not in pooled and pooled.loc["euclidean", "fraction_changed"] == 0.25
+
+
 def test_headings_one_row_per_watch_token_at_the_last_step():
     table = run_measures.headings(tokens_table([7, 7, 7]))
     assert len(table) == 2
@@ -173,6 +242,7 @@ def run_tables(final_kl: list[float]) -> claims.RunTables:
             {
                 "model": "a",
                 "seq": range(n),
+                "replicate": 0,  # one replicate: with_replicates splits a real table
                 "steps_to_threshold": [5.0] * n,
                 "final_kl": final_kl,
                 "final_l2_total": 1.0,
@@ -191,6 +261,7 @@ def run_tables(final_kl: list[float]) -> claims.RunTables:
             [
                 {
                     "model": "a",
+                    "replicate": 0,
                     "median_l2": 0.5,
                     "max_l2": 1.0,
                     "max_abs_dimension": 0.1,
@@ -203,6 +274,7 @@ def run_tables(final_kl: list[float]) -> claims.RunTables:
         counts=pd.DataFrame(
             {
                 "model": "a",
+                "replicate": 0,
                 "measure": ["euclidean", "cosine"],
                 "tokens": 10,
                 "changed": [1, 0],

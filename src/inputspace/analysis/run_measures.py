@@ -8,13 +8,58 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import gaussian_kde
 
 from inputspace.files import read_arrays
 
 THRESHOLD = 1e-2  # "converged": KL below this
 SMALL_DISPLACEMENT = 0.02  # the study: "nearly all dimensions moved less than 0.02"
 TAIL = 0.1  # fraction of the run whose L2 growth says whether travel levels off
+
+
+# ------------------------------------------------------------------ replicates
+
+DEFAULT_REPLICATES = 3  # the schema's default of an experiment's `replicates`
+
+
+def replicate_of(seq: np.ndarray | int, count: int, replicates: int) -> np.ndarray | int:
+    """The replicate of sequence `seq` of `count`: the sequences split in order into
+    R = min(replicates, count) contiguous blocks whose sizes differ by at most one
+    (seq * R // count). `count` may be an array beside `seq` (one count per row)."""
+    seq, count = np.asarray(seq), np.asarray(count)
+    if replicates < 1 or np.any(count < 1):
+        raise ValueError(f"replicates ({replicates}) and count ({count}) must be at least 1")
+    if np.any(seq < 0) or np.any(seq >= count):
+        raise ValueError(f"sequence numbers must lie in [0, count): {seq} of {count}")
+    found = seq * np.minimum(replicates, count) // count
+    return int(found) if found.ndim == 0 else found.astype(np.int64)
+
+
+def replicates_for(spec: dict) -> int:
+    """How many replicates an experiment's sequences are split into: one for a single
+    prompt (nothing random in it), else its `replicates` but at most its sequences (a
+    pairs experiment without a count gets its `replicates`; replicate_of clamps it to the
+    pairs a table holds)."""
+    sequences = spec["sequences"]
+    if sequences["kind"] == "prompt":
+        return 1
+    wanted = int(spec.get("replicates", DEFAULT_REPLICATES))
+    count = sequences.get("count")
+    return wanted if count is None else min(wanted, int(count))
+
+
+def sequence_counts(table: pd.DataFrame) -> pd.Series:
+    """Per row of a table with model and seq columns: how many sequences its model's run
+    has, as the table shows them (its sequences are numbered 0 to count - 1)."""
+    return table.groupby("model").seq.transform("max").astype(np.int64) + 1
+
+
+def with_replicates(table: pd.DataFrame, replicates: int) -> pd.DataFrame:
+    """`table` (rows with model and seq) with a `replicate` column after seq: each model's
+    sequences split by replicate_of, the count taken from the table itself."""
+    out = table.copy()
+    found = replicate_of(out.seq.to_numpy(), sequence_counts(out).to_numpy(), replicates)
+    out.insert(list(out.columns).index("seq") + 1, "replicate", np.asarray(found, np.int64))
+    return out
 
 
 # ------------------------------------------------------------------ convergence
@@ -89,6 +134,22 @@ def moves(start: np.ndarray, end: np.ndarray, trainable: np.ndarray) -> Moves:
     return Moves(delta.astype(np.float64), seq.astype(np.int64), pos.astype(np.int64))
 
 
+def moves_of_replicate(move: Moves, replicate: int, count: int, replicates: int) -> Moves:
+    """The displacements of the tokens of `replicate`'s sequences (of `count`)."""
+    keep = replicate_of(move.seq, count, replicates) == replicate
+    return Moves(move.delta[keep], move.seq[keep], move.pos[keep])
+
+
+def split_moves(move: Moves, replicates: int) -> dict[int, Moves]:
+    """A run's displacements per replicate, in order (the count of sequences: those the
+    moves show, numbered 0 to count - 1)."""
+    count = int(move.seq.max()) + 1
+    return {
+        replicate: moves_of_replicate(move, replicate, count, replicates)
+        for replicate in range(min(replicates, count))
+    }
+
+
 def run_moves(embeddings: str | os.PathLike) -> Moves:
     """`moves` of a run's embeddings file (as `runs.RunEmbeddings` writes it)."""
     arrays = read_arrays(embeddings)
@@ -150,6 +211,9 @@ def density_curves(samples: dict[str, np.ndarray], points: int = 256) -> pd.Data
 
 
 def _kde(sample: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    # imported here: the workflow reads replicates_for while it is parsed, without scipy
+    from scipy.stats import gaussian_kde
+
     if len(np.unique(sample)) < 2:
         return np.full_like(grid, np.nan)
     try:
@@ -210,23 +274,46 @@ _CHANGE_COLUMNS = [
 ]
 
 
-def backprojection_counts(tokens: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
-    """Per model and measure: optimised tokens, how many changed back-projection, fraction."""
-    totals = tokens.groupby("model")[["seq", "pos"]].apply(lambda t: len(t.drop_duplicates()))
+def backprojection_counts(
+    tokens: pd.DataFrame, changes: pd.DataFrame, replicates: int | None = None
+) -> pd.DataFrame:
+    """Per model and measure: optimised tokens, how many changed back-projection, fraction.
+    Given `replicates`, per model, replicate and measure (a `replicate` column after model:
+    each model's sequences split by replicate_of, the count from the tokens table)."""
     rows = []
-    for model, total in totals.items():
-        for measure in ("euclidean", "cosine"):
-            changed = int(((changes.model == model) & (changes.measure == measure)).sum())
-            rows.append(
-                {
-                    "model": model,
-                    "measure": measure,
-                    "tokens": int(total),
-                    "changed": changed,
-                    "fraction_changed": changed / total if total else np.nan,
-                }
+    for model, own in tokens.groupby("model", sort=True):
+        positions = own[["seq", "pos"]].drop_duplicates()
+        changed = changes[changes.model == model]
+        if replicates is None:
+            rows += _counts(positions, changed, {"model": model})
+            continue
+        count = int(positions.seq.max()) + 1
+        position_replicate = replicate_of(positions.seq.to_numpy(), count, replicates)
+        change_replicate = replicate_of(changed.seq.to_numpy(), count, replicates)
+        for replicate in range(min(replicates, count)):
+            rows += _counts(
+                positions[position_replicate == replicate],
+                changed[change_replicate == replicate],
+                {"model": model, "replicate": replicate},
             )
     return pd.DataFrame(rows)
+
+
+def _counts(positions: pd.DataFrame, changed: pd.DataFrame, key: dict) -> list[dict]:
+    total = len(positions)
+    rows = []
+    for measure in ("euclidean", "cosine"):
+        number = int((changed.measure == measure).sum())
+        rows.append(
+            {
+                **key,
+                "measure": measure,
+                "tokens": int(total),
+                "changed": number,
+                "fraction_changed": number / total if total else np.nan,
+            }
+        )
+    return rows
 
 
 def headings(tokens: pd.DataFrame) -> pd.DataFrame:
