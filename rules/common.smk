@@ -23,6 +23,7 @@ try:
     from inputspace.workflow import diagnoses
     from inputspace.model import source_content
     from inputspace.workflow import recovery
+    from inputspace.analysis.run_measures import replicates_for
     from inputspace.model.manifest import damage
     from inputspace.workflow.config import checked, load_schema, without_notes
     from inputspace.errors import InputspaceError
@@ -180,8 +181,15 @@ def experiment_models(kind=None):
 
 def optimisation_spec(experiment):
     """What an experiment's optimisation reads: not its description, nor the case-study
-    and landscape blocks (changing those must not redo the run)."""
-    return without_notes(EXPERIMENTS[experiment], "case_study", "landscape")
+    and landscape blocks, nor its replicates (the sampled batch, an input, holds what they
+    change): changing those must not redo the run."""
+    return without_notes(EXPERIMENTS[experiment], "case_study", "landscape", "replicates")
+
+
+def replicates_of(wildcards):
+    """Params entry: how many replicates the wildcards' experiment's sequences are split
+    into (run_measures.replicates_for)."""
+    return replicates_for(EXPERIMENTS[wildcards.experiment])
 
 
 def experiment_keys(*keys):

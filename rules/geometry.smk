@@ -71,6 +71,7 @@ rule sample_sequences:
     params:
         spec=lambda wildcards: EXPERIMENTS[wildcards.experiment]["sequences"],
         seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
+        replicates=replicates_of,
     script:
         "../scripts/sample_sequences.py"
 

@@ -10,7 +10,8 @@ from inputspace.workflow import scripting
 def main(snakemake):
     lm = models.load(snakemake.input.model)
     ellipse = geometry.load_ellipse(snakemake.input.ellipse)
-    batch = samples.sample_sentences(lm, ellipse, snakemake.params.spec, snakemake.params.seed)
+    params = snakemake.params
+    batch = samples.sample_sentences(lm, ellipse, params.spec, params.seed, params.replicates)
     batch.save(snakemake.output.batch)
     files.write_parquet(batch.describe(), snakemake.output.table)
 

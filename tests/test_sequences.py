@@ -70,6 +70,46 @@ def test_random_sentences(tiny_models, ellipses, tmp_path, name):
     assert torch.equal(again.embeddings, batch.embeddings)
 
 
+@pytest.mark.parametrize("name", KINDS)
+def test_each_replicate_is_its_own_seeds_draw(tiny_models, ellipses, name):
+    """8 sentences in 3 replicates (3, 3, 2): replicate k's lengths and points are what a
+    one-replicate draw of its size seeded replicate_seed(3, k) gives; replicate 0 keeps
+    the experiment's seed."""
+    lm = tiny_models[name]
+    spec = {"count": 8, "min_length": 2, "max_length": 5}
+    batch = samples.sample_sentences(lm, ellipses[name], spec, seed=3, replicates=3)
+    assert len(batch) == 8
+    assert samples.replicate_seed(3, 0) == 3 and samples.replicate_seed(3, 1) != 3
+    start = 0
+    for replicate, size in enumerate([3, 3, 2]):
+        alone = samples.sample_sentences(
+            lm,
+            ellipses[name],
+            {**spec, "count": size},
+            seed=samples.replicate_seed(3, replicate),
+        )
+        rows = slice(start, start + size)
+        assert torch.equal(batch.attention_mask[rows].sum(dim=1), alone.attention_mask.sum(dim=1))
+        assert torch.equal(batch.sites[rows], alone.sites)
+        width = alone.ids.shape[1]
+        for field in ("ids", "trainable", "embeddings"):
+            mine = getattr(batch, field)[rows]
+            assert torch.equal(
+                mine[:, :width][alone.attention_mask.bool()],
+                getattr(alone, field)[alone.attention_mask.bool()],
+            ), field
+        start += size
+    # one replicate is the draw as before: lengths then points from one seeded generator
+    generator = torch.Generator().manual_seed(3)
+    lengths = sequences.random_lengths(8, 2, 5, generator)
+    before = sequences.sample_random(lm, ellipses[name], lengths, generator)
+    once = samples.sample_sentences(lm, ellipses[name], spec, seed=3)
+    assert torch.equal(once.embeddings, before.embeddings) and torch.equal(once.ids, before.ids)
+    # the replicates differ from one another
+    first, second = batch.embeddings[0][batch.trainable[0]], batch.embeddings[3][batch.trainable[3]]
+    assert not torch.equal(first[: len(second)], second[: len(first)])
+
+
 def test_norm_comparison_statistic():
     same = samples.compare_norms(np.arange(100.0), np.arange(100.0))
     apart = samples.compare_norms(np.arange(100.0), np.arange(100.0) + 1000)

@@ -6,9 +6,12 @@ import numpy as np
 import torch
 from scipy import stats
 
-from inputspace.analysis.geometry import Ellipse
+from inputspace.analysis.geometry import Ellipse, sample_ellipse
+from inputspace.analysis.run_measures import replicate_of
 from inputspace.model.models import LanguageModel
-from inputspace.optimisation.sequences import SequenceBatch, random_lengths, sample_random
+from inputspace.optimisation.sequences import SequenceBatch, framed_points, random_lengths
+
+REPLICATE_SEED_STRIDE = 1_000_003  # a prime: replicate seeds of nearby seeds do not meet
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,28 @@ class NormComparison:
         return asdict(self)
 
 
-def sample_sentences(lm: LanguageModel, ellipse: Ellipse, spec: dict, seed: int) -> SequenceBatch:
-    generator = torch.Generator().manual_seed(seed)
-    lengths = random_lengths(spec["count"], spec["min_length"], spec["max_length"], generator)
-    return sample_random(lm, ellipse, lengths, generator)
+def replicate_seed(seed: int, replicate: int) -> int:
+    """The seed replicate `replicate` of an experiment seeded `seed` draws from (replicate
+    0 keeps `seed`)."""
+    return seed + REPLICATE_SEED_STRIDE * replicate
+
+
+def sample_sentences(
+    lm: LanguageModel, ellipse: Ellipse, spec: dict, seed: int, replicates: int = 1
+) -> SequenceBatch:
+    """`spec["count"]` random sentences in `replicates` contiguous blocks (the sizes
+    replicate_of gives): block k's lengths, then its points, drawn from its own generator
+    seeded replicate_seed(seed, k), so each replicate is the draw one replicate of its
+    size with that seed would make."""
+    count = spec["count"]
+    sizes = np.bincount(replicate_of(np.arange(count), count, replicates))
+    lengths, points = [], []
+    for replicate, size in enumerate(sizes.tolist()):
+        generator = torch.Generator().manual_seed(replicate_seed(seed, replicate))
+        block = random_lengths(size, spec["min_length"], spec["max_length"], generator)
+        lengths += block
+        points.append(sample_ellipse(ellipse, sum(block), generator))
+    return framed_points(lm, lengths, torch.cat(points))
 
 
 def sampled_norms(batch: SequenceBatch) -> np.ndarray:

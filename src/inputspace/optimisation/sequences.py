@@ -105,13 +105,20 @@ def sample_random(
     """Random sentences: each has `lengths[i]` points sampled from the ellipse, framed by
     the special tokens the model expects (and, for a masked LM, its mask token as the
     prediction site just before the closing special tokens)."""
+    return framed_points(lm, lengths, sample_ellipse(ellipse, sum(lengths), generator))
+
+
+@torch.no_grad()
+def framed_points(lm: LanguageModel, lengths: list[int], points: Tensor) -> SequenceBatch:
+    """Sentences of sampled `points` [sum(lengths), d], taken in order: `lengths[i]` of
+    them for sentence i, framed as sample_random frames them."""
     prefix, suffix = special_frame(lm)
     site_tokens = [lm.mask_id] if lm.kind == "masked" else []
     token_lists = [prefix + [NO_TOKEN] * n + site_tokens + suffix for n in lengths]
     ids, attention_mask = pad_batch(token_lists, _pad_id(lm))
     sampled = ids == NO_TOKEN
     embeddings = lm.embed(ids.clamp_min(0)).float().cpu()
-    embeddings[sampled] = sample_ellipse(ellipse, int(sampled.sum()), generator)
+    embeddings[sampled] = points.to(embeddings.dtype)
     return SequenceBatch(
         ids=ids,
         attention_mask=attention_mask,
