@@ -26,6 +26,7 @@ rule convergence_figures:
     params:
         style=config["figures"],
         models=experiment_models_of,
+        replicates=replicates_of,
     script:
         "../scripts/convergence_figures.py"
 
@@ -52,6 +53,7 @@ rule displacement_figures:
     params:
         style=config["figures"],
         models=experiment_models_of,
+        replicates=replicates_of,
     script:
         "../scripts/displacement_figures.py"
 
@@ -112,6 +114,7 @@ rule token_tables:
         runtime=10,
     params:
         models=experiment_models_of,
+        replicates=replicates_of,
     script:
         "../scripts/token_tables.py"
 

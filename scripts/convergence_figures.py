@@ -13,7 +13,9 @@ def main(snakemake):
     steps = pd.concat([trajectory.read(path, trajectory.STEPS) for path in snakemake.input.steps])
     curves = steps[["model", "seq", "step", "active", "kl", "l2_total"]]
     files.write_parquet(curves, snakemake.output.curves)
-    summary = run_measures.convergence(steps)
+    summary = run_measures.with_replicates(
+        run_measures.convergence(steps), snakemake.params.replicates
+    )
     files.write_csv(summary, snakemake.output.convergence)
     figures.kl_curves(
         curves, models, f"{experiment}: KL per sequence and mean", snakemake.output.kl

@@ -13,8 +13,14 @@ def main(snakemake):
         model: run_measures.run_moves(path)
         for model, path in zip(models, snakemake.input.embeddings)
     }
-    stats = pd.DataFrame(
-        [{"model": m, **run_measures.displacement_stats(moves[m]).as_dict()} for m in models]
+    stats = pd.DataFrame(  # per replicate: its sequences' tokens only
+        [
+            {"model": m, "replicate": replicate, **run_measures.displacement_stats(own).as_dict()}
+            for m in models
+            for replicate, own in run_measures.split_moves(
+                moves[m], snakemake.params.replicates
+            ).items()
+        ]
     )
     files.write_csv(stats, snakemake.output.stats)
     profiles = pd.concat(

@@ -21,7 +21,7 @@ def main(snakemake):
             for measure in ("euclidean", "cosine")
         ]
     )
-    counts = run_measures.backprojection_counts(tokens, changes)
+    counts = run_measures.backprojection_counts(tokens, changes, snakemake.params.replicates)
     files.write_csv(_named(changes, strings), snakemake.output.changes)
     files.write_csv(counts, snakemake.output.counts)
     files.write_csv(_named(run_measures.headings(tokens), strings), snakemake.output.headings)
