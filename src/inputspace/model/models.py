@@ -138,6 +138,18 @@ class LanguageModel:
         Runs the transformer body on every position (after `prefix`, whose keys and values
         it reuses) but the LM head only at the sites.
         """
+        hidden = self.hidden_at(inputs_embeds, attention_mask, sites, prefix)
+        with self.arithmetic():
+            return self.head(hidden)
+
+    def hidden_at(
+        self,
+        inputs_embeds: Tensor,
+        attention_mask: Tensor,
+        sites: Tensor,
+        prefix: FrozenPrefix | None = None,
+    ) -> Tensor:
+        """[batch, d] final hidden states at `sites`: all the logits there depend on."""
         start, extra = 0, ({"use_cache": False} if self.kind == "causal" else {})
         if prefix is not None:
             cache = DynamicCache(ddp_cache_data=prefix.keys_values, config=self.model.config)
@@ -149,7 +161,7 @@ class LanguageModel:
                 inputs_embeds=inputs_embeds[:, start:], attention_mask=attention_mask, **extra
             ).last_hidden_state
             rows = torch.arange(hidden.shape[0], device=hidden.device)
-            return self.head(hidden[rows, sites.to(hidden.device) - start])
+            return hidden[rows, sites.to(hidden.device) - start]
 
     def head(self, hidden: Tensor) -> Tensor:
         """[n, vocab] logits from [n, d] final hidden states, by the model's own forward
