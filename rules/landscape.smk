@@ -27,9 +27,19 @@ rule landscape_figures:
     """The landscape's figures, drawn from its tables (a figure's style or library never
     reruns the landscape itself)."""
     input:
-        **landscape_tables("spectra", "flatness", "paths", "barriers", "nearness"),
+        **landscape_tables(
+            "dimensions",
+            "singular_values",
+            "spectra",
+            "flatness",
+            "paths",
+            "barriers",
+            "traces",
+            "nearness",
+        ),
         model=model_folder,  # whose record the figures carry
     output:
+        **printed("dimension_figure", landscape_figure("local_dimension.png", "local_dimension")),
         **printed("spectrum_figure", landscape_figure("hessian_spectrum.png", "hessian_spectrum")),
         **printed("barrier_figure", landscape_figure("barriers.png", "barriers")),
         **printed("nearness_figure", landscape_figure("nearness.png", "nearness")),

@@ -30,12 +30,10 @@ def main(snakemake):
         f"{model}/{experiment}",
     )
     out = snakemake.output
-    files.write_csv(found.solutions, out.solutions)
-    files.write_parquet(found.spectra, out.spectra)
-    files.write_csv(found.flatness, out.flatness)
-    files.write_parquet(found.paths, out.paths)
-    files.write_csv(found.barriers, out.barriers)
-    files.write_parquet(found.nearness, out.nearness)
+    for name, table in vars(found).items():
+        path = out[name]
+        (files.write_csv if path.endswith(".csv") else files.write_parquet)(table, path)
+    print(found.dimensions.to_string(index=False))
     print(found.flatness.to_string(index=False))
     print(found.barriers.to_string(index=False))
     print(found.nearness.drop(columns=["seq", "pos"]).median().to_string())

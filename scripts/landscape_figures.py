@@ -9,6 +9,12 @@ def main(snakemake):
     figures.use(snakemake.params.style)
     inputs, out = snakemake.input, snakemake.output
     title = f"{snakemake.wildcards.model} / {snakemake.wildcards.experiment}"
+    figures.local_dimension(
+        files.read_parquet(inputs.singular_values),
+        pd.read_csv(inputs.dimensions),
+        f"{title}: how many directions the prediction sees",
+        out.dimension_figure,
+    )
     flatness = pd.read_csv(inputs.flatness)
     figures.hessian_spectrum(
         files.read_parquet(inputs.spectra),
@@ -19,6 +25,7 @@ def main(snakemake):
     figures.barrier_paths(
         files.read_parquet(inputs.paths),
         pd.read_csv(inputs.barriers),
+        files.read_parquet(inputs.traces),
         f"{title}: loss between two solutions of one target",
         out.barrier_figure,
     )

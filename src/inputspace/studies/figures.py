@@ -472,25 +472,81 @@ def topk_animation(
         )
 
 
+def local_dimension(
+    singular: pd.DataFrame, dimensions: pd.DataFrame, title: str, path: Path
+) -> None:
+    """Singular values of the prediction's Jacobian at each point, relative to the
+    largest, by index: index d dotted (the bound on the rank), each point's cutoff dashed."""
+    with figure(path, size=one_column(3.4)) as (fig, ax):
+        for number, row in enumerate(dimensions.itertuples()):
+            colour = f"C{number % 10}"
+            values = singular[singular.point == row.point]
+            ax.semilogy(
+                values["index"],
+                values.relative.clip(lower=1e-18),
+                color=colour,
+                linewidth=1.0,
+                linestyle="-" if row.kind == "solution" else "-.",
+                label=f"{row.point} (KL {row.kl:.1e}): rank {row.rank}, "
+                f"set of dimension {row.set_dimension} of {row.dimensions}",
+            )
+            ax.axhline(row.cutoff, color=colour, linestyle="--", linewidth=0.6)
+        if len(dimensions):
+            hidden = int(dimensions.hidden.iloc[0])
+            ax.axvline(hidden, color="k", linestyle=":", linewidth=0.9)
+            ax.annotate(
+                f" d = {hidden}",
+                (hidden, 0.98),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                va="top",
+                ha="right",
+            )
+        ax.set_xlabel("singular value index (largest first)")
+        ax.set_ylabel("singular value / largest")
+        ax.legend(fontsize=5.5, title="dashed: rounding cutoff", title_fontsize=6)
+        ax.set_title(title.replace(": ", ":\n", 1), fontsize=8.5)
+
+
 def hessian_spectrum(spectra: pd.DataFrame, flatness: pd.DataFrame, title: str, path: Path) -> None:
     """|eigenvalue| / the largest, for the Hessian at each point: exact spectra as curves
     by index (index d marked: the rank bound at a zero-loss point; dashed, each point's
     rank tolerance), stochastic Lanczos estimates as the share of directions at least as
-    curved; the dotted horizontal / vertical line is the flat threshold."""
+    curved; the dotted horizontal / vertical line is the flat threshold. Where the config
+    took no spectrum, the figure says so."""
     exact = flatness[flatness.method == "exact"]
     estimated = flatness[flatness.method == "slq"]
-    columns = int(len(exact) > 0) + int(len(estimated) > 0)
+    columns = max(1, int(len(exact) > 0) + int(len(estimated) > 0))
     colours = {point: f"C{number % 10}" for number, point in enumerate(flatness.point)}
-    threshold = float(flatness.flat_threshold.iloc[0])
     with figure(
         path, size=(min(page.two_column, 3.6 * columns + 0.4), 3.6), ncols=columns, squeeze=False
     ) as (fig, axes):
         panels = iter(axes[0])
-        if len(exact):
-            _exact_spectra(next(panels), spectra, exact, colours, threshold)
-        if len(estimated):
-            _estimated_spectra(next(panels), spectra, estimated, colours, threshold)
+        if not len(flatness):
+            _not_taken(next(panels))
+        else:
+            threshold = float(flatness.flat_threshold.iloc[0])
+            if len(exact):
+                _exact_spectra(next(panels), spectra, exact, colours, threshold)
+            if len(estimated):
+                _estimated_spectra(next(panels), spectra, estimated, colours, threshold)
         fig.suptitle(title, fontsize=9)
+
+
+def _not_taken(ax) -> None:
+    ax.text(
+        0.5,
+        0.5,
+        "No Hessian spectrum was taken in this config\n"
+        "(landscape: hessian_sequences 0, control_prompt null).\n"
+        "The zero-loss set's dimension is measured from the\n"
+        "exact Jacobian instead (local_dimension figure).",
+        ha="center",
+        va="center",
+        fontsize=8,
+        transform=ax.transAxes,
+    )
+    ax.set_axis_off()
 
 
 def _exact_spectra(ax, spectra, exact, colours, threshold: float) -> None:
@@ -543,29 +599,37 @@ def _estimated_spectra(ax, spectra, estimated, colours, threshold: float) -> Non
     ax.set_title("density by stochastic Lanczos quadrature", fontsize=8.5)
 
 
-def barrier_paths(paths: pd.DataFrame, barriers: pd.DataFrame, title: str, path: Path) -> None:
-    """KL along the straight segment between two converged solutions (solid) and along the
-    best path bent through an optimised midpoint (dashed), one colour per pair; pairs with
-    an unconverged end are named and left out."""
-    with figure(path, size=one_column(3.4)) as (fig, ax):
+def barrier_paths(
+    paths: pd.DataFrame, barriers: pd.DataFrame, traces: pd.DataFrame, title: str, path: Path
+) -> None:
+    """Left: KL along the straight segment between two converged solutions (solid) and
+    along the best optimised Bezier path (dashed), one colour per pair; pairs with an
+    unconverged end are named and left out. Right: each bent path's highest sampled KL
+    over its optimisation."""
+    with figure(path, size=two_column(3.2), ncols=2) as (fig, (ax, trace_ax)):
         for row in barriers.itertuples():
-            for kind, style, height, relative in (
-                ("straight", "-", row.straight_barrier, row.straight_relative),
-                ("bent", "--", row.bent_barrier, row.bent_relative),
+            for kind, style, height in (
+                ("straight", "-", row.straight_barrier),
+                ("bent", "--", row.bent_barrier),
             ):
                 line = paths[(paths.pair == row.pair) & (paths.path == kind)]
                 if len(line):
-                    label = (
-                        f"pair {row.pair} ({kind}): barrier {height:.3g} "
-                        f"({relative:.1%} of start KL)"
-                    )
                     ax.plot(
                         line.position,
                         line.loss,
                         linestyle=style,
                         color=f"C{row.pair % 10}",
-                        label=label,
+                        label=f"pair {row.pair} ({kind}): barrier {height:.2g}",
                     )
+        for (pair, number), rows in traces.groupby(["pair", "path"]):
+            trace_ax.plot(
+                rows.step,
+                rows.highest,
+                color=f"C{int(pair) % 10}",
+                linewidth=0.9,
+                linestyle="-" if number == 0 else ":",
+                label=f"pair {pair}, start {number}",
+            )
         left_out = barriers[~barriers.both_converged.astype(bool)]
         if len(left_out):
             ax.text(
@@ -578,8 +642,15 @@ def barrier_paths(paths: pd.DataFrame, barriers: pd.DataFrame, title: str, path:
         ax.set_yscale("log")
         ax.set_xlabel("position along the path (0, 1: the two solutions)")
         ax.set_ylabel("KL(target || predicted)")
-        ax.legend(fontsize=6.5)
-        ax.set_title(title.replace(": ", ":\n", 1), fontsize=8.5)
+        ax.legend(fontsize=6)
+        trace_ax.set_yscale("log")
+        trace_ax.set_xlabel("path optimisation step")
+        trace_ax.set_ylabel("highest KL sampled on the path")
+        if len(traces):
+            trace_ax.legend(fontsize=6)
+        else:
+            trace_ax.text(0.5, 0.5, "no path was bent", ha="center", transform=trace_ax.transAxes)
+        fig.suptitle(title, fontsize=9)
 
 
 def nearness(table: pd.DataFrame, title: str, path: Path) -> None:

@@ -31,7 +31,15 @@ from torch import Tensor
 from tqdm import tqdm
 
 from inputspace.analysis.geometry import Ellipse, nearest_tokens
-from inputspace.analysis.spectrum import Surface, exact_spectrum, flatness, slq_spectrum
+from inputspace.analysis.local_dimension import (
+    LocalDimension,
+    forward_jacobian,
+    jacobian,
+    local_dimension,
+    prediction_metric,
+    rounding,
+)
+from inputspace.analysis.spectrum import Flatness, Surface, exact_spectrum, flatness, slq_spectrum
 from inputspace.model.models import LanguageModel
 from inputspace.optimisation import engine
 from inputspace.optimisation.engine import Problem, Settings, Step, StopRule, kl_divergence
@@ -153,16 +161,49 @@ def loss(lm: LanguageModel, point: Point, flat: Tensor) -> Tensor:
 
 def losses(lm: LanguageModel, point: Point, flats: Tensor) -> Tensor:
     """The loss at each of the coordinates `flats` [k, size], in one batch."""
+    logits = lm.logits_at(*_batch_at(lm, point, flats))
+    k = flats.shape[0]
+    return kl_divergence(logits, point.target_logprobs.to(lm.device).expand(k, -1))
+
+
+def states(lm: LanguageModel, point: Point, flats: Tensor) -> Tensor:
+    """The final hidden state at the prediction site [k, d] at each of `flats` [k, size]."""
+    return lm.hidden_at(*_batch_at(lm, point, flats))
+
+
+def _batch_at(lm: LanguageModel, point: Point, flats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The point's sequence with its optimised coordinates set to each row of `flats`:
+    (input embeddings, attention mask, sites) for a batch of len(flats)."""
     device, k = lm.device, flats.shape[0]
     embeddings = point.embeddings.to(device).expand(k, -1, -1)
     trainable = point.trainable.to(device).expand(k, -1)
     full = embeddings.masked_scatter(trainable.unsqueeze(-1), flats.to(device).to(embeddings.dtype))
-    logits = lm.logits_at(
+    return (
         full,
         point.attention_mask.to(device).expand(k, -1),
         torch.full((k,), point.site, device=device),
     )
-    return kl_divergence(logits, point.target_logprobs.to(device).expand(k, -1))
+
+
+def local_dimension_at(
+    lm: LanguageModel, lm64: LanguageModel, point: Point, batch: int, label: str
+) -> tuple[LocalDimension, np.ndarray]:
+    """The zero-loss set's local dimension at `point` from the exact Jacobian of the
+    prediction in `lm`'s precision, its rounding measured on its first `batch` rows
+    recomputed by the float64 model `lm64`; and its singular values."""
+    flat = point.flat().to(lm.device)
+    hidden = lm.model.config.hidden_size
+    state_rows = jacobian(lambda f: states(lm, point, f), flat, range(hidden), batch, label)
+    wide = dataclasses.replace(point, embeddings=point.embeddings.double())
+    exact_rows = jacobian(
+        lambda f: states(lm64, wide, f), flat.double(), range(min(batch, hidden)), batch
+    )
+    with torch.no_grad():
+        state = states(lm64, wide, flat.double().unsqueeze(0))[0]
+    with lm64.arithmetic():
+        head_rows = forward_jacobian(lm64.head, state)
+    metric = prediction_metric(head_rows)
+    return local_dimension(state_rows, metric, rounding(state_rows, exact_rows, metric))
 
 
 def surface(lm: LanguageModel, point: Point) -> Surface:
@@ -211,18 +252,16 @@ def prompt_controls(lm: LanguageModel, prompt: str, target_prompt: str) -> list[
 
 
 def spectra(
-    lm: LanguageModel, probes: list[Probe], study: dict
+    lm: LanguageModel, lm64: LanguageModel, probes: list[Probe], study: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The Hessian spectrum at each probe: exact up to `exact_up_to` coordinates, with the
-    model and the point in float64 (so that rounding lies far below the spectrum's
-    structure); else by stochastic Lanczos quadrature in the run's float32; and how flat
-    each is."""
+    model (`lm64`, its float64 copy) and the point in float64 (so that rounding lies far
+    below the spectrum's structure); else by stochastic Lanczos quadrature in the run's
+    float32; and how flat each is. No probes: empty tables."""
     spectrum_rows, flat_rows = [], []
     hidden = lm.model.config.hidden_size
-    exact = [probe.point.size <= study["exact_up_to"] for probe in probes]
-    lm64 = lm.in_float64() if any(exact) else None
-    for probe, is_exact in zip(probes, exact):
-        if is_exact:
+    for probe in probes:
+        if probe.point.size <= study["exact_up_to"]:
             point = point_in_float64(lm64, probe)
             around, flat = surface(lm64, point), point.flat()
             found = exact_spectrum(around, flat, study["hessian_batch"], probe.label)
@@ -239,7 +278,22 @@ def spectra(
             {"point": probe.label, "kind": probe.kind, "kl": probe.kl, **vars(summary)}
         )
         print(f"{probe.label}: {summary}", file=sys.stderr)
+    if not probes:
+        return pd.DataFrame(columns=SPECTRUM_COLUMNS), pd.DataFrame(columns=FLATNESS_COLUMNS)
     return pd.concat(spectrum_rows, ignore_index=True), pd.DataFrame(flat_rows)
+
+
+SPECTRUM_COLUMNS = [
+    "index",
+    "eigenvalue",
+    "weight",
+    "probe",
+    "precision",
+    "point",
+    "kind",
+    "method",
+]
+FLATNESS_COLUMNS = ["point", "kind", "kl", *(f.name for f in dataclasses.fields(Flatness))]
 
 
 # ------------------------------------------------------------------ connectivity
@@ -261,42 +315,59 @@ def barrier(values: np.ndarray) -> float:
     return float(values.max() - max(values[0], values[-1]))
 
 
+def bezier(a: Tensor, control: Tensor, b: Tensor, ts: Tensor) -> Tensor:
+    """Points of the quadratic Bezier curves from `a` to `b` through each control point
+    [m, size] at parameters `ts` [p]: [m, p, size]."""
+    t = ts.view(1, -1, 1)
+    middle = control.unsqueeze(1)
+    return (1 - t) ** 2 * a + 2 * t * (1 - t) * middle + t**2 * b
+
+
+@dataclass
+class Bent:
+    """The optimised control points of Bezier paths between two solutions, and the trace of
+    their optimisation (the highest sampled loss on each path, step by step)."""
+
+    controls: Tensor  # [m, size]
+    trace: pd.DataFrame  # step, path, highest, mean
+    converged: bool  # the highest loss stopped falling before the step cap
+
+
 def bend(
-    lm: LanguageModel,
-    point: Point,
-    a: Tensor,
-    b: Tensor,
-    steps: int,
-    lr: float,
-    midpoints: int = 1,
-    spread: float = 0.25,
-    probes: int = 3,
-    seed: int = 0,
-) -> Tensor:
-    """`midpoints` midpoints m [midpoints, size], moved by Adam (model frozen) to lower the
-    loss along a -> m -> b, sampled at `probes` interior points of each half and at m.
-    The first starts at (a + b) / 2, the others there plus a random offset of norm
-    `spread` x |a - b|; they move independently, in one batch."""
+    lm: LanguageModel, point: Point, a: Tensor, b: Tensor, bending: "Bending", seed: int = 0
+) -> Bent:
+    """Quadratic Bezier paths a -> b, their control points moved by Adam (model frozen) to
+    lower the loss sampled at `bending.probes` interior points. The first control point
+    starts at (a + b) / 2 (the straight segment), the others there plus a random offset
+    of norm `spread` x |a - b|; all move at once, in one batch. Stops once no path's
+    highest sampled loss has fallen by more than `bending.tolerance` (relative) over
+    `bending.patience` steps, or after `bending.steps`."""
     a, b = a.to(lm.device), b.to(lm.device)
     generator = torch.Generator().manual_seed(seed)
-    offsets = torch.randn((midpoints, a.numel()), generator=generator, dtype=a.dtype)
+    offsets = torch.randn((bending.midpoints, a.numel()), generator=generator, dtype=a.dtype)
     offsets[0] = 0
-    offsets *= spread * (a - b).norm().cpu() / offsets.norm(dim=1, keepdim=True).clamp_min(1e-30)
-    middle = ((a + b) / 2 + offsets.to(lm.device)).detach().requires_grad_(True)
-    optimizer = torch.optim.Adam([middle], lr=lr)
-    ts = torch.tensor(
-        [(i + 1) / (probes + 1) for i in range(probes)], dtype=a.dtype, device=a.device
-    )
-    ts = ts.view(1, -1, 1)
-    for _ in range(steps):
-        m = middle.unsqueeze(1)
-        # [midpoints, 2 probes + 1, size]
-        along = torch.cat([m, a + ts * (m - a), m + ts * (b - m)], dim=1)
-        total = losses(lm, point, along.reshape(-1, a.numel())).sum()
+    scale = bending.spread * (a - b).norm().cpu()
+    offsets *= scale / offsets.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    control = ((a + b) / 2 + offsets.to(lm.device)).detach().requires_grad_(True)
+    optimizer = torch.optim.Adam([control], lr=bending.lr)
+    ts = torch.linspace(0, 1, bending.probes + 2, dtype=a.dtype, device=a.device)[1:-1]
+    rows, best, since = [], np.inf, 0
+    for step in range(bending.steps + 1):
+        along = bezier(a, control, b, ts).reshape(-1, a.numel())
+        values = losses(lm, point, along).view(bending.midpoints, -1)
+        highest = values.detach().max(dim=1).values.cpu().double().numpy()
+        for number, (top, mean) in enumerate(zip(highest, values.detach().mean(dim=1).tolist())):
+            rows.append({"step": step, "path": number, "highest": top, "mean": mean})
+        if highest.min() < best * (1 - bending.tolerance):
+            best, since = float(highest.min()), 0
+        else:
+            since += 1
+        if since >= bending.patience or step == bending.steps:
+            break
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        values.mean(dim=1).sum().backward()
         optimizer.step()
-    return middle.detach()
+    return Bent(control.detach(), pd.DataFrame(rows), since >= bending.patience)
 
 
 @dataclass(frozen=True)
@@ -305,9 +376,13 @@ class Bending:
 
     samples: int  # loss samples along a path
     above: float  # a straight barrier above this is bent
-    steps: int
+    steps: int  # the step cap of a bend
     lr: float
-    midpoints: int  # independently started midpoints; the lowest bent barrier counts
+    midpoints: int  # independently started control points; the lowest bent barrier counts
+    probes: int = 5  # loss samples inside a path while it is optimised
+    patience: int = 25  # steps without improvement after which a bend has converged
+    tolerance: float = 0.01  # relative fall of the highest loss that counts as improvement
+    spread: float = 0.25  # the other control points' offset, a share of |a - b|
 
     @classmethod
     def of(cls, study: dict) -> "Bending":
@@ -317,7 +392,20 @@ class Bending:
             study["bend_steps"],
             study["bend_lr"],
             study["bend_midpoints"],
+            study["bend_probes"],
+            study["bend_patience"],
+            study["bend_tolerance"],
         )
+
+
+@torch.no_grad()
+def loss_on_curve(
+    lm: LanguageModel, point: Point, a: Tensor, control: Tensor, b: Tensor, samples: int
+) -> np.ndarray:
+    """The loss at `samples` evenly spaced parameters of one Bezier path."""
+    ts = torch.linspace(0, 1, samples, dtype=a.dtype, device=lm.device)
+    along = bezier(a.to(lm.device), control.unsqueeze(0), b.to(lm.device), ts)[0]
+    return losses(lm, point, along).cpu().double().numpy()
 
 
 def connectivity(
@@ -326,12 +414,14 @@ def connectivity(
     converged: list[bool],
     start_losses: list[float],
     bending: Bending,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Solutions 2p and 2p+1 share a target and a frame: the loss between them, for the
-    pairs whose two ends both converged; the others are listed and left out. Barriers are
-    also given relative to the mean loss at the pair's two starts."""
+    pairs whose two ends both converged (the others are listed and left out): along the
+    straight segment and, where it rises above `bending.above`, along optimised Bezier
+    paths; the optimisation's trace. Barriers are given relative to the higher end's loss
+    and to the mean loss at the pair's two starts."""
     samples = bending.samples
-    path_rows, barrier_rows = [], []
+    path_rows, barrier_rows, traces = [], [], []
     for pair in tqdm(range(len(solutions) // 2), desc="paths between solutions", file=sys.stderr):
         first, second = solutions[2 * pair], solutions[2 * pair + 1]
         a, b = first.flat(), second.flat()
@@ -349,24 +439,34 @@ def connectivity(
         path_rows.append(_path_rows(pair, "straight", straight))
         row.update(loss_a=straight[0], loss_b=straight[-1], straight_barrier=barrier(straight))
         if row["straight_barrier"] > bending.above:
-            middles = bend(lm, first, a, b, bending.steps, bending.lr, bending.midpoints, seed=pair)
-            bents = [loss_along(lm, first, [a, m, b], samples // 2 + 1) for m in middles]
-            heights = [barrier(bent) for bent in bents]
+            bent = bend(lm, first, a, b, bending, seed=pair)
+            curves = [loss_on_curve(lm, first, a, c, b, samples) for c in bent.controls]
+            heights = [barrier(curve) for curve in curves]
             best = int(np.argmin(heights))
-            path_rows.append(_path_rows(pair, "bent", bents[best]))
+            path_rows.append(_path_rows(pair, "bent", curves[best]))
+            traces.append(bent.trace.assign(pair=pair))
             row.update(
-                bent_barrier=heights[best], bent_barriers=" ".join(f"{h:.4g}" for h in heights)
+                bent_barrier=heights[best],
+                bent_barriers=" ".join(f"{h:.4g}" for h in heights),
+                bend_steps=int(bent.trace.step.max()),
+                bend_converged=bent.converged,
             )
         barrier_rows.append(row)
     frame = pd.DataFrame(barrier_rows, columns=BARRIER_COLUMNS)
     frame["straight_relative"] = frame.straight_barrier / frame.start_loss
     frame["bent_relative"] = frame.bent_barrier / frame.start_loss
+    ends = frame[["loss_a", "loss_b"]].max(axis=1)
+    frame["highest_end"] = ends
+    frame["best_barrier"] = frame.bent_barrier.fillna(frame.straight_barrier)
+    frame["best_over_ends"] = frame.best_barrier / ends
     paths = (
         pd.concat(path_rows, ignore_index=True) if path_rows else pd.DataFrame(columns=PATH_COLUMNS)
     )
-    return paths, frame
+    trace = pd.concat(traces, ignore_index=True) if traces else pd.DataFrame(columns=TRACE_COLUMNS)
+    return paths, frame, trace[TRACE_COLUMNS]
 
 
+TRACE_COLUMNS = ["pair", "path", "step", "highest", "mean"]
 BARRIER_COLUMNS = [
     "pair",
     "both_converged",
@@ -377,6 +477,8 @@ BARRIER_COLUMNS = [
     "straight_barrier",
     "bent_barrier",
     "bent_barriers",
+    "bend_steps",
+    "bend_converged",
 ]
 PATH_COLUMNS = ["pair", "path", "position", "loss"]
 
@@ -421,10 +523,13 @@ class Findings:
     """What the landscape study measured, table by table."""
 
     solutions: pd.DataFrame
+    dimensions: pd.DataFrame  # the Jacobian's rank at each solution and the control
+    singular_values: pd.DataFrame
     spectra: pd.DataFrame
     flatness: pd.DataFrame
     paths: pd.DataFrame
     barriers: pd.DataFrame
+    traces: pd.DataFrame  # the bent paths' optimisation, step by step
     nearness: pd.DataFrame
 
 
@@ -433,6 +538,42 @@ def random_starts(lm: LanguageModel, ellipse: Ellipse, study: dict, seed: int) -
     experiment's own (seed + 1), solved in pairs toward one target."""
     generator = torch.Generator().manual_seed(seed + 1)
     return sample_random(lm, ellipse, [study["length"]] * (2 * study["pairs"]), generator)
+
+
+def dimensions(
+    lm: LanguageModel, lm64: LanguageModel, probes: list[Probe], batch: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The local dimension of the prediction's level set at each probe (exact Jacobian):
+    one row per probe, and every singular value."""
+    rows, values = [], []
+    for probe in probes:
+        found, singular = local_dimension_at(lm, lm64, probe.point, batch, probe.label)
+        rows.append({"point": probe.label, "kind": probe.kind, "kl": probe.kl, **found.as_dict()})
+        values.append(
+            pd.DataFrame(
+                {
+                    "point": probe.label,
+                    "kind": probe.kind,
+                    "index": np.arange(1, len(singular) + 1),
+                    "singular_value": singular,
+                    "relative": singular / max(float(singular[0]), 1e-300),
+                }
+            )
+        )
+        print(f"{probe.label}: {found}", file=sys.stderr)
+    return pd.DataFrame(rows), pd.concat(values, ignore_index=True)
+
+
+def hessian_probes(
+    lm: LanguageModel, solutions: list[Probe], start: Probe, study: dict, target_prompt: str
+) -> list[Probe]:
+    """Where Hessian spectra are taken: the first `hessian_sequences` solutions with the
+    random start beside them (the same n), and the control prompt if one is named."""
+    chosen = solutions[: study["hessian_sequences"]]
+    probes = [*chosen, start] if chosen else []
+    if study.get("control_prompt"):
+        probes += prompt_controls(lm, study["control_prompt"], target_prompt)
+    return probes
 
 
 def run_study(
@@ -444,27 +585,43 @@ def run_study(
     solver: Settings,
     label: str,
 ) -> Findings:
-    """Solve the starts toward the target prompt's prediction; take the Hessian spectrum at
-    the first `hessian_sequences` solutions and at the controls (a random start, the
-    control prompt toward the target and toward its own prediction); the loss between
-    the solutions of each pair; and how near each start's solution lies. `vocabulary`:
-    the embedding matrix and the candidate token ids nearness measures against."""
+    """Solve the starts toward the target prompt's prediction; the local dimension of the
+    zero-loss set at every solution (and, as a control of the same size, at a random
+    start) from the exact Jacobian; Hessian spectra where asked for; the loss between the
+    solutions of each pair; and how near each start's solution lies. `vocabulary`: the
+    embedding matrix and the candidate token ids nearness measures against."""
     targets = target_logprobs(lm, [target_prompt]).expand(len(starts), -1).contiguous()
     solved = solve(lm, starts, targets, solver, label)
     print(solved.describe(study["solve_below"]), file=sys.stderr)
     solutions = points_of(starts, solved.end, targets)
-    probes = [
+    solved_probes = [
         Probe(f"solution {i}", "solution", solutions[i], float(solved.final_kl[i]), target_prompt)
-        for i in solved.converged_indices()[: study["hessian_sequences"]]
+        for i in solved.converged_indices()
     ]
     start = points_of(starts, starts.embeddings, targets)[0]
-    probes.append(
-        Probe("random start 0", "random start", start, float(solved.start_kl[0]), target_prompt)
+    control = Probe(
+        "random start 0", "random start", start, float(solved.start_kl[0]), target_prompt
     )
-    probes += prompt_controls(lm, study["control_prompt"], target_prompt)
-    spectrum_table, flatness_table = spectra(lm, probes, study)
+    lm64 = lm.in_float64()
+    dimension_table, singular = dimensions(
+        lm, lm64, [*solved_probes, control], study["jacobian_batch"]
+    )
+    probes = hessian_probes(lm, solved_probes, control, study, target_prompt)
+    spectrum_table, flatness_table = spectra(lm, lm64, probes, study)
     converged, start_losses = solved.converged.tolist(), solved.start_kl.tolist()
-    paths, barriers = connectivity(lm, solutions, converged, start_losses, Bending.of(study))
+    paths, barriers, traces = connectivity(
+        lm, solutions, converged, start_losses, Bending.of(study)
+    )
     matrix, candidates = vocabulary
     near = nearness(starts, solved.end, matrix, candidates, converged)
-    return Findings(solved.table(), spectrum_table, flatness_table, paths, barriers, near)
+    return Findings(
+        solved.table(),
+        dimension_table,
+        singular,
+        spectrum_table,
+        flatness_table,
+        paths,
+        barriers,
+        traces,
+        near,
+    )

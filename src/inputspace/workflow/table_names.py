@@ -12,14 +12,17 @@ RUN_FILES = {
 # The landscape study's tables, in results/figures/{experiment}/{model}_<file>, by output name.
 LANDSCAPE_FILES = {
     "solutions": "solutions.csv",
+    "dimensions": "local_dimension.csv",
+    "singular_values": "singular_values.parquet",
     "spectra": "hessian_spectrum.parquet",
     "flatness": "flatness.csv",
     "paths": "paths.parquet",
     "barriers": "barriers.csv",
+    "traces": "path_traces.parquet",
     "nearness": "nearness.parquet",
 }
 # Those the summary reads (inputspace.studies.summary.LandscapeTables holds them).
-SUMMARY_LANDSCAPE_TABLES = ("solutions", "flatness", "barriers", "nearness")
+SUMMARY_LANDSCAPE_TABLES = ("solutions", "dimensions", "flatness", "barriers", "nearness")
 
 
 def table_key(table: str, experiment: str | None = None, model: str | None = None) -> str:
