@@ -320,6 +320,7 @@ def summary_inputs(wildcards):
     for model in MODELS:
         inputs[table_key("model", model=model)] = MODEL_FOLDER.format(model=model)
         inputs[table_key("pairs", model=model)] = output_of("vocab_distances", "pairs", model=model)
+        inputs[table_key("vocab", model=model)] = output_of("extract_vocab", "table", model=model)
     for experiment in EXPERIMENTS:
         for table, (rule_name, key) in EXPERIMENT_TABLES.items():
             inputs[table_key(table, experiment)] = output_of(rule_name, key, experiment=experiment)

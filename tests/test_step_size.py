@@ -16,7 +16,7 @@ from inputspace.errors import ConfigError, InputspaceError
 from inputspace.model import models, sources, vocab
 from inputspace.optimisation import engine, experiments, runs, trajectory
 from inputspace.optimisation.step_size import StepSize
-from inputspace.studies import summary
+from inputspace.studies import claims, summary
 from inputspace.workflow.config import validated
 
 OPTIMIZE = {
@@ -106,10 +106,10 @@ def test_the_run_records_the_lr_it_got_and_the_summary_shows_it(finished, tmp_pa
         {"models": ["a"], "sequences": {"kind": "random"}},
         {"a": "causal"},
         run_tables([0.001, 0.2]),
-        {"a": 2.0},
+        {"a": claims.Scale(median_pair=2.0, coordinate_spread=0.1, hidden=8, source="random")},
         step_sizes={"a": shown},
     )
-    assert part.table.loc["Adam step size (lr)", "a"] == shown
+    assert part.appendix.loc["Adam step size (lr)", "a"] == shown
 
 
 def unscaled_twin(lm: models.LanguageModel) -> models.LanguageModel:

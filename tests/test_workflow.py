@@ -139,9 +139,12 @@ def test_tiny_workflow_builds_every_figure_and_its_table(tiny_run):
         in summary
     )
     assert "Experiment 5" in summary and "Experiment 4" in summary
-    assert (
-        "verdict: converges" in summary and "(3) verdict: dimension of the zero-loss set" in summary
-    )
+    top = summary.split("## Terms")[0]
+    assert "**In short:**" in top and "the loss converges" in top
+    assert "## Checks of the code (these hold by construction and are no evidence)" in summary
+    assert "dimension of the zero-loss set here, n - r" in summary  # the measured table
+    assert "bound n - d" in summary and "## Appendix" in summary
+    assert "../shared" not in summary
 
 
 def test_tiny_workflow_measures_the_zero_loss_set(tiny_run):
@@ -161,6 +164,27 @@ def test_tiny_workflow_measures_the_zero_loss_set(tiny_run):
             assert (spectra.point == row.point).sum() == row.dimensions
         barriers = pd.read_csv(folder / f"{model}_barriers.csv")
         assert barriers.straight_barrier[~barriers.both_converged].isna().all()
+        assert len(barriers) >= 2  # several pairs
+        traces = pd.read_parquet(folder / f"{model}_path_traces.parquet")
+        assert set(traces.pair) == set(barriers.pair[barriers.bent_barrier.notna()])
+
+
+def test_tiny_workflow_measures_the_local_dimension_at_every_solution(tiny_run):
+    """The exact Jacobian's rank at each converged solution and at the random start, the
+    set's dimension n - r and its bound n - d beside it, every singular value kept."""
+    folder = tiny_run / "results/figures/random_sentences"
+    for model in tiny_models():
+        solutions = pd.read_csv(folder / f"{model}_solutions.csv")
+        dims = pd.read_csv(folder / f"{model}_local_dimension.csv")
+        singular = pd.read_parquet(folder / f"{model}_singular_values.parquet")
+        measured = {int(p.split()[-1]) for p in dims.point[dims.kind == "solution"]}
+        assert measured == set(solutions.seq[solutions.converged])
+        assert "random start" in set(dims.kind)
+        assert (dims["rank"] <= dims.hidden).all()
+        assert (dims.set_dimension == dims.dimensions - dims["rank"]).all()
+        assert (dims.bound == dims.dimensions - dims.hidden).all()
+        for row in dims.itertuples():
+            assert (singular.point == row.point).sum() == row.hidden
 
 
 def test_report_holds_every_figure(tiny_run):
@@ -178,6 +202,7 @@ def test_report_holds_every_figure(tiny_run):
         "summary.html",
         "provenance.html",
         "tiny_llama_hessian_spectrum.png",
+        "tiny_llama_local_dimension.png",
         "tiny_modernbert_path.png",
     ):
         assert name in names

@@ -166,6 +166,7 @@ class DisplacementStats:
     share_below_small: float  # of all (token, dimension) displacements, |x| < SMALL_DISPLACEMENT
     top_dimensions_share: float  # share of squared displacement in the top 1% of dimensions
     dimension_rms_max_over_median: float
+    dimension_rms_q90: float  # 90% of dimensions have a root-mean-square displacement under this
     token_l2_max_over_median: float
     token_l2_cv: float  # std / mean of per-token L2
 
@@ -194,6 +195,7 @@ def displacement_stats(move: Moves) -> DisplacementStats:
         share_below_small=float((np.abs(delta) < SMALL_DISPLACEMENT).mean()),
         top_dimensions_share=float(energy[:top].sum() / max(energy.sum(), 1e-30)),
         dimension_rms_max_over_median=float(rms.max() / max(np.median(rms), 1e-30)),
+        dimension_rms_q90=float(np.quantile(rms, 0.9)),
         token_l2_max_over_median=float(l2.max() / max(np.median(l2), 1e-30)),
         token_l2_cv=float(l2.std() / max(l2.mean(), 1e-30)),
     )

@@ -23,8 +23,8 @@ def cells(markdown: str) -> dict[tuple[str, str, int], str]:
     """(section, row label, column) -> the cell's text, for every table of a summary."""
     found, section = {}, ""
     for line in markdown.splitlines():
-        if line.startswith("## "):
-            section = line[3:].strip()
+        if line.startswith(("## ", "### ")):
+            section = line.lstrip("#").strip()
         elif line.startswith("| ") and not line.startswith("| measured") and "---" not in line:
             label, *values = [part.strip() for part in line.strip().strip("|").split(" | ")]
             for column, value in enumerate(values):

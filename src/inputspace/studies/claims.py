@@ -1,10 +1,15 @@
-"""The study's claims, part by part, as data: each names what it says, which experiments
-(sequence kind x model kind) it is about, and a check that reads the run's tables and
-returns a verdict with its evidence. Every threshold a verdict uses is named here."""
+"""The study's claims, part by part, as data: each names what it says in plain words, which
+experiments (sequence kind x model kind) it is about, the number that decides it and the
+result that would have contradicted it. A claim is judged on each replicate of a run (an
+independent draw of its sequences) and its verdict says in how many it held.
+
+Every threshold a verdict uses is named here; docs/science.md says which were fixed before
+any run was seen."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from inputspace.analysis.run_measures import SMALL_DISPLACEMENT, THRESHOLD, mean_kl
@@ -18,18 +23,18 @@ FAVOURED_SHARE = 0.03  # a dimension is favoured: the top 1% of them hold this s
 TOKEN_FAVOURED = 5.0  # a token is favoured: its L2 is this many times the median or more
 FAST_STEPS = 1000  # the study's "fewer than 1,000 steps" to mean KL under THRESHOLD
 SMALL_TRAVEL = 0.5  # small travel: median L2 under this fraction of the random-pair distance
-NEARLY_ALL = 0.9  # "nearly all dimensions moved less than SMALL_DISPLACEMENT": this share
+NEARLY_ALL = 0.9  # "nearly all dimensions": this share of them
 FAR_LESS = 0.5  # the followed word travels under this fraction of the way to its counterpart
+CHANCE_HEADING = 3.0  # a heading beats chance: its cosine is this many times a random one's
+# spread (1 / sqrt(d): the cosine of a random direction with a fixed one)
 CONCENTRATED = 0.5  # distances concentrate: nearest token at least this share of a random pair
-FLAT_OF_BOUND = 0.9  # high-dimensional zero-loss set: flat share at least this of the bound
-SPECIAL_FLATNESS = 0.2  # flatness is special to solutions: every control's flat share is
-# at least this much below the least flat solution's
-CONNECTED_BELOW = 0.01  # connected: barrier under this share of the start loss
-RANK_GAP = 10.0  # a numerical rank is meaningful: the eigenvalues either side of its cutoff
+RANK_GAP = 10.0  # a numerical rank is meaningful: the values either side of its cutoff
 # differ by at least this factor (neighbours inside a continuous spectrum differ by percents)
 
-# The study's statement for each experiment (as the README's reference restates it), by
-# sequence kind and model kind; the claims below check it part by part.
+# The models the study ran, by the hub id a run's manifest records for its source.
+STUDY_MODELS = {"masked": "answerdotai/ModernBERT-large", "causal": "meta-llama/Llama-3.2-1B"}
+
+# The study's statement for each experiment, by sequence kind and model kind.
 STUDY_SAYS = {
     (
         "prompt",
@@ -70,7 +75,8 @@ STUDY_SAYS = {
 
 @dataclass
 class RunTables:
-    """What the analysis rules wrote for one experiment (all its models)."""
+    """What the analysis rules wrote for one experiment (all its models): per sequence
+    (convergence, curves) and per replicate (displacement, counts)."""
 
     convergence: pd.DataFrame
     curves: pd.DataFrame
@@ -78,39 +84,58 @@ class RunTables:
     counts: pd.DataFrame
 
 
-def converged_run(tables: RunTables, model: str) -> "Judged":
-    """Whether the run stands at converged solutions, and the numbers that say so."""
-    conv = tables.convergence[tables.convergence.model == model]
-    below = int((conv.final_kl < THRESHOLD).sum())
-    mean = float(conv.final_kl.mean())
-    ok = below >= CONVERGED_SHARE * len(conv) and mean < THRESHOLD
-    return (
-        ok,
-        f"{below} / {len(conv)} sequences end below KL {THRESHOLD:g}, mean final KL {mean:.3g}",
-    )
+@dataclass(frozen=True)
+class Scale:
+    """A model's yardsticks: what a distance in its input-embedding space is next to."""
+
+    median_pair: float  # the median distance between two random vocabulary tokens
+    coordinate_spread: float  # the root-mean-square coordinate of its vocabulary embeddings
+    hidden: int  # d
+    source: str  # the hub id (or other source) the model came from
+    study_spread: float | None = None  # the coordinate spread of the study's model of the
+    # same kind, where this run measured that model too
+
+
+def replicates(tables: RunTables, model: str) -> list[int]:
+    rows = tables.convergence[tables.convergence.model == model]
+    return sorted(int(r) for r in rows.replicate.unique())
 
 
 @dataclass
 class Evidence:
-    """What the claims read for one model of one experiment (a converged run)."""
+    """What the claims read for one replicate of one model of one experiment."""
 
-    convergence: pd.DataFrame  # this model's rows
+    convergence: pd.DataFrame  # this replicate's sequences
     displacement: pd.Series
     counts: pd.DataFrame  # indexed by measure: euclidean, cosine
-    mean: pd.DataFrame  # mean KL per step
-    median_pair: float
+    mean: pd.DataFrame  # mean KL per step over this replicate's sequences
+    scale: Scale
     path: pd.DataFrame | None  # the case study's followed words, where there is one
 
     @classmethod
     def of(
-        cls, tables: RunTables, model: str, median_pair: float, path: pd.DataFrame | None
+        cls,
+        tables: RunTables,
+        model: str,
+        replicate: int,
+        scale: Scale,
+        path: pd.DataFrame | None,
     ) -> "Evidence":
+        conv = tables.convergence
+        conv = conv[(conv.model == model) & (conv.replicate == replicate)]
+        curves = tables.curves[(tables.curves.model == model) & tables.curves.seq.isin(conv.seq)]
+        displacement = tables.displacement
+        counts = tables.counts
         return cls(
-            convergence=tables.convergence[tables.convergence.model == model],
-            displacement=tables.displacement[tables.displacement.model == model].iloc[0],
-            counts=tables.counts[tables.counts.model == model].set_index("measure"),
-            mean=mean_kl(tables.curves[tables.curves.model == model]),
-            median_pair=median_pair,
+            convergence=conv,
+            displacement=displacement[
+                (displacement.model == model) & (displacement.replicate == replicate)
+            ].iloc[0],
+            counts=counts[(counts.model == model) & (counts.replicate == replicate)].set_index(
+                "measure"
+            ),
+            mean=mean_kl(curves),
+            scale=scale,
             path=path,
         )
 
@@ -127,7 +152,19 @@ class Evidence:
         return self.path[self.path.step == self.path.step.max()]
 
 
-Judged = tuple[bool, str]  # (holds, the numbers that say so)
+def converged(e: Evidence) -> bool:
+    """The replicate stands at converged solutions (the study's criterion for judging)."""
+    below = int((e.convergence.final_kl < THRESHOLD).sum())
+    return (
+        below >= CONVERGED_SHARE * len(e.convergence) and e.convergence.final_kl.mean() < THRESHOLD
+    )
+
+
+@dataclass(frozen=True)
+class Judged:
+    holds: bool
+    value: float  # the number that decided it, for the range over replicates
+    note: str = ""  # what else a reader needs to weigh it (the null, the rescaled threshold)
 
 
 @dataclass(frozen=True)
@@ -135,79 +172,84 @@ class Claim:
     """One part of the study's statement, checked against a run's tables."""
 
     id: str
-    says: str  # the part, as the summary's verdict row names it
+    says: str  # the part, in plain words
+    measure: str  # the number that decides it, in plain words
+    form: str  # how that number prints ("{:.1%}")
+    contradicted_by: str  # the result that would have contradicted it
     about: frozenset[tuple[str, str]]  # the (sequence kind, model kind) it is about
     check: Callable[[Evidence], Judged]
     needs_path: bool = False  # judged only where a case study followed a word
+    units_of: str | None = None  # the study's model whose units the threshold is in
 
 
 def _levels_off(e: Evidence) -> Judged:
     levels = float(e.convergence.l2_growth_last_tenth.median())
-    return (
-        levels < LEVELS_OFF,
-        f"median {levels:.1%} of the total L2 added in the last tenth "
-        f"of the optimised steps (levels off: below {LEVELS_OFF:.0%})",
-    )
+    return Judged(levels < LEVELS_OFF, levels)
 
 
 def _no_dimension_favoured(e: Evidence) -> Judged:
-    share = e.displacement.top_dimensions_share
-    return (
-        share < FAVOURED_SHARE,
-        f"top 1% of dimensions hold {share:.1%} of the squared displacement (about 1% "
-        f"if none is favoured; favoured: {FAVOURED_SHARE:.0%} or more)",
-    )
+    share = float(e.displacement.top_dimensions_share)
+    return Judged(share < FAVOURED_SHARE, share)
 
 
 def _no_token_favoured(e: Evidence) -> Judged:
-    ratio = e.displacement.token_l2_max_over_median
-    return (
-        ratio < TOKEN_FAVOURED,
-        f"largest / median L2 per token {ratio:.2g} (favoured: {TOKEN_FAVOURED:g} or more)",
-    )
+    ratio = float(e.displacement.token_l2_max_over_median)
+    return Judged(ratio < TOKEN_FAVOURED, ratio)
 
 
 def _no_token_back_projects(e: Evidence) -> Judged:
-    euclidean, cosine = e.changed
-    return (
-        max(euclidean, cosine) == 0,
-        f"changed {euclidean:.1%} (Euclidean), {cosine:.1%} (cosine)",
-    )
+    changed = max(e.changed)
+    return Judged(changed == 0, changed)
 
 
 def _some_tokens_back_project(e: Evidence) -> Judged:
     euclidean, _ = e.changed
-    return euclidean > 0, f"changed {euclidean:.1%} (Euclidean)"
+    return Judged(euclidean > 0, euclidean)
 
 
 def _fast_mean_kl(e: Evidence) -> Judged:
     first = e.mean.step[e.mean.kl < THRESHOLD]
-    return (
-        len(first) > 0 and first.iloc[0] < FAST_STEPS,
-        f"first step with mean KL < {KL_LEVEL}: {first.iloc[0] if len(first) else 'never'}",
-    )
+    step = float(first.iloc[0]) if len(first) else np.inf
+    return Judged(step < FAST_STEPS, step)
 
 
 def _small_travel(e: Evidence) -> Judged:
-    median = e.displacement.median_l2
-    return (
-        median < SMALL_TRAVEL * e.median_pair,
-        f"median L2 {median:.3g} against {e.median_pair:.3g} (small: under half)",
-    )
+    share = float(e.displacement.median_l2 / e.scale.median_pair)
+    return Judged(share < SMALL_TRAVEL, share)
 
 
 def _nearly_all_dimensions_small(e: Evidence) -> Judged:
-    share = e.displacement.share_below_small
-    return share >= NEARLY_ALL, f"{share:.1%} of coordinates (nearly all: 90% or more)"
+    """As the study words it, per dimension: 90% of the dimensions have a root-mean-square
+    displacement (over the optimised tokens) under the threshold. The threshold is in the
+    study model's units: carried over by the ratio of the two models' coordinate spreads
+    where the run measured the study's model too."""
+    moved = float(e.displacement.dimension_rms_q90)
+    spread = e.scale.coordinate_spread
+    own = (
+        f"this model's coordinate spread is {spread:.3g}, so {moved:.3g} is "
+        f"{moved / spread:.2f} of it"
+    )
+    if e.scale.study_spread is None:
+        return Judged(
+            moved < SMALL_DISPLACEMENT,
+            moved,
+            f"{own}; the study's {SMALL_DISPLACEMENT} cannot be carried over without its "
+            "model's spread, which this run did not measure (configs/paper.yaml does)",
+        )
+    rescaled = SMALL_DISPLACEMENT * spread / e.scale.study_spread
+    return Judged(
+        moved < rescaled,
+        moved,
+        f"{own}; the study's {SMALL_DISPLACEMENT} rescaled by the spreads "
+        f"({spread:.3g} / {e.scale.study_spread:.3g}) is {rescaled:.3g}: "
+        + ("under it" if moved < rescaled else "not under it"),
+    )
 
 
 def _travels_far_less(e: Evidence) -> Judged:
     end = e.path_end
     ratio = float((end.l2_travelled / end.start_distance_to_toward).max())
-    return (
-        ratio < FAR_LESS,
-        f"travelled / start distance {ratio:.2f} (study: 0.8 / 2.5; far less: under half)",
-    )
+    return Judged(ratio < FAR_LESS, ratio, "study: 0.8 / 2.5 = 0.32")
 
 
 def _nearest_to_itself(e: Evidence) -> Judged:
@@ -217,12 +259,22 @@ def _nearest_to_itself(e: Evidence) -> Judged:
         and (end.nearest_cosine_token == end.token).all()
     )
     nearest = sorted(set(end.nearest_euclidean_token) | set(end.nearest_cosine_token))
-    return stays, f"nearest at the end: {', '.join(nearest)}"
+    return Judged(stays, float(stays), f"nearest at the end: {', '.join(map(repr, nearest))}")
 
 
 def _heads_to_counterpart(e: Evidence) -> Judged:
-    best = int(e.path_end.toward_heading_rank.min())
-    return best == 1, f"the counterpart's heading rank {best} (1: the best of all tokens)"
+    """Most toward the counterpart of all tokens (rank 1), and against chance: a random
+    direction's cosine with any fixed one is about N(0, 1/d)."""
+    end = e.path_end
+    best = int(end.toward_heading_rank.min())
+    cosine = float(end.toward_heading_cosine.max())
+    chance = 1 / np.sqrt(e.scale.hidden)
+    return Judged(
+        best == 1,
+        best,
+        f"cosine {cosine:.2f} against a random direction's typical {chance:.2f}: "
+        + ("beyond chance" if cosine >= CHANCE_HEADING * chance else "within chance"),
+    )
 
 
 def about(sequence_kind: str, *model_kinds: str) -> frozenset[tuple[str, str]]:
@@ -233,82 +285,172 @@ def about(sequence_kind: str, *model_kinds: str) -> frozenset[tuple[str, str]]:
 CLAIMS = [
     Claim(
         "levels_off",
-        "travel levels off",
+        "the distance travelled levels off while the loss goes to zero",
+        "share of each sequence's travel added in the last tenth of its steps (median)",
+        "{:.1%}",
+        f"{LEVELS_OFF:.0%} or more of the travel added in the last tenth: still moving",
         about("pairs") | about("random", "masked"),
         _levels_off,
     ),
-    Claim("no_dimension", "no dimension is favoured", about("pairs"), _no_dimension_favoured),
-    Claim("no_token", "no token is favoured", about("pairs"), _no_token_favoured),
+    Claim(
+        "no_dimension",
+        "no embedding dimension is favoured",
+        "share of the squared displacement in the top 1% of dimensions (about 1% if none is)",
+        "{:.1%}",
+        f"the top 1% of dimensions holding {FAVOURED_SHARE:.0%} or more of it",
+        about("pairs"),
+        _no_dimension_favoured,
+    ),
+    Claim(
+        "no_token",
+        "no token is favoured",
+        "largest travel of a token / the median token's",
+        "{:.2g}",
+        f"one token travelling {TOKEN_FAVOURED:g} times the median or more",
+        about("pairs"),
+        _no_token_favoured,
+    ),
     Claim(
         "no_back_projection",
-        "no token back-projects to a different token",
+        "no token moves far enough to become nearest to another vocabulary token",
+        "share of tokens whose nearest vocabulary token changed (the larger of Euclidean, cosine)",
+        "{:.1%}",
+        "any token whose nearest vocabulary token changed",
         about("random", "masked"),
         _no_token_back_projects,
     ),
     Claim(
         "fast_mean_kl",
-        f"mean KL under {KL_LEVEL} in fewer than 1,000 steps",
+        f"the mean loss falls under {KL_LEVEL} in fewer than 1,000 steps",
+        f"first step with mean KL under {KL_LEVEL}",
+        "{:.0f}",
+        f"no mean KL under {KL_LEVEL} before step {FAST_STEPS}",
         about("random", "causal"),
         _fast_mean_kl,
     ),
     Claim(
         "small_travel",
-        "travel small next to random vocabulary pairs",
+        "tokens travel little next to the distance between two random vocabulary tokens",
+        "median travel of a token as a share of the median random-pair distance",
+        "{:.1%}",
+        f"a median travel of {SMALL_TRAVEL:.0%} of that distance or more",
         about("random", "causal"),
         _small_travel,
     ),
     Claim(
         "small_dimensions",
         f"nearly all dimensions moved less than {SMALL_DISPLACEMENT}",
+        "the displacement (root mean square over tokens) that 90% of dimensions stay under",
+        "{:.3g}",
+        f"more than 10% of the dimensions moving {SMALL_DISPLACEMENT} or more",
         about("random", "causal"),
         _nearly_all_dimensions_small,
+        units_of="causal",
     ),
     Claim(
         "some_back_projection",
-        "some tokens back-project to different tokens",
+        "some tokens end nearest to a different vocabulary token",
+        "share of tokens whose nearest vocabulary token (Euclidean) changed",
+        "{:.1%}",
+        "no token's nearest vocabulary token changed",
         about("random", "causal"),
         _some_tokens_back_project,
     ),
     Claim(
         "travels_far_less",
-        "the followed word travels far less than the distance to its counterpart",
+        "the followed word travels far less than the way to its counterpart",
+        "distance travelled / its start distance to the counterpart",
+        "{:.2f}",
+        f"a travel of {FAR_LESS:.0%} of the way or more",
         about("prompt"),
         _travels_far_less,
         needs_path=True,
     ),
     Claim(
         "nearest_itself",
-        "the followed word is still nearest to itself (cosine and Euclidean)",
+        "the followed word is still nearest to itself at the end",
+        "still nearest to itself by cosine and Euclidean distance (1: yes)",
+        "{:.0f}",
+        "another token nearest at the end, by either measure",
         about("prompt"),
         _nearest_to_itself,
         needs_path=True,
     ),
     Claim(
         "heads_to_counterpart",
-        "the followed word heads most toward its counterpart",
+        "of all tokens, the followed word heads most toward its counterpart",
+        "the counterpart's rank among all tokens by heading cosine (1: first)",
+        "{:.0f}",
+        "any other token ranked above the counterpart",
         about("prompt"),
         _heads_to_counterpart,
         needs_path=True,
     ),
 ]
-# Claims are checked only at converged runs (the study's criterion): this row says which.
-CONVERGES = f"converges (KL < {KL_LEVEL} for {CONVERGED_SHARE:.0%} of sequences, mean < {KL_LEVEL})"
-
-
-def verdict_row(claim_id: str) -> str:
-    """The summary's row that holds the verdict on a claim ("converges" included)."""
-    if claim_id == "converges":
-        return f"verdict: {CONVERGES}"
-    return f"verdict: {next(claim.says for claim in CLAIMS if claim.id == claim_id)}"
 
 
 def claims_for(sequence_kind: str, model_kind: str) -> list[Claim]:
     return [claim for claim in CLAIMS if (sequence_kind, model_kind) in claim.about]
 
 
-def _verdict(judged: Judged) -> str:
-    holds, evidence = judged
-    return f"{'reproduced' if holds else 'NOT reproduced'}: {evidence}"
+@dataclass(frozen=True)
+class Verdict:
+    """A claim judged over a run's replicates."""
+
+    claim: str  # what it says
+    state: str  # agrees, disagrees, mixed, not comparable, not measured
+    found: str  # the deciding number, as its range over the replicates judged
+    held: int  # replicates in which it held
+    judged: int  # replicates judged (converged ones)
+    replicates: int
+    contradicted_by: str
+    note: str = ""
+
+    def plain(self) -> str:
+        counted = f"{self.held} of {self.judged} replicates" if self.judged else ""
+        return {
+            "agrees": f"agrees ({counted})",
+            "disagrees": f"disagrees (held in {counted})",
+            "mixed": f"mixed (held in {counted})",
+            "not comparable": "not comparable (stated in another model's units)",
+            "not measured": "not measured (the run did not converge)",
+            "connected": f"connected ({self.held} of {self.judged} pairs)",
+            "not demonstrated": f"not demonstrated (a solved path found for {self.held} of "
+            f"{self.judged} pairs)",
+        }[self.state]
+
+
+def spread(values: list[float], form: str) -> str:
+    """The values' range as printed, "12.0–15.3%" ("12.0%" where both ends print alike)."""
+    low, high = form.format(min(values)), form.format(max(values))
+    if low == high:
+        return low
+    return f"{low.removesuffix('%') if high.endswith('%') else low}–{high}"
+
+
+def judge(claim: Claim, evidence: list[Evidence], replicates: int) -> Verdict:
+    """The claim on each converged replicate of `evidence`; "not comparable" where its
+    threshold is in the units of a study model that is not the one run."""
+    judged = [claim.check(e) for e in evidence if converged(e)]
+    found = spread([j.value for j in judged], claim.form) if judged else ""
+    notes = sorted({j.note for j in judged if j.note})
+    held = sum(j.holds for j in judged)
+    if not judged:
+        state = "not measured"
+    elif claim.units_of and evidence[0].scale.source != STUDY_MODELS[claim.units_of]:
+        state = "not comparable"
+    else:
+        state = "agrees" if held == len(judged) else "disagrees" if held == 0 else "mixed"
+    return Verdict(
+        claim.says,
+        state,
+        found,
+        held,
+        len(judged),
+        replicates,
+        claim.contradicted_by,
+        "; ".join(notes),
+    )
 
 
 def study_verdicts(
@@ -316,17 +458,24 @@ def study_verdicts(
     model_kind: str,
     tables: RunTables,
     model: str,
-    median_pair: float,
+    scale: Scale,
     path: pd.DataFrame | None = None,
-) -> dict[str, str]:
-    """Does this run reproduce each part of the study's statement for its experiment? Every
-    part but convergence itself is judged only where the run converged."""
-    converged = converged_run(tables, model)
-    rows = {verdict_row("converges"): _verdict(converged)}
+) -> list[Verdict]:
+    """Does this run reproduce each part of the study's statement for its experiment, replicate
+    by replicate? A part is judged only on replicates that converged."""
+    numbers = replicates(tables, model)
+    evidence = [Evidence.of(tables, model, r, scale, path) for r in numbers]
+    held = sum(converged(e) for e in evidence)
+    convergence = Verdict(
+        f"the loss converges (KL < {KL_LEVEL} for {CONVERGED_SHARE:.0%} of sequences, "
+        f"mean < {KL_LEVEL})",
+        "agrees" if held == len(evidence) else "disagrees" if held == 0 else "mixed",
+        spread([float((e.convergence.final_kl < THRESHOLD).mean()) for e in evidence], "{:.0%}"),
+        held,
+        len(evidence),
+        len(evidence),
+        f"fewer than {CONVERGED_SHARE:.0%} of sequences under {KL_LEVEL}",
+    )
     claims = claims_for(sequence_kind, model_kind)
-    if not converged[0]:
-        missing = f"not measured at converged solutions ({converged[1]})"
-        return {**rows, **{f"verdict: {claim.says}": missing for claim in claims}}
-    evidence = Evidence.of(tables, model, median_pair, path)
-    judged = [claim for claim in claims if path is not None or not claim.needs_path]
-    return {**rows, **{f"verdict: {c.says}": _verdict(c.check(evidence)) for c in judged}}
+    judged = [c for c in claims if path is not None or not c.needs_path]
+    return [convergence] + [judge(c, evidence, len(numbers)) for c in judged]

@@ -1,9 +1,13 @@
-"""results/summary.md: per experiment and model, the study's claims next to what this
-run measured."""
+"""results/summary.md: what the study claimed, what this run found and whether they agree,
+in words a reader outside the field can follow; the numbers behind each verdict in an
+appendix of the same page.
+
+The page is a list of blocks (headings, paragraphs, lists, tables) rendered once as
+Markdown and once as HTML."""
 
 import html
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -12,27 +16,150 @@ from inputspace import files
 from inputspace.analysis.run_measures import SMALL_DISPLACEMENT, THRESHOLD, mean_kl
 from inputspace.studies.claims import (
     CONCENTRATED,
-    CONNECTED_BELOW,
-    CONVERGED_SHARE,
-    FLAT_OF_BOUND,
     KL_LEVEL,
     RANK_GAP,
-    SPECIAL_FLATNESS,
     STUDY_SAYS,
     RunTables,
+    Scale,
+    Verdict,
+    spread,
     study_verdicts,
 )
 
+TERMS = [
+    "**input embedding**: the list of numbers (a vector) a language model reads for each "
+    "word-piece (token) of its input, before it adds anything about word order; the study "
+    "moves these vectors and nothing else, the model's own weights stay frozen.",
+    "**d**: how many numbers one such vector has (576 for SmolLM2-135M, 2,048 for "
+    "Llama-3.2-1B); the model's last layer also hands d numbers to its word predictor.",
+    "**KL (the loss)**: how far the model's prediction for the next word (or the masked word) "
+    "is from the prediction it should make, the target; 0 means identical, and below "
+    f"{KL_LEVEL} the two are practically the same.",
+    "**solution**: input vectors at which the loss has been brought that low.",
+    "**travel**: how far a token's vector moved from where it started, measured against the "
+    "distance between two random words' vectors of the same model (a share of that distance "
+    "is comparable across models; a raw distance is not).",
+    "**back-projection**: the vocabulary word whose vector is nearest a moved vector: does the "
+    "moved vector still 'mean' its old word, another word, or nothing nameable?",
+    "**replicate**: an independent repetition of an experiment with other random sentences "
+    "or other prompt pairs; a verdict says in how many replicates the claim held.",
+    "**n**: how many numbers were optimised in one sentence (its tokens times d).",
+]
+
+STATE_MEANING = {
+    "agrees": "the run found what the study claimed",
+    "disagrees": "the run found the opposite",
+    "mixed": "it held in some replicates and not in others",
+    "not comparable": "the claim is stated in the units of another model; the rescaled "
+    "comparison stands beside it",
+    "not measured": "the run did not reach the state the claim is about",
+    "connected": "a path between two solutions was found along which the loss stays solved",
+    "not demonstrated": "the search found no such path (which shows nothing about separation)",
+}
+
+
+TALLY = {
+    "agrees": "agree",
+    "disagrees": "disagree",
+    "mixed": "mixed",
+    "not comparable": "not comparable",
+    "not measured": "not measured",
+}
+
+
+# ------------------------------------------------------------------ the page's blocks
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+
+
+Block = tuple[str, object]  # ("h1" | "h2" | "h3" | "p" | "ul", text or items) or ("table", Table)
+
+
+def markdown(blocks: list[Block]) -> str:
+    lines: list[str] = []
+    for kind, content in blocks:
+        if kind in ("h1", "h2", "h3"):
+            lines += ["#" * int(kind[1]) + " " + str(content), ""]
+        elif kind == "p":
+            lines += [str(content), ""]
+        elif kind == "ul":
+            lines += [f"- {item}" for item in content] + [""]
+        else:
+            lines += _markdown_table(content) + [""]
+    return "\n".join(lines)
+
+
+def _markdown_table(table: Table) -> list[str]:
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    return [
+        "| " + " | ".join(map(cell, table.columns)) + " |",
+        "|" + " --- |" * len(table.columns),
+        *("| " + " | ".join(map(cell, row)) + " |" for row in table.rows),
+    ]
+
+
+def as_html(blocks: list[Block]) -> str:
+    body = []
+    for kind, content in blocks:
+        if kind in ("h1", "h2", "h3", "p"):
+            body.append(f"<{kind}>{_inline(str(content))}</{kind}>")
+        elif kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in content) + "</ul>")
+        else:
+            head = "".join(f"<th>{_inline(c)}</th>" for c in content.columns)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
+                for row in content.rows
+            )
+            body.append(f"<table border='1'><tr>{head}</tr>{rows}</table>")
+    style = "body{font-family:sans-serif;max-width:60em}td,th{padding:2px 8px;text-align:left}"
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head>"
+        f"<body>{''.join(body)}</body></html>"
+    )
+
+
+def _inline(text: str) -> str:
+    """Escaped, with Markdown's **bold** as <b>."""
+    parts = html.escape(str(text)).split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+# ------------------------------------------------------------------ one experiment
+
+
+@dataclass
+class Section:
+    experiment: str
+    study_says: list[str]
+    verdicts: dict[str, list[Verdict]]  # by model
+    appendix: pd.DataFrame  # rows: measures, columns: models
+    extension: bool = False  # this project's own measurements, not the study's claims
+    dimensions: pd.DataFrame | None = None  # landscape: the local dimension at each point
+    checks: list[str] = field(default_factory=list)  # properties that hold by construction
+
 
 def measured(tables: RunTables, model: str, median_pair: float) -> dict[str, str]:
-    """The summary's rows for one model of one experiment, formatted."""
+    """The appendix's rows for one model of one experiment, over all its sequences."""
     conv = tables.convergence[tables.convergence.model == model]
     reached = conv.steps_to_threshold.dropna()
     mean = mean_kl(tables.curves[tables.curves.model == model])
     below = mean.step[mean.kl < THRESHOLD]
-    disp = tables.displacement[tables.displacement.model == model].iloc[0]
-    counts = tables.counts[tables.counts.model == model].set_index("measure")
+    disp = tables.displacement[tables.displacement.model == model]
+    counts = tables.counts[tables.counts.model == model]
+    changed = counts.groupby("measure").changed.sum() / counts.groupby("measure").tokens.sum()
+
+    def per_replicate(column: str, form: str) -> str:
+        return spread(disp[column].tolist(), form)
+
     return {
+        "replicates": f"{conv.replicate.nunique()} ({len(conv)} sequences)",
         f"sequences reaching KL < {KL_LEVEL}": f"{len(reached)} / {len(conv)}",
         f"steps to KL < {KL_LEVEL} (median; max)": (
             f"{reached.median():.0f}; {reached.max():.0f}" if len(reached) else "not reached"
@@ -41,24 +168,32 @@ def measured(tables: RunTables, model: str, median_pair: float) -> dict[str, str
         if len(below)
         else "not reached",
         "final KL (median; max)": f"{conv.final_kl.median():.3g}; {conv.final_kl.max():.3g}",
-        "L2 travelled per token (median; max)": f"{disp.median_l2:.3g}; {disp.max_l2:.3g}",
+        "median travel per token (range over replicates)": per_replicate("median_l2", "{:.3g}"),
         "median distance of random vocabulary pairs": f"{median_pair:.3g}",
-        "median travel / median pair distance": f"{disp.median_l2 / median_pair:.1%}",
-        "total L2 added in the last tenth of steps (median)": (
+        "median travel / median pair distance (range over replicates)": spread(
+            (disp.median_l2 / median_pair).tolist(), "{:.1%}"
+        ),
+        "total travel added in the last tenth of steps (median)": (
             f"{conv.l2_growth_last_tenth.median():.1%}"
         ),
         "back-projection changed (Euclidean; cosine)": (
-            f"{counts.loc['euclidean', 'fraction_changed']:.1%}; "
-            f"{counts.loc['cosine', 'fraction_changed']:.1%}"
-            f" of {int(counts.loc['euclidean', 'tokens'])} tokens"
+            f"{changed.get('euclidean', np.nan):.1%}; {changed.get('cosine', np.nan):.1%}"
+            f" of {int(counts[counts.measure == 'euclidean'].tokens.sum())} tokens"
         ),
-        "largest per-dimension displacement": f"{disp.max_abs_dimension:.3g}",
-        f"coordinates moved less than {SMALL_DISPLACEMENT}": f"{disp.share_below_small:.1%}",
-        "squared displacement in the top 1% of dimensions": f"{disp.top_dimensions_share:.1%}",
+        "largest per-coordinate displacement": per_replicate("max_abs_dimension", "{:.3g}"),
+        f"coordinates moved less than {SMALL_DISPLACEMENT}": per_replicate(
+            "share_below_small", "{:.1%}"
+        ),
+        "90% of dimensions moved (root mean square) less than": per_replicate(
+            "dimension_rms_q90", "{:.3g}"
+        ),
+        "squared displacement in the top 1% of dimensions": per_replicate(
+            "top_dimensions_share", "{:.1%}"
+        ),
     }
 
 
-def followed_word(path: pd.DataFrame) -> dict[str, str]:
+def followed_word(path: pd.DataFrame, median_pair: float) -> dict[str, str]:
     """The case study's rows: each followed token against each target token, last step."""
     end = path[path.step == path.step.max()]
 
@@ -69,8 +204,12 @@ def followed_word(path: pd.DataFrame) -> dict[str, str]:
         "case study: followed token -> target token": each(
             lambda r: f"{r.token!r} -> {r.toward_token!r}"
         ),
-        "case study: L2 travelled / start distance to target": each(
-            lambda r: f"{r.l2_travelled:.3g} / {r.start_distance_to_toward:.3g}"
+        "case study: travelled / start distance to target (as shares of a random pair)": each(
+            lambda r: (
+                f"{r.l2_travelled:.3g} / {r.start_distance_to_toward:.3g} "
+                f"({r.l2_travelled / median_pair:.0%} / "
+                f"{r.start_distance_to_toward / median_pair:.0%})"
+            )
         ),
         "case study: nearest token at the end (L2 / cos)": each(
             lambda r: f"{r.nearest_euclidean_token!r} / {r.nearest_cosine_token!r}"
@@ -84,19 +223,12 @@ def followed_word(path: pd.DataFrame) -> dict[str, str]:
     }
 
 
-@dataclass
-class Section:
-    experiment: str
-    claims: list[str]
-    table: pd.DataFrame  # rows: measures, columns: models
-
-
 def section(
     experiment: str,
     spec: dict,
     kinds: dict[str, str],
     tables: RunTables,
-    pairs: dict[str, float],
+    scales: dict[str, Scale],
     paths: dict[str, pd.DataFrame] | None = None,
     step_sizes: dict[str, str] | None = None,
 ) -> Section:
@@ -106,65 +238,29 @@ def section(
     by_kind: dict[str, list[str]] = {}
     for model in models:
         by_kind.setdefault(kinds[model], []).append(model)
-    claims = [
-        f"for {kind} models ({', '.join(names)}): {STUDY_SAYS[(sequence_kind, kind)]}"
+    says = [
+        f"For {kind} models ({', '.join(names)}): {STUDY_SAYS[(sequence_kind, kind)]}"
         for kind, names in by_kind.items()
     ]
     paths, step_sizes = paths or {}, step_sizes or {}
-    table = pd.DataFrame(
+    verdicts = {
+        m: study_verdicts(sequence_kind, kinds[m], tables, m, scales[m], paths.get(m))
+        for m in models
+    }
+    appendix = pd.DataFrame(
         {
             m: {
                 **({"Adam step size (lr)": step_sizes[m]} if m in step_sizes else {}),
-                **measured(tables, m, pairs[m]),
-                **(followed_word(paths[m]) if m in paths else {}),
-                **study_verdicts(sequence_kind, kinds[m], tables, m, pairs[m], paths.get(m)),
+                **measured(tables, m, scales[m].median_pair),
+                **(followed_word(paths[m], scales[m].median_pair) if m in paths else {}),
             }
             for m in models
         }
     )
-    return Section(experiment, claims, table)
+    return Section(experiment, says, verdicts, appendix)
 
 
-def markdown(sections: list[Section], header: str) -> str:
-    lines = ["# inputspace: the study's claims against this run", "", header, ""]
-    for part in sections:
-        lines += [f"## {part.experiment}", ""]
-        for claim in part.claims:
-            lines += [claim if claim.startswith("The study") else f"**The study,** {claim}", ""]
-        columns = ["measured", *part.table.columns]
-        lines += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-        cells = part.table.fillna("").to_numpy()
-        lines += [
-            "| " + " | ".join([name, *row]) + " |" for name, row in zip(part.table.index, cells)
-        ]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def as_html(sections: list[Section], header: str) -> str:
-    body = [f"<h1>inputspace: the study's claims against this run</h1><p>{html.escape(header)}</p>"]
-    for part in sections:
-        body.append(f"<h2>{html.escape(part.experiment)}</h2>")
-        body += [f"<p><b>The study,</b> {html.escape(claim)}</p>" for claim in part.claims]
-        body.append(part.table.fillna("").rename_axis("measured").to_html(border=1))
-    style = "body{font-family:sans-serif;max-width:60em}td,th{padding:2px 8px;text-align:left}"
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head>"
-        f"<body>{''.join(body)}</body></html>"
-    )
-
-
-def median_pair_distance(pairs: pd.DataFrame) -> float:
-    return float(np.median(pairs.euclidean))
-
-
-HYPOTHESES = (
-    "The study's hypothesis (from indirect evidence): (1) in high dimension all points are close; "
-    "(2) a zero-loss set lies close to almost every start, so descent nearly always reaches "
-    "near-zero loss after a short trip; (3) that set is itself high-dimensional (and only a "
-    "tiny fraction of its points back-project to sensible tokens). Measured directly here, "
-    "each verdict with its numbers; flatness and barriers only at starts solved to the stated KL."
-)
+# ------------------------------------------------------------------ the landscape
 
 
 @dataclass
@@ -172,7 +268,8 @@ class LandscapeTables:
     """The landscape tables the summary reads (table_names.SUMMARY_LANDSCAPE_TABLES)."""
 
     solutions: pd.DataFrame  # seq, start_kl, final_kl, steps, converged
-    flatness: pd.DataFrame  # one row per probed point (solutions and controls)
+    dimensions: pd.DataFrame  # one row per point: the Jacobian's rank and the set's dimension
+    flatness: pd.DataFrame  # one row per point whose Hessian spectrum was taken
     barriers: pd.DataFrame
     nearness: pd.DataFrame
 
@@ -183,235 +280,338 @@ class LandscapeTables:
 
 
 def _read_frame(path: str) -> pd.DataFrame:
-    return pd.read_csv(path) if str(path).endswith(".csv") else files.read_parquet(path)
+    if not str(path).endswith(".csv"):
+        return files.read_parquet(path)
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:  # a table with no columns: nothing was measured
+        return pd.DataFrame()
 
 
-def landscape_rows(
+HYPOTHESIS = (
+    "The study's explanation of its results (a hypothesis it did not test directly): (1) in "
+    "many dimensions all points are about equally far apart; (2) a set of inputs with zero "
+    "loss lies close to almost every starting point, so descent reaches it after a short "
+    "trip; (3) that set is itself high-dimensional, and only a tiny fraction of its points "
+    "are near real words. This run measures (1) and (2) directly over pairs of random "
+    "starts (each pair a replicate), and the dimension of the set in (3) at every solution."
+)
+
+
+def _pair_of(seq: pd.Series) -> pd.Series:
+    return seq // 2
+
+
+def _pair_verdict(
+    says: str, held: list[bool], values: list[float], form: str, against: str
+) -> Verdict:
+    count = sum(held)
+    state = "agrees" if count == len(held) else "disagrees" if count == 0 else "mixed"
+    return Verdict(says, state, spread(values, form), count, len(held), len(held), against)
+
+
+def landscape_verdicts(
+    tables: LandscapeTables, median_pair: float, solve_below: float
+) -> list[Verdict]:
+    """(1) and (2) per pair of starts; connectivity (this project's extension) per pair."""
+    near, solved = tables.nearness, tables.solutions
+    near = near.assign(pair=_pair_of(near.seq))
+    by_pair = near.groupby("pair")
+    concentrated = (by_pair.to_nearest_token.median() / median_pair).tolist()
+    verdicts = [
+        _pair_verdict(
+            "(1) a random point is about as far from its nearest word as two random words are "
+            "from each other",
+            [share >= CONCENTRATED for share in concentrated],
+            concentrated,
+            "{:.0%}",
+            f"a nearest word closer than {CONCENTRATED:.0%} of the random-pair distance",
+        )
+    ]
+    converged_pairs = solved.assign(pair=_pair_of(solved.seq)).groupby("pair").converged.all()
+    if not converged_pairs.any():
+        verdicts.append(
+            _not_measured("(2) every start reaches zero loss after a short trip", solve_below)
+        )
+    else:
+        trips = by_pair.to_own_solution.median() / by_pair.to_nearest_token.median()
+        verdicts.append(
+            _pair_verdict(
+                "(2) every start reaches zero loss after a trip shorter than the way to its "
+                "nearest word",
+                [bool(converged_pairs[p]) and trips[p] < 1 for p in trips.index],
+                trips.tolist(),
+                "{:.0%}",
+                f"a start left above KL {solve_below:g}, or a median trip at least as long "
+                "as the way to the nearest word",
+            )
+        )
+    verdicts.append(connectivity_verdict(tables.barriers, solve_below))
+    return verdicts
+
+
+def _not_measured(says: str, solve_below: float) -> Verdict:
+    return Verdict(
+        says,
+        "not measured",
+        "",
+        0,
+        0,
+        0,
+        f"no start solved to KL {solve_below:g} within the step cap",
+    )
+
+
+def connectivity_verdict(barriers: pd.DataFrame, solve_below: float) -> Verdict:
+    """Connected: along the best path found between two solutions the loss never leaves the
+    solved level. A search that finds no such path demonstrates nothing; this never says
+    "separated", which would need a lower bound on every path."""
+    says = "(extension) two solutions of one target are joined by a path of solved points"
+    both = barriers[barriers.both_converged.astype(bool)] if len(barriers) else barriers
+    if not len(both):
+        return _not_measured(says, solve_below)
+    highest = both.best_barrier + both.highest_end
+    connected = (highest <= solve_below).tolist()
+    unconverged = int((both.bend_converged.astype(str) == "False").sum())
+    count = sum(connected)
+    return Verdict(
+        says,
+        "connected" if count == len(connected) else "not demonstrated",
+        spread((both.best_over_ends).tolist(), "{:.3g}") + " x the higher end's loss",
+        count,
+        len(connected),
+        len(connected),
+        f"a path whose highest loss stays at most KL {solve_below:g} (the solved level)",
+        f"{unconverged} path search(es) stopped at the step cap still improving"
+        if unconverged
+        else "every path search converged",
+    )
+
+
+def dimension_rows(dimensions: pd.DataFrame) -> Table:
+    """The measured local dimension at each point, with the bound it is held against."""
+    rows = [
+        [
+            r.model,
+            r.point,
+            f"{r.kl:.2g}",
+            f"{r.dimensions}",
+            f"{r.rank} (d = {r.hidden})",
+            f"{r.set_dimension} ({r.set_share:.1%} of n)",
+            f"{r.bound}",
+            f"{r.gap:.3g}" if np.isfinite(r.gap) else "none below the cutoff",
+        ]
+        for r in dimensions.itertuples()
+    ]
+    return Table(
+        [
+            "model",
+            "point",
+            "KL",
+            "n",
+            "rank r of the prediction's Jacobian",
+            "dimension of the zero-loss set here, n - r",
+            "bound n - d",
+            "gap at the cutoff",
+        ],
+        rows,
+    )
+
+
+def landscape_checks(tables: LandscapeTables) -> list[str]:
+    """What holds by construction, shown as a check of the code with its numbers."""
+    dims, checks = tables.dimensions, []
+    if len(dims):
+        within = bool(
+            (dims["rank"] <= dims.hidden).all() and (dims["rank"] <= dims.head_rank).all()
+        )
+        checks.append(
+            f"{'passed' if within else 'FAILED'}: the Jacobian's rank is at most d (and at most "
+            "what the head passes on) at every point, so the zero-loss set's dimension is at "
+            f"least n - d: ranks {spread(dims['rank'].tolist(), '{:.0f}')} against d = "
+            f"{int(dims.hidden.iloc[0])}. This follows from the model's shape (the prediction "
+            "sees the inputs only through d numbers), so it is no evidence for the study: any "
+            "sentence longer than one token has a high-dimensional zero-loss set."
+        )
+    flat = tables.flatness
+    zero = flat[(flat.kl == 0) & (flat.method == "exact")] if len(flat) else flat
+    for row in zero.itertuples():
+        meaningful = row.rank_gap >= RANK_GAP
+        ok = row.numerical_rank <= row.hidden
+        checks.append(
+            f"{'passed' if ok else 'FAILED'}: the exact Hessian at {row.point} (a zero-loss "
+            f"point) has rank {int(row.numerical_rank)} against d = {int(row.hidden)} "
+            + (
+                "(a gap of at least 10 at the cutoff)"
+                if meaningful
+                else "(no clear gap: the count depends on the cutoff)"
+            )
+        )
+    return checks
+
+
+def landscape_appendix(
     tables: LandscapeTables, median_pair: float, solve_below: float
 ) -> dict[str, str]:
-    """The landscape study's numbers and a verdict on each part of the hypothesis."""
-    solutions, flat, barriers, near = (
+    solutions, near, barriers, dims = (
         tables.solutions,
-        tables.flatness,
-        tables.barriers,
         tables.nearness,
+        tables.barriers,
+        tables.dimensions,
     )
-    solved = int(solutions.converged.sum())
-    token = float(near.to_nearest_token.median())
-    concentrated = token / median_pair
+    nearest = near.to_nearest_token.median()
     rows = {
-        "(1) median distance, random start to nearest vocabulary token": (
-            f"{token:.3g}, {concentrated:.0%} of the median random-pair distance {median_pair:.3g}"
+        "starts solved": (
+            f"{int(solutions.converged.sum())} / {len(solutions)} to KL <= {solve_below:g} "
+            f"(steps: {', '.join(map(str, solutions.steps))})"
         ),
-        "(1) verdict": _hypothesis(
-            concentrated >= CONCENTRATED,
-            "the nearest token is about as far as a random one: distances "
-            "concentrate (criterion: nearest at least half the random-pair distance)",
+        "median distance, random start to nearest word": (
+            f"{nearest:.3g} ({nearest / median_pair:.0%} of the random-pair distance "
+            f"{median_pair:.3g})"
         ),
-        "(2) starts solved to KL <= solve level": (
-            f"{solved} / {len(solutions)} to KL <= {solve_below:g} "
-            f"(steps: {', '.join(map(str, solutions.steps))}; final KL: "
-            f"{', '.join(f'{v:.2g}' for v in solutions.final_kl)})"
+        "median distance, start to its own solution / to another start's solution": (
+            f"{near.to_own_solution.median():.3g} / {near.to_other_solution.median():.3g}"
         ),
     }
-    converged_near = near[near.converged.astype(bool)]
-    if len(converged_near):
-        own = float(converged_near.to_own_solution.median())
-        other = float(converged_near.to_other_solution.median())
-        rows["(2) median distance, start to its own solution (per token)"] = (
-            f"{own:.3g} ({own / token:.0%} of the way to the nearest token); "
-            f"to another start's solution {other:.3g}"
+    for r in dims.itertuples():
+        rows[f"Jacobian at {r.point}"] = (
+            f"singular values above the measured rounding {r.cutoff:.1e} x the largest "
+            f"({r.largest:.3g}): {r.rank}; the smallest counted is {r.smallest_kept:.1e} of the "
+            f"largest; the head passes on {r.head_rank} directions"
         )
-        rows["(2) verdict"] = _hypothesis(
-            solved >= CONVERGED_SHARE * len(solutions) and own < token,
-            f"{solved} / {len(solutions)} starts reach the zero-loss set, each after a trip "
-            "shorter than the way to its nearest token (criterion: 90% solved, median trip "
-            "under the nearest-token distance)",
+    for r in barriers.itertuples():
+        if not r.both_converged:
+            rows[f"pair {r.pair}"] = "left out: an end did not converge"
+            continue
+        rows[f"pair {r.pair}: distance, barrier straight / best"] = (
+            f"{r.distance:.3g} apart ({r.distance / median_pair:.1f} random-pair distances); "
+            f"{r.straight_barrier:.2g} / {r.best_barrier:.2g} above the higher end's "
+            f"{r.highest_end:.2g}"
+            + (f"; path search {int(r.bend_steps)} steps" if pd.notna(r.bend_steps) else "")
         )
-    else:
-        rows["(2) verdict"] = (
-            f"not measured: no start reached KL <= {solve_below:g} within the step cap"
+    for r in tables.flatness.itertuples() if len(tables.flatness) else []:
+        rows[f"Hessian at {r.point} ({r.method}, {r.precision})"] = (
+            f"rank {_span(r.rank_low, r.rank_high, '.0f')} of {r.dimensions}; flat "
+            f"{_span(r.flat_low, r.flat_high, '.1%')} (at most {r.flat_threshold:g} x the largest)"
         )
-    rows.update(_flatness_rows(flat))
-    rows.update(_barrier_rows(barriers))
     return rows
-
-
-def _hypothesis(holds: bool, evidence: str) -> str:
-    return f"{'supported' if holds else 'NOT supported'}: {evidence}"
-
-
-def _flatness_rows(flat: pd.DataFrame) -> dict[str, str]:
-    rows = {
-        f"(3) Hessian at {row.point} (KL {row.kl:.2g}, {row.method}, {row.precision})": (
-            _exact_spectrum(row) if row.method == "exact" else _estimated_spectrum(row)
-        )
-        for row in flat.itertuples()
-    }
-    exact_zero = flat[(flat.kl == 0) & (flat.method == "exact")]
-    if len(exact_zero):
-        rows["(3) prediction at an exact zero-loss point: rank at most d"] = _rank_at_zero(
-            exact_zero.iloc[0]
-        )
-    rows["(3) verdict: dimension of the zero-loss set"] = _dimension_verdict(flat)
-    return rows
-
-
-CUTOFF_ORIGINS = {
-    "rounding": "the measured rounding of the {precision} products",
-    "tolerance": "rank_tolerance x the largest",
-    "flat threshold": "the flat threshold",
-}
-
-
-def _exact_spectrum(row) -> str:
-    """An exact spectrum's count, the eigenvalues either side of its cutoff and the gap
-    between them. The eigenvalues in its tail are orders of magnitude (below the rounding,
-    or at a point that float32 arithmetic found, their leading digits are another
-    machine's too only by chance), so they are printed as the decade they lie in."""
-    rank, d, n = int(row.numerical_rank), int(row.hidden), int(row.dimensions)
-    origin = CUTOFF_ORIGINS[row.cutoff_origin].format(precision=row.precision)
-    cutoff = f"the cutoff {_decade(row.rank_cutoff)} ({origin})"
-    if rank == n:
-        counted = f"numerical rank {rank} of {n}, full: no eigenvalue below {cutoff}"
-    else:
-        counted = (
-            f"numerical rank {rank} against d = {d} (eigenvalues by magnitude, largest first): "
-            f"lambda_{rank} in {_decade(row.eigenvalue_at_rank)} above {cutoff}, "
-            f"lambda_{rank + 1} in {_decade(row.eigenvalue_after_rank)} below it, a gap in "
-            f"{_decade(row.rank_gap)}"
-        )
-    return (
-        f"{counted}; flat {row.flat_fraction:.2%} of {n} (magnitude at most "
-        f"{row.flat_threshold:g} x the largest, {row.largest:.3g}; at least "
-        f"{row.bound_flat_fraction:.2%} at a zero-loss point); lambda_d / largest in "
-        f"{_decade(row.eigenvalue_d / row.largest)}, lambda_d+1 / largest in "
-        f"{_decade(row.eigenvalue_after_d / row.largest)}"
-    )
-
-
-def _decade(value: float) -> str:
-    """The power-of-ten range a positive value lies in, "1e-05–1e-04"."""
-    if not np.isfinite(value) or value <= 0:
-        return {np.inf: "infinity"}.get(value, "n/a" if np.isnan(value) else f"{value:g}")
-    low = np.floor(np.log10(value))
-    return f"{10**low:.0e}–{10 ** (low + 1):.0e}"
-
-
-def _estimated_spectrum(row) -> str:
-    """An estimate by quadrature: its counts as the brackets the quadrature guarantees."""
-    return (
-        f"numerical rank {_span(row.rank_low, row.rank_high, '.0f')} against d = {row.hidden} "
-        f"(eigenvalues above the flat threshold); flat "
-        f"{_span(row.flat_low, row.flat_high, '.1%')} of {row.dimensions} (magnitude at most "
-        f"{row.flat_threshold:g} x the largest, {row.largest:.2g}; at least "
-        f"{row.bound_flat_fraction:.1%} at a zero-loss point); {_resolution(row)}"
-    )
 
 
 def _span(low: float, high: float, form: str) -> str:
-    """A bracket as "low–high" (one number where both print alike), "70.0–100.0%"."""
-    a, b = f"{low:{form}}", f"{high:{form}}"
-    return a if a == b else f"{a.removesuffix('%') if b.endswith('%') else a}–{b}"
-
-
-def _resolution(row) -> str:
-    nodes = round(1 / row.node_share)
-    return (
-        f"the brackets hold for every spectrum with the probes' moments, the weight one "
-        f"quadrature node can carry at each threshold; {nodes} nodes of {row.node_share:.2%} "
-        f"({row.node_share * row.dimensions:.0f} directions) each on average"
-    )
-
-
-def _rank_at_zero(row) -> str:
-    """At an exact zero-loss point the rank is at most d; a count is meaningful only
-    where the spectrum has a gap at its cutoff."""
-    rank, d = int(row.numerical_rank), int(row.hidden)
-    evidence = (
-        f"{row.point}: numerical rank {rank} against d = {d}, lambda_{rank} / lambda_{rank + 1} "
-        f"in {_decade(row.rank_gap)} at the cutoff ({row.precision} products)"
-    )
-    if not row.rank_gap >= RANK_GAP:
-        return (
-            f"within resolution: {evidence}; no gap of {RANK_GAP:g} at the cutoff, so the count "
-            "depends on where the cutoff falls (a Hessian in float64 would settle it)"
-        )
-    return _hypothesis(rank <= d, f"{evidence} (a gap: at least {RANK_GAP:g})")
-
-
-def _dimension_verdict(flat: pd.DataFrame) -> str:
-    """Flat at every solution (at least FLAT_OF_BOUND of the bound) and flatter there than at
-    the controls, each judged only beyond the quadrature's resolution."""
-    solutions = flat[flat.kind == "solution"]
-    controls = flat[flat.kind.isin(["random start", "prompt"])]
-    if not len(solutions):
-        return "not measured: no converged solution was probed"
-    needed = FLAT_OF_BOUND * solutions.bound_flat_fraction
-    evidence = (
-        f"flat at the solutions: "
-        f"{', '.join(_span(r.flat_low, r.flat_high, '.1%') for r in solutions.itertuples())} of "
-        f"the directions (predicted at a zero-loss point: at least "
-        f"{solutions.bound_flat_fraction.iloc[0]:.1%}; high-dimensional: at least "
-        f"{FLAT_OF_BOUND:.0%} of that); at the controls: "
-        + (
-            ", ".join(
-                f"{r.point} {_span(r.flat_low, r.flat_high, '.1%')}" for r in controls.itertuples()
-            )
-            or "none probed"
-        )
-    )
-    least_flat = solutions.flat_low.min()
-    if (controls.flat_high < least_flat - SPECIAL_FLATNESS).all() and len(controls):
-        evidence += "; flatness is special to solutions"
-    elif (controls.flat_low >= solutions.flat_high.min() - SPECIAL_FLATNESS).any():
-        evidence += "; a control is about as flat"
-    else:
-        evidence += "; whether flatness is special to solutions is within resolution"
-    if (solutions.flat_low >= needed).all():
-        return _hypothesis(True, evidence)
-    if (solutions.flat_high < needed).any():
-        return _hypothesis(False, evidence)
-    return (
-        f"within resolution: {evidence}; more probes or Lanczos steps (landscape: slq_probes, "
-        "slq_steps) would settle it"
-    )
-
-
-def _barrier_rows(barriers: pd.DataFrame) -> dict[str, str]:
-    both = barriers[barriers.both_converged.astype(bool)]
-    left_out = len(barriers) - len(both)
-    if not len(both):
-        return {
-            "(3) verdict: connectivity": (
-                f"not measured: no pair with both ends converged ({left_out} left out)"
-            )
-        }
-    best = both.bent_barrier.fillna(both.straight_barrier)
-    relative = best / both.start_loss
-    return {
-        "(3) loss barrier between two solutions, straight / best of bent paths "
-        "(relative to the start loss)": "; ".join(
-            f"pair {r.pair}: {r.straight_barrier:.2g} / {b:.2g} ({_percent(rel)})"
-            for r, b, rel in zip(both.itertuples(), best, relative)
-        )
-        + (f"; {left_out} pair(s) left out" if left_out else ""),
-        "(3) verdict: connectivity": _hypothesis(
-            bool((relative < CONNECTED_BELOW).all()),
-            f"largest barrier {_percent(relative.max())} of the start loss "
-            f"(connected: under {CONNECTED_BELOW:.0%} on the best path)",
-        ),
-    }
-
-
-def _percent(share: float) -> str:
-    """A share to two significant digits (a barrier's third digit moves with the solutions,
-    which float32 arithmetic finds)."""
-    return f"{float(f'{share * 100:.2g}'):g}%"
+    return spread([low, high], "{:" + form + "}")
 
 
 def landscape_section(
     experiment: str, tables: dict[str, LandscapeTables], pairs: dict[str, float], solve_below: float
 ) -> Section:
-    table = pd.DataFrame({m: landscape_rows(t, pairs[m], solve_below) for m, t in tables.items()})
-    return Section(f"{experiment}: the zero-loss set", [HYPOTHESES], table)
+    verdicts = {m: landscape_verdicts(t, pairs[m], solve_below) for m, t in tables.items()}
+    appendix = pd.DataFrame(
+        {m: landscape_appendix(t, pairs[m], solve_below) for m, t in tables.items()}
+    )
+    dims = pd.concat([t.dimensions.assign(model=m) for m, t in tables.items()], ignore_index=True)
+    checks = [c for m, t in tables.items() for c in (f"{m}: {x}" for x in landscape_checks(t))]
+    return Section(
+        f"{experiment}: the zero-loss set", [HYPOTHESIS], verdicts, appendix, True, dims, checks
+    )
+
+
+# ------------------------------------------------------------------ the page
+
+
+def verdict_table(verdicts: dict[str, list[Verdict]]) -> Table:
+    rows = []
+    for model, found in verdicts.items():
+        for v in found:
+            rows.append([v.claim, model, v.found, v.plain(), v.contradicted_by, v.note])
+    return Table(
+        [
+            "claim",
+            "model",
+            "this run (range over replicates)",
+            "verdict",
+            "would have contradicted it",
+            "note",
+        ],
+        rows,
+    )
+
+
+def overview(sections: list[Section], models: list[str]) -> list[Block]:
+    """The top of the page: what the study claimed and what this run supports, briefly."""
+    study = [v for s in sections if not s.extension for found in s.verdicts.values() for v in found]
+    counts = {state: sum(v.state == state for v in study) for state in TALLY}
+    tally = ", ".join(f"{n} {TALLY[state]}" for state, n in counts.items() if n)
+    rows = [
+        [s.experiment, model, v.claim, v.plain()]
+        for s in sections
+        for model, found in s.verdicts.items()
+        for v in found
+    ]
+    return [
+        (
+            "p",
+            "The study this run reproduces (docs/study.md in the project) froze a language model "
+            "and moved only the vectors that stand for its input words, by gradient descent, "
+            "until the model predicted what it predicts for another sentence. It reported that "
+            "the vectors get there after a short trip, stay close to where they started and "
+            "mostly still 'mean' their old words, and explained this by a large set of "
+            f"solutions near every start. This run repeated it on {', '.join(models)}.",
+        ),
+        ("p", f"**In short:** of the study's claims checked here, {tally}."),
+        ("table", Table(["experiment", "model", "claim", "verdict"], rows)),
+    ]
+
+
+def page(sections: list[Section], models: list[str], note: str) -> list[Block]:
+    blocks: list[Block] = [("h1", "What this run found, against the study it reproduces")]
+    blocks += overview(sections, models)
+    blocks += [("p", note), ("h2", "Terms"), ("ul", TERMS), ("h2", "What a verdict means")]
+    blocks += [("ul", [f"**{state}**: {meaning}" for state, meaning in STATE_MEANING.items()])]
+    checks = []
+    for part in sections:
+        blocks += [("h2", part.experiment)]
+        blocks += [
+            ("p", ("**The study** " if not part.extension else "") + says)
+            for says in part.study_says
+        ]
+        blocks += [("table", verdict_table(part.verdicts))]
+        if part.dimensions is not None and len(part.dimensions):
+            blocks += [
+                (
+                    "p",
+                    "The zero-loss set's local dimension at each solution, measured from the "
+                    "exact Jacobian of the prediction (a random start beside them as a control of "
+                    "the same size). That it is at least n - d holds by construction (see the "
+                    "checks below); the measurement says how much of the bound is reached.",
+                ),
+                ("table", dimension_rows(part.dimensions)),
+            ]
+        checks += part.checks
+    blocks += [
+        ("h2", "Checks of the code (these hold by construction and are no evidence)"),
+        ("ul", checks or ["none applies to this config"]),
+        ("h2", "Appendix: the numbers behind each verdict"),
+    ]
+    for part in sections:
+        table = part.appendix.fillna("")
+        blocks += [
+            ("h3", part.experiment),
+            (
+                "table",
+                Table(
+                    ["measured", *table.columns],
+                    [[i, *row] for i, row in zip(table.index, table.to_numpy())],
+                ),
+            ),
+        ]
+    return blocks
+
+
+def median_pair_distance(pairs: pd.DataFrame) -> float:
+    return float(np.median(pairs.euclidean))
+
+
+def coordinate_spread(vocab: pd.DataFrame, hidden: int) -> float:
+    """The root-mean-square coordinate of the regular tokens' input embeddings."""
+    norms = vocab.norm[vocab.is_regular].to_numpy(np.float64)
+    return float(np.sqrt(np.mean(norms**2) / hidden))
