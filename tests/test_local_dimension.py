@@ -39,6 +39,7 @@ def test_the_forward_jacobian_of_a_nonlinear_map_holds_its_derivatives_by_hand()
         [[0.5, 0.0, 4.0], [2.0, np.cos(0.5), 0.0]], dtype=torch.float64
     )  # row i: d f / d x_i
     torch.testing.assert_close(forward_jacobian(f, x), expected)
+    torch.testing.assert_close(forward_jacobian(f, x, batch=1), expected)
 
 
 def test_the_metric_sees_the_logits_only_up_to_a_constant():

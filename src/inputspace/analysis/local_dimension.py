@@ -49,19 +49,23 @@ def jacobian(outputs: BatchedMap, flat: Tensor, rows: range, batch: int, label: 
     return torch.cat(found)
 
 
-def forward_jacobian(outputs: BatchedMap, point: Tensor) -> Tensor:
+def forward_jacobian(outputs: BatchedMap, point: Tensor, batch: int = 256) -> Tensor:
     """The transposed Jacobian [n_in, n_out] of `outputs` at `point` [n_in]: row i is the
-    derivative along the i-th basis vector, all n_in of them in one batch (a forward-mode
-    product by two backward passes, which every differentiable module supports)."""
-    n = point.numel()
-    x = point.detach().expand(n, -1).clone().requires_grad_(True)
-    out = outputs(x)
-    dual = torch.zeros_like(out, requires_grad=True)
-    (pulled,) = torch.autograd.grad(out, x, grad_outputs=dual, create_graph=True)
-    (rows,) = torch.autograd.grad(
-        pulled, dual, grad_outputs=torch.eye(n, dtype=pulled.dtype, device=pulled.device)
-    )
-    return rows.detach().cpu().double()
+    derivative along the i-th basis vector, `batch` of them at a time (a forward-mode
+    product by two backward passes, which every differentiable module supports; batches
+    keep a head of 128k outputs within memory)."""
+    n, rows = point.numel(), []
+    for start in range(0, n, batch):
+        k = min(batch, n - start)
+        x = point.detach().expand(k, -1).clone().requires_grad_(True)
+        out = outputs(x)
+        dual = torch.zeros_like(out, requires_grad=True)
+        (pulled,) = torch.autograd.grad(out, x, grad_outputs=dual, create_graph=True)
+        basis = torch.zeros_like(pulled)
+        basis[torch.arange(k), start + torch.arange(k)] = 1
+        (found,) = torch.autograd.grad(pulled, dual, grad_outputs=basis)
+        rows.append(found.detach().cpu().double())
+    return torch.cat(rows)
 
 
 def prediction_metric(head_rows: Tensor) -> Tensor:
