@@ -413,3 +413,16 @@ def test_the_solver_is_the_experiments_adam_with_its_own_stop_and_cap():
     solver = landscape.solver_settings({"solve_steps": 900, "solve_below": 1e-3}, optimize, "fp32")
     assert (solver.steps, solver.lr, solver.betas, solver.chunk_size) == (900, 0.02, (0.8, 0.99), 3)
     assert solver.stop == engine.StopRule(below=1e-3, patience=1)
+
+
+def test_the_control_says_whether_the_dimension_is_special_to_solutions():
+    dims = pd.DataFrame(
+        {
+            "model": ["a"] * 3 + ["b"] * 2,
+            "kind": ["solution", "solution", "random start", "solution", "random start"],
+            "rank": [63, 63, 63, 60, 63],
+        }
+    )
+    said = summary.control_comparison(dims)
+    assert "a: rank 63 at the solutions, 63 at the random start (the same" in said
+    assert "b: rank 60 at the solutions, 63 at the random start (they differ)" in said

@@ -418,6 +418,28 @@ def dimension_rows(dimensions: pd.DataFrame) -> Table:
     )
 
 
+def control_comparison(dimensions: pd.DataFrame) -> str:
+    """Whether the dimension found at solutions is special to them: the same measurement at
+    a random start of the same size."""
+    said = []
+    for model, rows in dimensions.groupby("model", sort=False):
+        solutions = rows[rows.kind == "solution"]["rank"]
+        control = rows[rows.kind == "random start"]["rank"]
+        if not len(solutions) or not len(control):
+            continue
+        same = set(solutions) == set(control)
+        said.append(
+            f"{model}: rank {spread(solutions.tolist(), '{:.0f}')} at the solutions, "
+            f"{spread(control.tolist(), '{:.0f}')} at the random start"
+            + (
+                " (the same: the dimension belongs to the model's map, not to solutions)"
+                if same
+                else " (they differ)"
+            )
+        )
+    return "Against the control of the same size: " + ("; ".join(said) or "none measured") + "."
+
+
 def landscape_checks(tables: LandscapeTables) -> list[str]:
     """What holds by construction, shown as a check of the code with its numbers."""
     dims, checks = tables.dimensions, []
@@ -585,6 +607,7 @@ def page(sections: list[Section], models: list[str], note: str) -> list[Block]:
                     "checks below); the measurement says how much of the bound is reached.",
                 ),
                 ("table", dimension_rows(part.dimensions)),
+                ("p", control_comparison(part.dimensions)),
             ]
         checks += part.checks
     blocks += [
