@@ -428,6 +428,11 @@ def spread(values: list[float], form: str) -> str:
     return f"{low.removesuffix('%') if high.endswith('%') else low}–{high}"
 
 
+def state_of(held: int, judged: int) -> str:
+    """A claim that held in `held` of `judged` replicates: in all, none, or some."""
+    return "agrees" if held == judged else "disagrees" if held == 0 else "mixed"
+
+
 def judge(claim: Claim, evidence: list[Evidence], replicates: int) -> Verdict:
     """The claim on each converged replicate of `evidence`; "not comparable" where its
     threshold is in the units of a study model that is not the one run."""
@@ -440,7 +445,7 @@ def judge(claim: Claim, evidence: list[Evidence], replicates: int) -> Verdict:
     elif claim.units_of and evidence[0].scale.source != STUDY_MODELS[claim.units_of]:
         state = "not comparable"
     else:
-        state = "agrees" if held == len(judged) else "disagrees" if held == 0 else "mixed"
+        state = state_of(held, len(judged))
     return Verdict(
         claim.says,
         state,
@@ -469,7 +474,7 @@ def study_verdicts(
     convergence = Verdict(
         f"the loss converges (KL < {KL_LEVEL} for {CONVERGED_SHARE:.0%} of sequences, "
         f"mean < {KL_LEVEL})",
-        "agrees" if held == len(evidence) else "disagrees" if held == 0 else "mixed",
+        state_of(held, len(evidence)),
         spread([float((e.convergence.final_kl < THRESHOLD).mean()) for e in evidence], "{:.0%}"),
         held,
         len(evidence),

@@ -23,6 +23,7 @@ from inputspace.studies.claims import (
     Scale,
     Verdict,
     spread,
+    state_of,
     study_verdicts,
 )
 
@@ -306,7 +307,7 @@ def _pair_verdict(
     says: str, held: list[bool], values: list[float], form: str, against: str
 ) -> Verdict:
     count = sum(held)
-    state = "agrees" if count == len(held) else "disagrees" if count == 0 else "mixed"
+    state = state_of(count, len(held))
     return Verdict(says, state, spread(values, form), count, len(held), len(held), against)
 
 
