@@ -1,6 +1,7 @@
 from inputspace import files
 from inputspace.analysis.geometry import VocabIndex
 from inputspace.model import models, vocab
+from inputspace.model.prompts import prompt_pairs
 from inputspace.optimisation import engine, experiments, sequences
 from inputspace.studies import case_study
 from inputspace.workflow import scripting
@@ -9,7 +10,7 @@ from inputspace.workflow import scripting
 def main(snakemake):
     spec = snakemake.params.experiment
     study = spec["case_study"]
-    source, target = spec["sequences"]["prompt"], spec["target"]["prompt"]
+    (source, target), *_rewordings = prompt_pairs(spec)  # experiment 1: the first wording
     lm = models.load(
         snakemake.input.model,
         engine.pick_device(snakemake.params.device),

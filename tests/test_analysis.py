@@ -167,6 +167,7 @@ def test_replicates_for_an_experiment():
 
     for_ = run_measures.replicates_for
     assert for_(spec({"kind": "prompt", "prompt": "p"}, replicates=4)) == 1
+    assert for_(spec({"kind": "prompt", "prompt": ["p", "q", "r"]}, replicates=5)) == 3
     assert for_(spec({"kind": "random", "count": 9})) == 3  # the default
     assert for_(spec({"kind": "random", "count": 64}, replicates=4)) == 4
     assert for_(spec({"kind": "random", "count": 2}, replicates=3)) == 2
@@ -378,7 +379,8 @@ def test_a_threshold_in_another_models_units_is_not_comparable_unless_that_model
     says = claim_says("small_dimensions")
     other = by_claim(claims.study_verdicts("random", "causal", tables, "a", SCALE))[says]
     assert other.state == "not comparable" and "0.03 is 0.30 of it" in other.note
-    assert "cannot be carried over" in other.note
+    # break-even: 0.02 x 0.1 / 0.03, the study model's spread under which it would hold
+    assert "holds here if that spread is under 0.0667" in other.note
     with_llama = claims.Scale(**{**vars(SCALE), "study_spread": 0.02})  # rescaled: 0.1
     carried = by_claim(claims.study_verdicts("random", "causal", tables, "a", with_llama))[says]
     assert carried.state == "not comparable" and "is 0.1: under it" in carried.note

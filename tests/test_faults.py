@@ -16,6 +16,7 @@ from helpers import make_problem, recorded, settings
 
 from inputspace import files, tensors
 from inputspace.errors import (
+    ConfigError,
     DamagedFile,
     InputspaceError,
     InputspaceWarning,
@@ -214,6 +215,58 @@ def test_case_study_word_missing_from_the_target_is_named(repo_root):
     experiment = {**BARK, "target": {"prompt": "The animal that says 'moo' is a [MASK]."}}
     with pytest.raises(InputspaceError, match=r"case_study\.toward: 'neigh' is not a whole word"):
         config.check_experiment("bark_neigh", experiment, repo_root)
+
+
+REWORDED = {
+    **BARK,
+    "sequences": {
+        "kind": "prompt",
+        "prompt": ["The animal that says bark is a [MASK].", "It goes bark, so it is a [MASK]."],
+    },
+    "target": {
+        "prompt": ["The animal that says neigh is a [MASK].", "It goes neigh, so it is a [MASK]."]
+    },
+}
+
+
+def test_rewordings_with_one_target_each_pass(repo_root):
+    config.check_experiment("bark_neigh", REWORDED, repo_root)
+    assert prompts.prompt_pairs(REWORDED)[1] == (
+        "It goes bark, so it is a [MASK].",
+        "It goes neigh, so it is a [MASK].",
+    )
+    one_target = {**REWORDED, "target": {"prompt": "The animal that says neigh is a [MASK]."}}
+    assert [t for _, t in prompts.prompt_pairs(one_target)] == [
+        "The animal that says neigh is a [MASK]."
+    ] * 2
+
+
+def test_rewordings_and_targets_of_different_counts_are_one_line(repo_root):
+    experiment = {**REWORDED, "target": {"prompt": REWORDED["target"]["prompt"] * 2}}
+    with pytest.raises(ConfigError) as error:
+        config.check_experiment("bark_neigh", experiment, repo_root)
+    message = one_line(error)
+    assert "experiments.bark_neigh.target.prompt" in message
+    assert "2 source prompts but 4 target prompts" in message
+
+
+def test_a_list_of_targets_needs_single_prompt_sequences(repo_root):
+    experiment = {
+        "models": ["m"],
+        "sequences": {"kind": "random", "count": 3, "min_length": 4, "max_length": 6},
+        "target": {"prompt": ["A dog is a [MASK].", "A cat is a [MASK]."]},
+    }
+    with pytest.raises(ConfigError, match="a list of targets needs sequences of kind prompt"):
+        config.check_experiment("random", experiment, repo_root)
+
+
+def test_a_rewording_without_the_followed_word_is_named(repo_root):
+    sources = [*REWORDED["sequences"]["prompt"][:1], "It goes woof, so it is a [MASK]."]
+    experiment = {**REWORDED, "sequences": {"kind": "prompt", "prompt": sources}}
+    with pytest.raises(ConfigError) as error:
+        config.check_experiment("bark_neigh", experiment, repo_root)
+    assert "case_study.word: 'bark' is not a whole word" in one_line(error)
+    assert "It goes woof" in one_line(error)
 
 
 # ------------------------------------------------------------------ watch words

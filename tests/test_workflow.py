@@ -94,6 +94,7 @@ def test_tiny_workflow_builds_the_case_study(tiny_run):
         assert path.step.max() == 60 and path.step.min() == 0
         assert (path[path.step == 0].l2_travelled == 0).all()
         assert (path.toward_heading_rank[path.step > 0] >= 1).all()
+        assert sorted(path.seq.unique()) == [0, 1, 2]  # one path per wording (replicate)
         for figure in ("gradient_norms", "path"):
             assert (figures / f"{model}_{figure}.png").stat().st_size > 20_000
 

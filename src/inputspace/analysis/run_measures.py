@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from inputspace.files import read_arrays
+from inputspace.model.prompts import as_list
 
 THRESHOLD = 1e-2  # "converged": KL below this
 SMALL_DISPLACEMENT = 0.02  # the study: "nearly all dimensions moved less than 0.02"
@@ -35,13 +36,13 @@ def replicate_of(seq: np.ndarray | int, count: int, replicates: int) -> np.ndarr
 
 
 def replicates_for(spec: dict) -> int:
-    """How many replicates an experiment's sequences are split into: one for a single
-    prompt (nothing random in it), else its `replicates` but at most its sequences (a
-    pairs experiment without a count gets its `replicates`; replicate_of clamps it to the
-    pairs a table holds)."""
+    """How many replicates an experiment's sequences are split into: for a single prompt
+    (nothing random in it) one per wording of it, else its `replicates` but at most its
+    sequences (a pairs experiment without a count gets its `replicates`; replicate_of
+    clamps it to the pairs a table holds)."""
     sequences = spec["sequences"]
     if sequences["kind"] == "prompt":
-        return 1
+        return len(as_list(sequences["prompt"]))
     wanted = int(spec.get("replicates", DEFAULT_REPLICATES))
     count = sequences.get("count")
     return wanted if count is None else min(wanted, int(count))

@@ -40,6 +40,26 @@ def check_prompt(prompt: str, where: str) -> None:
         )
 
 
+def as_list(prompt: str | list[str]) -> list[str]:
+    """A config's prompt entry as a list: one prompt, or several wordings of it."""
+    return [prompt] if isinstance(prompt, str) else list(prompt)
+
+
+def prompt_pairs(experiment: dict) -> list[tuple[str, str]]:
+    """(source, target) per sequence of a single-prompt experiment: its source prompt and
+    each rewording of it, the target given once for all or once per wording."""
+    sources = as_list(experiment["sequences"]["prompt"])
+    targets = as_list(experiment["target"]["prompt"])
+    if len(targets) == 1:
+        targets = targets * len(sources)
+    if len(targets) != len(sources):
+        raise PromptError(
+            f"{len(sources)} source prompts but {len(targets)} target prompts; "
+            "give one target, or one per source prompt"
+        )
+    return list(zip(sources, targets))
+
+
 def render(prompt: str, kind: str, mask_token: str | None) -> str:
     """The text a model of `kind` reads for `prompt`."""
     before, after = prompt.split(PLACEHOLDER)

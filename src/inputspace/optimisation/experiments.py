@@ -14,7 +14,7 @@ from torch import Tensor
 
 from inputspace.errors import InputspaceError, InputspaceWarning
 from inputspace.model.models import LanguageModel
-from inputspace.model.prompts import read_pairs
+from inputspace.model.prompts import prompt_pairs, read_pairs
 from inputspace.model.vocab import regular_ids, vocabulary_table
 from inputspace.optimisation.engine import Problem, Settings, StopRule
 from inputspace.optimisation.recorder import Landmarks, Logging
@@ -46,9 +46,10 @@ def sources_and_targets(
             raise InputspaceError("pairs sequences need their prompts file")
         pairs = read_pairs(prompts)[: spec.get("count")]
         return from_prompts(lm, [p.source for p in pairs]), [p.target for p in pairs]
-    target = experiment["target"]["prompt"]
     if spec["kind"] == "prompt":
-        return from_prompts(lm, [spec["prompt"]]), [target]
+        sources, targets = zip(*prompt_pairs(experiment))
+        return from_prompts(lm, list(sources)), list(targets)
+    target = experiment["target"]["prompt"]
     if samples is None:
         raise InputspaceError("random sequences need the samples file from sample_sequences")
     batch = SequenceBatch.load(samples)

@@ -8,8 +8,14 @@ from typing import Any
 import jsonschema
 import yaml
 
-from inputspace.errors import ConfigError, InputspaceError
-from inputspace.model.prompts import PLACEHOLDER, check_prompt, read_pairs, word_span
+from inputspace.errors import ConfigError, InputspaceError, PromptError
+from inputspace.model.prompts import (
+    PLACEHOLDER,
+    check_prompt,
+    prompt_pairs,
+    read_pairs,
+    word_span,
+)
 
 
 def load_schema(path: Path) -> dict[str, Any]:
@@ -134,14 +140,14 @@ def check_experiment(name: str, experiment: dict[str, Any], base: Path) -> None:
     if sequences["kind"] == "pairs":
         read_pairs(Path(base) / sequences["file"])
     if sequences["kind"] == "prompt":
-        check_prompt(sequences["prompt"], f"{where}.sequences.prompt")
+        _check_prompts(sequences["prompt"], f"{where}.sequences.prompt")
     if sequences["kind"] == "random" and sequences["min_length"] > sequences["max_length"]:
         raise ConfigError(
             f"config error at {where}.sequences: min_length {sequences['min_length']} exceeds "
             f"max_length {sequences['max_length']}"
         )
     if "target" in experiment:
-        check_prompt(experiment["target"]["prompt"], f"{where}.target.prompt")
+        _check_targets(experiment, where)
     elif sequences["kind"] != "pairs":
         raise ConfigError(
             f"config error at {where}: {sequences['kind']} sequences need a target "
@@ -154,6 +160,31 @@ def check_experiment(name: str, experiment: dict[str, Any], base: Path) -> None:
             f"config error at {where}.landscape: the landscape study needs random sequences "
             "(sequences: {kind: random, ...}) and a target"
         )
+
+
+def _check_prompts(prompts: str | list[str], where: str) -> None:
+    if isinstance(prompts, str):
+        check_prompt(prompts, where)
+    for index, prompt in enumerate([] if isinstance(prompts, str) else prompts):
+        check_prompt(prompt, f"{where}[{index}]")
+
+
+def _check_targets(experiment: dict[str, Any], where: str) -> None:
+    """One target prompt, or (for a single-prompt experiment with rewordings) one per
+    source prompt."""
+    targets = experiment["target"]["prompt"]
+    _check_prompts(targets, f"{where}.target.prompt")
+    if isinstance(targets, str):
+        return
+    if experiment["sequences"]["kind"] != "prompt":
+        raise ConfigError(
+            f"config error at {where}.target.prompt: a list of targets needs sequences of kind "
+            "prompt (one target per source prompt); give a single target prompt"
+        )
+    try:
+        prompt_pairs(experiment)
+    except PromptError as error:
+        raise ConfigError(f"config error at {where}.target.prompt: {error}") from None
 
 
 def _check_case_study(experiment: dict[str, Any], where: str) -> None:
@@ -170,8 +201,9 @@ def _check_case_study(experiment: dict[str, Any], where: str) -> None:
         )
     study = experiment["case_study"]
     for key, prompt in (
-        ("word", experiment["sequences"]["prompt"]),
-        ("toward", experiment["target"]["prompt"]),
+        (key, prompt)
+        for pair in prompt_pairs(experiment)
+        for key, prompt in zip(("word", "toward"), pair)
     ):
         try:
             word_span(prompt.split(PLACEHOLDER)[0], study[key])
