@@ -97,6 +97,29 @@ def test_a_figure_snakemake_would_not_remake_without_a_record_is_unverifiable(pl
 
 
 @pytest.mark.parametrize(
+    ("written", "damage"),
+    [
+        (b'{"created": "2026-12-04', "not JSON"),
+        (b"\xff\xfe not text", "not JSON"),
+        (b"[1, 2]", "not a record but a JSON list"),
+        (b'{"git": "abc", "created": "x"}', "a field of the wrong kind"),
+    ],
+)
+def test_a_damaged_record_is_one_row_and_the_rest_is_audited(planned, monkeypatch, written, damage):
+    monkeypatch.chdir(planned.workdir)
+    good, bad = "results/figures/geometry/m.png", "results/figures/geometry/other.png"
+    Path(good).parent.mkdir(parents=True)
+    Path(good + SIDECAR).write_text(json.dumps({"created": "t", "git": {"commit": "abc"}}))
+    Path(bad + SIDECAR).write_bytes(written)
+    table = audit.audit_table([good], planned, leftovers_under=Path("results/figures"))
+    rows = table.set_index("figure")
+    assert rows.status[good] == audit.Verdict.FRESH and rows.git_commit[good] == "abc"
+    assert rows.status[bad] == audit.Verdict.UNVERIFIABLE
+    assert rows.why[bad].startswith(f"its record other.png{SIDECAR} is damaged ({damage}")
+    assert "\n" not in rows.why[bad]
+
+
+@pytest.mark.parametrize(
     "row",
     [
         "results/x.png\tThu\tfig\t-\t-\t-\tok",  # a field short

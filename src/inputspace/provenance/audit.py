@@ -100,17 +100,39 @@ def figure_row(figure: str, planned: plan.Plan, digest: Callable[[Path], str]) -
         if status == Verdict.FRESH:  # Snakemake would not make it, yet it has no record
             status, why = Verdict.UNVERIFIABLE, f"no record beside it ({sidecar.name})"
         return {"figure": figure, "status": status, "why": why, "made": "", "git_commit": ""}
-    record = json.loads(sidecar.read_text())
-    if status == Verdict.FRESH:
-        status, why = (
-            model_verdict(record, Path(), digest)
-            or image_verdict(Path(figure), record)
-            or (status, why)
-        )
+    record, damaged = read_sidecar(sidecar)
+    try:
+        if status == Verdict.FRESH and not damaged:
+            status, why = (
+                model_verdict(record, Path(), digest)
+                or image_verdict(Path(figure), record)
+                or (status, why)
+            )
+        made, commit = record.get("created", ""), (record.get("git") or {}).get("commit", "")
+    except (AttributeError, TypeError, ValueError) as error:
+        damaged = f"a field of the wrong kind: {error}"
+    if damaged:
+        why = f"its record {sidecar.name} is damaged ({damaged})"
+        return {"figure": figure, "status": Verdict.UNVERIFIABLE, "why": why, "made": "",
+                "git_commit": ""}  # fmt: skip
     return {
         "figure": figure,
         "status": status,
         "why": why,
-        "made": record["created"],
-        "git_commit": record["git"]["commit"],
+        "made": made,
+        "git_commit": commit,
     }
+
+
+def read_sidecar(sidecar: Path) -> tuple[dict, str]:
+    """(the record, "") or ({}, what is damaged about it): unreadable, not JSON, or JSON
+    that is no record (not an object)."""
+    try:
+        record = json.loads(sidecar.read_bytes())
+    except OSError as error:
+        return {}, f"unreadable: {error.strerror or error}"
+    except ValueError as error:
+        return {}, f"not JSON: {str(error).splitlines()[0]}"
+    if not isinstance(record, dict):
+        return {}, f"not a record but a JSON {type(record).__name__}"
+    return record, ""

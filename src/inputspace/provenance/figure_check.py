@@ -165,6 +165,7 @@ def rebuild_group(
 ) -> int:
     threads = max(rebuild.recorded_threads(record) for _, record in made)
     try:
+        rebuild.empty_scratch(scratch)
         for _, record in made:
             rebuild.check_raw_models(record, config, scratch / ".snakemake/inputspace-digests.json")
         targets = [record["figure"] for _, record in made]

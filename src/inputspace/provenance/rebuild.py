@@ -119,6 +119,16 @@ def recorded_threads(record: dict[str, Any]) -> int:
     return max([int(c) for c in counts if c] or [1])
 
 
+def empty_scratch(scratch: Path) -> None:
+    """CannotRebuild unless `scratch` is new or empty: outputs already there (an earlier
+    rebuild's) would be taken as made and compared without being rebuilt."""
+    if scratch.is_dir() and any(scratch.iterdir()):
+        raise CannotRebuild(
+            f"the scratch folder {scratch} is not empty (an earlier rebuild's?); "
+            "name a new or empty folder"
+        )
+
+
 def run_workflow(
     checkout: Path, scratch: Path, config: dict, targets: list[str], cores: str, threads: int
 ) -> None:
@@ -218,7 +228,8 @@ def compare_values(made: Path, original: Path) -> str:
             return f"{key}: {len(a)} values, {len(b)} recorded"
         for x, y in zip(a, b):
             if isinstance(x, float) and isinstance(y, float):
-                if math.isnan(x) and math.isnan(y):
+                if math.isnan(x) or math.isnan(y):
+                    other += math.isnan(x) != math.isnan(y)  # NaN against a number differs
                     continue
                 diff = abs(x - y)
                 largest_abs = max(largest_abs, diff)
