@@ -165,7 +165,8 @@ def check_experiment(name: str, experiment: dict[str, Any], base: Path) -> None:
 def _check_prompts(prompts: str | list[str], where: str) -> None:
     if isinstance(prompts, str):
         check_prompt(prompts, where)
-    for index, prompt in enumerate([] if isinstance(prompts, str) else prompts):
+        return
+    for index, prompt in enumerate(prompts):
         check_prompt(prompt, f"{where}[{index}]")
 
 
