@@ -10,7 +10,7 @@ from inputspace.workflow import scripting
 def main(snakemake):
     spec = snakemake.params.experiment
     study = spec["case_study"]
-    (source, target), *_rewordings = prompt_pairs(spec)  # experiment 1: the first wording
+    source, target = prompt_pairs(spec)[0]  # experiment 1: the first wording
     lm = models.load(
         snakemake.input.model,
         engine.pick_device(snakemake.params.device),

@@ -99,7 +99,7 @@ def figure_row(figure: str, planned: plan.Plan, digest: Callable[[Path], str]) -
     if not sidecar.exists():
         if status == Verdict.FRESH:  # Snakemake would not make it, yet it has no record
             status, why = Verdict.UNVERIFIABLE, f"no record beside it ({sidecar.name})"
-        return {"figure": figure, "status": status, "why": why, "made": "", "git_commit": ""}
+        return _row(figure, status, why)
     record, damaged = read_sidecar(sidecar)
     try:
         if status == Verdict.FRESH and not damaged:
@@ -112,16 +112,14 @@ def figure_row(figure: str, planned: plan.Plan, digest: Callable[[Path], str]) -
     except (AttributeError, TypeError, ValueError) as error:
         damaged = f"a field of the wrong kind: {error}"
     if damaged:
-        why = f"its record {sidecar.name} is damaged ({damaged})"
-        return {"figure": figure, "status": Verdict.UNVERIFIABLE, "why": why, "made": "",
-                "git_commit": ""}  # fmt: skip
-    return {
-        "figure": figure,
-        "status": status,
-        "why": why,
-        "made": made,
-        "git_commit": commit,
-    }
+        return _row(
+            figure, Verdict.UNVERIFIABLE, f"its record {sidecar.name} is damaged ({damaged})"
+        )
+    return _row(figure, status, why, made, commit)
+
+
+def _row(figure: str, status: Verdict, why: str, made: str = "", commit: str = "") -> dict:
+    return dict(zip(COLUMNS, (figure, status, why, made, commit), strict=True))
 
 
 def read_sidecar(sidecar: Path) -> tuple[dict, str]:
