@@ -40,7 +40,8 @@ try:
         if scripted.script:
             source = Path(scripted.basedir.join(scripted.script).get_path_or_uri(secret_free=True))
             in_conda = JOBS_IN_CONDA and scripted.conda_env
-            scripted.set_params(
+            snakemake_internals.set_params(
+                scripted,
                 code=code_digest.identity(source, PACKAGE, workflow.basedir),
                 libraries=(
                     {"conda env": str(scripted.conda_env)}
@@ -54,13 +55,12 @@ except InputspaceError as error:
 
 
 onstart:
-    # A note of this run, so that if it is killed outright the next run can clear exactly
-    # what it leaves (inputspace.workflow.recovery); it goes when the run ends, however it ends.
-    locks = getattr(workflow.persistence, "_lockfile", {}).values()
-    slurm_run = getattr(getattr(workflow.scheduler, "_executor", None), "run_uuid", None)
-    THIS_RUN.append(recovery.this_run([Path(p) for p in locks], slurm_run))
-    recovery.note(STATE, THIS_RUN[0])
-    at_the_end()
+    # The run's note names its SLURM jobs, so that if it is killed outright the next run
+    # can cancel them (inputspace.workflow.recovery).
+    if THIS_RUN:
+        THIS_RUN[0] = recovery.started(
+            STATE, THIS_RUN[0], snakemake_internals.slurm_run_id(workflow)
+        )
 
 
 onerror:

@@ -22,7 +22,7 @@ try:
     from inputspace.provenance import code_digest
     from inputspace.workflow import diagnoses
     from inputspace.model import source_content
-    from inputspace.workflow import recovery
+    from inputspace.workflow import recovery, snakemake_internals
     from inputspace.analysis.run_measures import replicates_for
     from inputspace.model.manifest import damage
     from inputspace.workflow.config import checked, load_schema, without_notes
@@ -75,31 +75,25 @@ def is_real_run():
     )
 
 
-RECOVERED = []  # once per process
-THIS_RUN = []  # this process's run, once it has started (onstart)
-ENDING = []
-
-
-def at_the_end():
-    """Once per real run: when it ends, forget its note and give the live runs of this
-    directory back the locks Snakemake removes (inputspace.workflow.recovery.end). The folder is
-    named in full: Snakemake is back in the directory it was started from by then."""
-    if not ENDING:
-        ENDING.append(True)
-        state = STATE.resolve()
-        atexit.register(lambda: recovery.end(state, THIS_RUN[0] if THIS_RUN else None))
+THIS_RUN = []  # this process's run, once it has noted itself (a real run only)
 
 
 def after_killed_runs(wildcards):
-    """prepare_model's input function (every chain of jobs starts with it): Snakemake
-    evaluates it while building the jobs, before it locks the working directory, so a
-    real run removes what runs killed outright left (their locks, their SLURM jobs)
-    before those locks stop it; see inputspace.workflow.recovery."""
-    if RECOVERED or not is_real_run():
+    """prepare_model's input function (every chain of jobs starts with it). Snakemake
+    evaluates input functions after it knows whether this is a real run and before it
+    locks the working directory, and offers no other hook there: so this is where a real
+    run notes itself and clears what runs killed outright left (their SLURM jobs, their
+    locks), once; see inputspace.workflow.recovery."""
+    if THIS_RUN or not is_real_run():
         return []
-    RECOVERED.append(True)
-    at_the_end()
-    for line in recovery.recover(STATE):
+    try:
+        run, said = recovery.start(STATE)
+    except InputspaceError as error:
+        sys.exit(f"inputspace: {error}")
+    THIS_RUN.append(run)
+    state = STATE.resolve()  # Snakemake is back in the folder it started from at exit
+    atexit.register(lambda: recovery.forget(state, THIS_RUN[0]))
+    for line in said:
         print(f"inputspace: {line}", file=sys.stderr)
     return []
 

@@ -23,7 +23,7 @@ from rocrate.rocrate import ROCrate
 from inputspace.hashing import sha256_file
 from inputspace.model import source_content
 from inputspace.provenance import crate, crate_check, history, record
-from inputspace.provenance.plan import _metadata_path
+from inputspace.workflow import snakemake_internals
 
 # ------------------------------------------------------------------ a made-up run
 
@@ -36,9 +36,8 @@ def write(path: Path, text: str) -> Path:
 
 def recorded(workdir: Path, output: str, **job) -> None:
     """Snakemake's record of one output, where Snakemake keeps it."""
-    folder = workdir / history.METADATA
-    folder.mkdir(parents=True, exist_ok=True)
-    path = _metadata_path(folder, output)
+    (workdir / snakemake_internals.METADATA).mkdir(parents=True, exist_ok=True)
+    path = snakemake_internals.metadata_path(workdir, output)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"incomplete": False, "record_format_version": 6, **job}))
 

@@ -1,6 +1,7 @@
-"""What a Snakemake run killed outright leaves, and what the next run clears: exactly the
-killed run's own locks and SLURM jobs, never a live run's (on files and processes, without
-Snakemake; tests/test_workflow_faults.py runs two Snakemake processes in one directory)."""
+"""What a Snakemake run killed outright leaves, and what the next run clears: a killed run's
+locks only when no other run of the directory lives, its SLURM jobs cancelled first, and
+nothing at all when SLURM does not answer (on files, processes and fake SLURM commands,
+without Snakemake; tests/test_workflow_faults.py runs Snakemake processes in one directory)."""
 
 import os
 import socket
@@ -16,13 +17,8 @@ from inputspace.workflow import recovery
 @pytest.fixture
 def state(tmp_path):
     (tmp_path / ".snakemake/locks").mkdir(parents=True)
+    (tmp_path / ".snakemake/locks/0.output.lock").write_text("results/a\n")
     return tmp_path / ".snakemake"
-
-
-def lock(state, name, text):
-    path = state / "locks" / name
-    path.write_text(text)
-    return path
 
 
 def finished_process() -> int:
@@ -32,67 +28,121 @@ def finished_process() -> int:
     return int(done.stdout)
 
 
-def test_a_run_notes_its_process_locks_and_slurm_run_and_forgets_them(state):
-    path = lock(state, "0.input.lock", "results/a\n")
-    run = recovery.this_run([path], "run-uuid")
-    assert run.pid == os.getpid() and run.host == socket.gethostname()
+def killed_run(slurm_run=None) -> recovery.Run:
+    return recovery.Run(socket.gethostname(), finished_process(), "1", slurm_run)
+
+
+def live_run() -> recovery.Run:
+    parent = os.getppid()
+    return recovery.Run(socket.gethostname(), parent, recovery.process_start(parent))
+
+
+@pytest.fixture
+def slurm(monkeypatch, tmp_path):
+    """Fake squeue and scancel on PATH: `slurm(squeue=..., scancel=...)` sets their shell
+    bodies; every call is appended to the file returned."""
+    bin_dir, asked = tmp_path / "bin", tmp_path / "asked"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+    def install(squeue="exit 0", scancel="exit 0"):
+        for name, body in (("squeue", squeue), ("scancel", scancel)):
+            (bin_dir / name).write_text(f'#!/bin/sh\necho {name} "$@" >> {asked}\n{body}\n')
+            (bin_dir / name).chmod(0o755)
+        return asked
+
+    return install
+
+
+def test_a_run_notes_its_process_and_slurm_run_and_forgets_them(state):
+    run, said = recovery.start(state)
+    assert run.pid == os.getpid() and run.host == socket.gethostname() and said == []
     assert run.started == recovery.process_start(os.getpid()) and run.started.isdigit()
-    assert run.locks == {str(path): "results/a\n"} and run.slurm_run == "run-uuid"
-    recovery.note(state, run)
     assert recovery.noted(state) == [run] and recovery.is_alive(run)
-    assert recovery.killed(state) == []
+    run = recovery.started(state, run, "run-uuid")
+    assert recovery.noted(state) == [run] and run.slurm_run == "run-uuid"
     recovery.forget(state, run)
     assert recovery.noted(state) == []
 
 
-def test_a_killed_run_is_told_by_its_process_start_not_its_pid_alone(state):
-    mine = recovery.this_run([], None)
+def test_a_killed_run_is_told_by_its_process_start_not_its_pid_alone():
+    mine = recovery.this_run()
     assert recovery.is_alive(mine)
     reused = replace(mine, started=str(int(mine.started) + 1))  # this pid, another process
-    gone = replace(mine, pid=finished_process(), started="1")
+    gone = killed_run()
     elsewhere = replace(gone, host="another-host")
-    for run in (reused, gone, elsewhere):
-        recovery.note(state, run)
     assert not recovery.is_alive(reused) and not recovery.is_alive(gone)
     assert recovery.is_alive(elsewhere)  # another host's cannot be told: left alone
-    assert sorted(r.pid for r in recovery.killed(state)) == sorted([reused.pid, gone.pid])
 
 
-def test_only_the_killed_runs_own_locks_are_cleared(state):
-    killed = lock(state, "0.input.lock", "results/killed\n")
-    live = lock(state, "1.input.lock", "results/live\n")
-    run = recovery.Run(
-        "h", 1, "1", {str(killed): "results/killed\n", str(live): "results/x\n"}, None
-    )
-    assert recovery.clear_locks(run) == 1  # the other file holds another run's locks now
-    assert not killed.exists() and live.read_text() == "results/live\n"
-
-
-def test_the_end_of_a_run_gives_live_runs_their_locks_back(state):
-    """Snakemake removes the whole lock folder when any run ends; live runs keep theirs."""
-    me = recovery.this_run([lock(state, "0.output.lock", "results/mine\n")], None)
-    other = replace(me, pid=os.getppid(), started=recovery.process_start(os.getppid()))
-    other = replace(other, locks={str(state / "locks/1.output.lock"): "results/other\n"})
-    dead = replace(other, pid=finished_process(), started="1")
-    dead = replace(dead, locks={str(state / "locks/2.output.lock"): "results/dead\n"})
-    for run in (me, other, dead):
+def test_the_locks_of_killed_runs_go_when_no_other_run_lives(state):
+    dead = [killed_run(), killed_run()]
+    for run in dead:
         recovery.note(state, run)
-    for path in (state / "locks").iterdir():
-        path.unlink()  # as Snakemake's unlock leaves it
-    recovery.end(state, me)
-    assert me not in recovery.noted(state)
-    assert (state / "locks/1.output.lock").read_text() == "results/other\n"
-    assert sorted(p.name for p in (state / "locks").iterdir()) == ["1.output.lock"]
+    _, said = recovery.start(state)
+    assert not list((state / "locks").glob("*.lock"))
+    assert said == [f"removed the locks of killed Snakemake runs ({dead[0].name}, {dead[1].name})"]
+    assert [run.pid for run in recovery.noted(state)] == [os.getpid()]
 
 
-def test_slurm_jobs_are_found_by_the_runs_own_name(monkeypatch, tmp_path):
-    asked = []
-    squeue = tmp_path / "squeue"
-    squeue.write_text('#!/bin/sh\necho "$@" >> %s\necho 41\necho 42\n' % (tmp_path / "asked"))
-    squeue.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    run = recovery.Run("h", 1, "1", {}, "uuid-of-the-killed-run")
-    assert recovery.slurm_jobs(run) == ["41", "42"]
-    asked = (tmp_path / "asked").read_text()
-    assert "--name uuid-of-the-killed-run" in asked and "--me" in asked
-    assert recovery.slurm_jobs(replace(run, slurm_run=None)) == []  # a local run: none
+def test_a_live_run_keeps_every_lock_and_the_killed_runs_note(state):
+    dead, live = killed_run(), live_run()
+    for run in (dead, live, replace(dead, host="another-host", pid=7)):
+        recovery.note(state, run)
+    _, said = recovery.start(state)
+    assert (state / "locks/0.output.lock").read_text() == "results/a\n"
+    assert len(said) == 1 and "stay while" in said[0] and live.name in said[0]
+    assert dead in recovery.noted(state)  # cleared once the live run has ended
+
+
+def test_a_killed_runs_slurm_jobs_are_cancelled_before_its_locks_go(state, slurm):
+    asked = slurm(squeue='[ "$2" = "--me" ] && { echo 41; echo 42; }; exit 0')
+    run = killed_run("uuid-of-the-killed-run")
+    recovery.note(state, run)
+    _, said = recovery.start(state)
+    calls = asked.read_text().splitlines()
+    assert calls[0] == "squeue -h --me --name uuid-of-the-killed-run -o %i"
+    assert calls[1] == "scancel 41 42" and calls[2].startswith("squeue -h -j 41,42")
+    assert said[0] == f"cancelled SLURM jobs 41, 42, left by killed run {run.name}"
+    assert not list((state / "locks").glob("*.lock")) and run not in recovery.noted(state)
+
+
+@pytest.mark.parametrize(
+    "squeue, scancel, why",
+    [
+        (
+            "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1",
+            "exit 0",
+            "squeue failed (slurm_load_jobs error: Unable to contact slurm controller)",
+        ),
+        ("sleep 30", "exit 0", "squeue gave no answer in 1 s"),
+        (
+            "echo 41",
+            "echo 'scancel: error: Access denied' >&2; exit 1",
+            "scancel failed (scancel: error: Access denied)",
+        ),
+        ("echo 41", "exit 0", "SLURM jobs 41 of killed run"),  # still queued after scancel
+    ],
+)
+def test_when_slurm_does_not_answer_locks_jobs_and_notes_stay(
+    state, slurm, monkeypatch, squeue, scancel, why
+):
+    slurm(squeue=squeue, scancel=scancel)
+    monkeypatch.setattr(recovery, "SLURM_TIMEOUT_S", 1)
+    monkeypatch.setattr(recovery, "CANCEL_WAIT_S", 0.5)
+    run = killed_run("uuid")
+    recovery.note(state, run)
+    with pytest.raises(recovery.RecoveryError) as error:
+        recovery.start(state)
+    assert why in str(error.value) and "\n" not in str(error.value)
+    assert "left as they are" in str(error.value)
+    assert (state / "locks/0.output.lock").read_text() == "results/a\n"
+    assert recovery.noted(state) == [run]  # the killed run's note, not this one
+
+
+def test_a_killed_slurm_run_without_squeue_on_path_is_left_alone(state, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    recovery.note(state, killed_run("uuid"))
+    with pytest.raises(recovery.RecoveryError, match="squeue is not on PATH"):
+        recovery.start(state)
+    assert (state / "locks/0.output.lock").is_file()

@@ -240,39 +240,49 @@ def test_recovery_after_a_killed_run_leaves_a_live_run_alone(undisturbed, tmp_pa
     live = started(workdir, run_targets(), tmp_path / "live paused")
     live_locks, live_jobs = locks(workdir), descendants(live.pid)
     killed = started(workdir, other_targets(), tmp_path / "killed paused")
-    killed_locks = {k: v for k, v in locks(workdir).items() if k not in live_locks}
-    assert killed_locks and live_jobs
+    assert len(locks(workdir)) > len(live_locks) and live_jobs
     os.killpg(killed.pid, signal.SIGKILL)  # Snakemake and its job, as a lost session ends
     killed.communicate()
+    held = locks(workdir)
     notes = workdir / ".snakemake/inputspace-runs"
     assert len(list(notes.glob("*.json"))) == 2
 
     def live_untouched():
         assert live.poll() is None and descendants(live.pid) == live_jobs
-        assert {k: v for k, v in locks(workdir).items() if k in live_locks} == live_locks
+        assert locks(workdir) == held
 
-    # not real runs (a dry run, a summary, a run that does not lock): they clear nothing;
-    # the one without locks makes the killed run's outputs
+    # not real runs (a dry run, a summary, a run that does not lock) clear nothing; the
+    # one without locks makes the killed run's outputs
     for args in (["-n"], ["--detailed-summary"], ["--nolock"]):
         result = snakemake(workdir, *other_targets(), *args, config=two_experiments())
         assert result.returncode == 0 and "removed the locks" not in result.stderr, result.stderr[
             -3000:
         ]
-        assert locks(workdir) == {**live_locks, **killed_locks}
         live_untouched()
-    third = snakemake(workdir, *other_targets(), config=two_experiments())  # a real run
-    assert third.returncode == 0, third.stderr[-3000:]
-    assert f"removed the locks of a killed Snakemake run (pid {killed.pid} on " in third.stderr
-    assert len(list(notes.glob("*.json"))) == 1  # the live run's: the killed run's is done with
-    live_untouched()
-    audit = snakemake(workdir, "audit", config=two_experiments())
-    assert audit.returncode == 0, audit.stderr[-3000:]
+    # a real run while the live run holds the lock folder leaves every lock, and says why
+    third = snakemake(workdir, *other_targets(), config=two_experiments())
+    assert third.returncode != 0 and f"killed runs (pid {killed.pid} on " in third.stderr
+    assert f"stay while pid {live.pid} on " in third.stderr
     live_untouched()
 
     for job in live_jobs:
         os.kill(job, signal.SIGTERM)  # the live run's job stops: the run ends with an error
     live.communicate(timeout=300)
-    assert live.returncode != 0 and not list(notes.glob("*.json"))  # and forgets its note
+    assert live.returncode != 0 and locks(workdir) == {}  # Snakemake removes the lock folder
+    assert len(list(notes.glob("*.json"))) == 1  # the killed run's, cleared by the next run
+
+    # a run killed while no other runs: the next real run removes its locks, and runs
+    alone = copy_without_run(undisturbed, tmp_path / "alone")
+    (alone / "config.yaml").write_text(yaml.safe_dump(two_experiments()))
+    again = started(alone, run_targets(), tmp_path / "alone paused")
+    os.killpg(again.pid, signal.SIGKILL)
+    again.communicate()
+    assert locks(alone)
+    last = snakemake(alone, *run_targets(), config=two_experiments())
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert f"removed the locks of killed Snakemake runs (pid {again.pid} on " in last.stderr
+    assert not list((alone / ".snakemake/inputspace-runs").glob("*.json"))
+    assert locks(alone) == {}
 
 
 def checkpoint_files(workdir: Path) -> list[str]:

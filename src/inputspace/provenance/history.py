@@ -7,15 +7,15 @@ Snakemake, so a run's history can be published (inputspace.provenance.crate) fro
 
 import ast
 import json
-from base64 import urlsafe_b64decode
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inputspace.errors import InputspaceError
+from inputspace.workflow import snakemake_internals
 
-METADATA = Path(".snakemake/metadata")
+METADATA = snakemake_internals.METADATA
 NOTE = "inputspace job: "  # how the harness's note starts in a job's log
 
 
@@ -51,12 +51,9 @@ class Job:
 
 def recorded_outputs(workdir: Path) -> dict[str, dict[str, Any]]:
     """Every output Snakemake holds a finished record of in `workdir`, by its path."""
-    folder = Path(workdir) / METADATA
     records = {}
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []:
-        parts = file.relative_to(folder).parts
+    for path, file in snakemake_internals.metadata_files(workdir).items():
         try:
-            path = urlsafe_b64decode("".join(part.removeprefix("@") for part in parts)).decode()
             record = json.loads(file.read_text())
         except (ValueError, UnicodeDecodeError, OSError):
             continue  # not one of Snakemake's records

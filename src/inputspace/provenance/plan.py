@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-from base64 import urlsafe_b64encode
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 from inputspace.errors import InputspaceError
 from inputspace.model import source_content
 from inputspace.provenance import code_digest
+from inputspace.workflow import snakemake_internals
 
 HEADER = "output_file\tdate\trule\tlog-file(s)\tinput-file(s)\tshellcmd\tstatus\tplan"
 TIMEOUT_S = 600
@@ -235,10 +235,9 @@ def version_changes(before: dict[str, str], now: dict[str, str]) -> list[str]:
 
 def recorded_params(workdir: Path, output: str) -> list[object] | None:
     """The params Snakemake recorded when it last made `output` (each as Python data), from
-    its metadata in `workdir`/.snakemake/metadata; None if none were."""
-    folder = Path(workdir) / ".snakemake" / "metadata"
+    its metadata in `workdir`; None if none were."""
     try:
-        stored = json.loads(_metadata_path(folder, output).read_text())
+        stored = json.loads(snakemake_internals.metadata_path(workdir, output).read_text())
     except (OSError, ValueError):
         return None
     values = []
@@ -248,12 +247,3 @@ def recorded_params(workdir: Path, output: str) -> list[object] | None:
         except (ValueError, SyntaxError):
             continue  # a param Snakemake could only record as text
     return values
-
-
-def _metadata_path(folder: Path, output: str) -> Path:
-    """Where Snakemake's file persistence keeps an output's record (its path, base64 in
-    parts no longer than a file name may be)."""
-    longest = max((os.pathconf(folder, "PC_NAME_MAX") if folder.is_dir() else 255) or 255, 2)
-    name = urlsafe_b64encode(output.encode()).decode()
-    parts = [name[i : i + longest - 1] for i in range(0, len(name), longest - 1)]
-    return folder.joinpath(*["@" + part for part in parts[:-1]], parts[-1])
