@@ -104,3 +104,44 @@ def test_every_env_pins_what_requirements_txt_pins():
     for env in sorted((REPO / "envs").glob("*.yaml")):
         pinned = conda_pins(env.name)
         assert pinned.items() <= requirements.items(), env.name
+
+
+def test_the_audit_and_crate_envs_are_light():
+    """They read records and tables: no torch or transformers to install for an audit."""
+    for name in ("audit.yaml", "crate.yaml"):
+        heavy = {"torch", "transformers", "accelerate", "tokenizers"} & conda_pins(name).keys()
+        assert not heavy, f"envs/{name} pins {sorted(heavy)}"
+
+
+def test_the_audit_env_can_parse_the_snakefile(tmp_path):
+    """The audit runs Snakemake on this workflow: its env holds what parsing imports (the
+    top-level imports of the Snakefile and rules/*.smk; those inside functions run only
+    for the rules that need them)."""
+    from inputspace.provenance import code_digest
+
+    parsing = tmp_path / "parse_imports.py"
+    lines = [
+        line
+        for source in [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
+        for line in parse_time_lines(source.read_text())
+        if re.match(r"^\s*(from|import) inputspace", line)
+    ]
+    assert any("workflow.config import" in line for line in lines)
+    whole = [re.sub(r"from (\S+) import \($", r"import \1", line.strip()) for line in lines]
+    parsing.write_text("\n".join(whole) + "\n")
+    imported = code_digest.third_party(parsing, REPO / "src/inputspace")
+    environment = code_digest.Environment()
+    needed = environment.providers(imported)
+    holds = set(environment.closure(conda_pins("audit.yaml")))
+    assert "jsonschema" in needed and needed <= holds, sorted(needed - holds)
+
+
+def parse_time_lines(text: str) -> list[str]:
+    """The lines of a Snakefile that run when it is parsed: all but function bodies."""
+    kept, in_function = [], False
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            in_function = line.startswith(("def ", "async def "))
+        if not in_function:
+            kept.append(line)
+    return kept
