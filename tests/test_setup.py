@@ -28,9 +28,10 @@ def an_environment_made_at(checkout) -> None:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     (venv / "bin/snakemake").write_text(f"#!{venv}/bin/python\nimport snakemake\n")
     (venv / "bin/snakemake").chmod(0o755)
-    wanted = (checkout / "requirements.txt").read_bytes() + (
-        checkout / "pyproject.toml"
-    ).read_bytes()
+    wanted = b"".join(
+        (checkout / name).read_bytes()
+        for name in ("requirements.txt", "requirements.lock", "pyproject.toml")
+    )
     wanted += f"{checkout.resolve()}/.venv\n".encode()
     (venv / ".inputspace-setup").write_text(hashlib.sha256(wanted).hexdigest() + "\n")
     assert bash("./setup.sh", checkout).returncode == 0  # up to date where it was made

@@ -75,6 +75,7 @@ WORKFLOW_FILES = (  # the workflow as the crate holds it, relative to its folder
     "report/*.rst",
     "profiles/*/config.yaml",
     "requirements.txt",
+    "requirements.lock",
     "pyproject.toml",
     "setup.sh",
 )
