@@ -42,7 +42,9 @@ try:
             in_conda = JOBS_IN_CONDA and scripted.conda_env
             snakemake_internals.set_params(
                 scripted,
-                code=code_digest.identity(source, PACKAGE, workflow.basedir),
+                code=code_digest.identity(
+                    source, PACKAGE, workflow.basedir, [str(out) for out in scripted.output]
+                ),
                 libraries=(
                     {"conda env": str(scripted.conda_env)}
                     if in_conda

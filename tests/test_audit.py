@@ -117,7 +117,7 @@ class DryRun:
 
 
 def is_figure(path: str) -> bool:
-    return Path(path).suffix in stamp.FIGURE_SUFFIXES
+    return Path(path).suffix in record.FIGURE_SUFFIXES
 
 
 def stale(table: pd.DataFrame) -> set[str]:

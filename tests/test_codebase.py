@@ -108,6 +108,37 @@ def test_what_changes_the_digest(tree, name, old, new, counts):
     assert (code_digest.digest(script, package) != before) is counts
 
 
+def with_harness_effects(package: Path) -> None:
+    """The harness's thread limit and figure stamping, as modules of the fake package."""
+    (package / "workflow/threads.py").write_text("def limit_threads(n):\n    return n\n")
+    (package / "provenance").mkdir()
+    (package / "provenance/__init__.py").write_text("")
+    (package / "provenance/stamp.py").write_text("from inputspace import records\n\nS = 1\n")
+
+
+@pytest.mark.parametrize(
+    ("imports", "outputs", "edited_module", "reruns"),
+    [
+        ("import torch\n", ["results/t.parquet"], "workflow/threads.py", True),
+        ("import pandas\n", ["results/t.parquet"], "workflow/threads.py", False),
+        ("import pandas\n", ["results/f.PNG", "results/f.csv"], "provenance/stamp.py", True),
+        ("import pandas\n", ["results/f.pdf"], "records.py", True),  # what stamping imports
+        ("import torch\n", ["results/t.parquet"], "provenance/stamp.py", False),
+    ],
+)
+def test_the_harness_counts_where_it_shapes_outputs(tree, imports, outputs, edited_module, reruns):
+    """Torch's thread limit counts for a rule whose code imports torch, the stamping for a
+    rule that makes figures; neither for the others."""
+    script, package = tree
+    with_harness_effects(package)
+    script.write_text(imports + script.read_text())
+    root = script.parents[1]
+    before = code_digest.identity(script, package, root, outputs)
+    path = package / edited_module
+    path.write_text(path.read_text() + "\nCHANGED = True\n")
+    assert (code_digest.identity(script, package, root, outputs) != before) is reruns
+
+
 def test_the_wording_of_errors_and_warnings_is_not_code(tree):
     script, package = tree
     leaf = package / "leaf.py"

@@ -13,7 +13,7 @@ import yaml
 from helpers import snakemake_command
 
 from inputspace.model import random_model
-from inputspace.provenance import stamp
+from inputspace.provenance import record, stamp
 
 pytestmark = pytest.mark.slow  # runs Snakemake: minutes
 
@@ -245,7 +245,7 @@ def figure_files(workdir: Path) -> list[Path]:
     return sorted(
         path
         for path in (workdir / "results/figures").rglob("*")
-        if path.suffix in stamp.FIGURE_SUFFIXES
+        if path.suffix in record.FIGURE_SUFFIXES
     )
 
 

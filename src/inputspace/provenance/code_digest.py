@@ -28,10 +28,18 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from inputspace.errors import InputspaceError
+from inputspace.provenance.record import FIGURE_SUFFIXES
 
 PACKAGE = "inputspace"
 HARNESS = frozenset({f"{PACKAGE}.workflow.scripting", f"{PACKAGE}.errors"})
+# What the harness does that shapes a job's outputs, and counts in its rule's code: torch's
+# thread count in every job that imports torch (sums run in another order), the record
+# written into every figure a job makes.
+THREADS = f"{PACKAGE}.workflow.threads"
+STAMP = f"{PACKAGE}.provenance.stamp"
 # Build and install tools some libraries require (torch requires setuptools to compile
 # extensions, which no job does): never part of a computation, so not a rule's library.
 TOOLING = frozenset({"pip", "setuptools", "wheel"})
@@ -47,11 +55,12 @@ class UnresolvedImport(InputspaceError):
     """A package import that names no module of the package."""
 
 
-def digest(script: Path, package: Path) -> str:
+def digest(script: Path, package: Path, effects: Iterable[str] = ()) -> str:
     """sha256 over the script and the package modules it imports (package: the folder
-    holding the package's modules). Modules without statements (a subpackage's bare
-    __init__) do not count, so that moving modules into subpackages is no change."""
-    files = [Path(script), *imported_modules(script, package)]
+    holding the package's modules), with the harness modules in `effects` and what they
+    import. Modules without statements (a subpackage's bare __init__) do not count, so
+    that moving modules into subpackages is no change."""
+    files = [Path(script), *imported_modules(script, package, effects=effects)]
     known: dict[Path, str] = {}
     contents = [
         _content_digest(path, Path(package), known) for path in files if not _read(path).empty
@@ -62,20 +71,35 @@ def digest(script: Path, package: Path) -> str:
     return total.hexdigest()
 
 
-def identity(script: Path, package: Path, root: Path) -> dict[str, str]:
+def identity(
+    script: Path, package: Path, root: Path, outputs: Iterable[str] = ()
+) -> dict[str, str]:
     """What a rule runs, as its `code` param and its figures' records hold it: the script
-    (relative to the workflow folder `root`) and the digest of it and its modules."""
+    (relative to the workflow folder `root`) and the digest of it, its modules and the
+    harness's effects on its `outputs`."""
     relative = Path(script).resolve().relative_to(Path(root).resolve())
-    return {"script": relative.as_posix(), "digest": digest(script, package)}
+    effects = harness_effects(script, package, outputs)
+    return {"script": relative.as_posix(), "digest": digest(script, package, effects)}
 
 
-def imported_modules(script: Path, package: Path, harness: bool = False) -> list[Path]:
+def harness_effects(script: Path, package: Path, outputs: Iterable[str]) -> list[str]:
+    """The harness modules that shape the outputs of a rule running `script`."""
+    effects = [THREADS] if "torch" in third_party(script, package) else []
+    if any(Path(output).suffix.lower() in FIGURE_SUFFIXES for output in outputs):
+        effects.append(STAMP)
+    return effects
+
+
+def imported_modules(
+    script: Path, package: Path, harness: bool = False, effects: Iterable[str] = ()
+) -> list[Path]:
     """The package's module files that `script` imports, directly or through other
     modules, with the __init__ of every package on the way (Python runs them first);
-    the harness and what only it imports are left out unless `harness`."""
+    the harness and what only it imports are left out unless `harness`, but for the
+    modules named in `effects` and what they import."""
     package = Path(package)
-    found: set[Path] = set()
-    pending = [Path(script)]
+    found = {file for module in effects for file in _files_of(module, package, script, True)}
+    pending = [Path(script), *found]
     while pending:
         path = pending.pop()
         importer = _module_name(path, package) if path.is_relative_to(package) else ""
@@ -548,28 +572,16 @@ def _normalised(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)(?:;(.*))?$")
-
-
 def _requirements(dist: metadata.Distribution) -> list[str]:
     """The distributions `dist` requires here: not those of its extras, nor those whose
     environment marker does not hold on this Python and platform; with the libraries it
     loads at run time (COMPANIONS)."""
     names = list(COMPANIONS.get(_normalised(dist.metadata["Name"] or ""), ()))
     for line in dist.requires or []:
-        match = REQUIREMENT.match(line)
-        if match and _marker_holds(match[3]):
-            names.append(_normalised(match[1]))
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue  # metadata no installer could have acted on
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            names.append(_normalised(requirement.name))
     return names
-
-
-def _marker_holds(marker: str | None) -> bool:
-    if not marker or not marker.strip():
-        return True
-    if "extra" in marker:
-        return False
-    try:
-        from packaging.markers import Marker
-    except ImportError:  # without packaging, count it: a needless rerun, never a missed one
-        return True
-    return Marker(marker).evaluate()

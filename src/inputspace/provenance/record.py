@@ -13,6 +13,9 @@ from inputspace.model import source_content
 from inputspace.provenance.place import describe_place
 
 SIDECAR = ".provenance.json"
+RASTER = (".png", ".gif")  # the figure formats that carry a record (inputspace.provenance.stamp)
+VECTOR = (".pdf", ".svg")
+FIGURE_SUFFIXES = RASTER + VECTOR
 NOT_RECORDED = "not recorded"
 
 

@@ -35,12 +35,9 @@ from inputspace.provenance import code_digest
 from inputspace.provenance.code_digest import installed_versions
 from inputspace.provenance.gitstate import git_state
 from inputspace.provenance.place import where_made
-from inputspace.provenance.record import SIDECAR
+from inputspace.provenance.record import SIDECAR, VECTOR
 
 KEY = "inputspace:provenance"
-RASTER = (".png", ".gif")
-VECTOR = (".pdf", ".svg")
-FIGURE_SUFFIXES = RASTER + VECTOR
 
 # ------------------------------------------------------------------ code and environment
 

@@ -14,8 +14,9 @@ from typing import Any, TextIO
 
 from inputspace.errors import InputspaceError, InputspaceWarning
 from inputspace.optimisation import termination
-from inputspace.provenance import history, stamp
+from inputspace.provenance import history, record, stamp
 from inputspace.provenance.place import where_made
+from inputspace.workflow import threads
 
 LOADED_MODULES = "INPUTSPACE_LOADED_MODULES"
 
@@ -39,7 +40,7 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             try:
                 print(history.note_line(_note(snakemake)), file=log)
-                _limit_threads(snakemake.threads)
+                threads.limit_threads(snakemake.threads)
                 main(snakemake)
                 _stamp_figures(snakemake)
                 _note_loaded_modules(snakemake.rule)
@@ -84,7 +85,7 @@ def _user() -> str | None:
 def _stamp_figures(snakemake: Any) -> None:
     """Every figure a job writes carries the job's provenance record."""
     outputs = [Path(p) for p in snakemake.output]
-    figures = [p for p in outputs if p.suffix in stamp.FIGURE_SUFFIXES]
+    figures = [p for p in outputs if p.suffix in record.FIGURE_SUFFIXES]
     if not figures:
         return
     job = stamp.Job(
@@ -126,11 +127,3 @@ def _warn_on_console_and_in(log: TextIO, rule: str) -> Callable[..., None]:
             )
 
     return show
-
-
-def _limit_threads(threads: int) -> None:
-    """Torch's threads, where the script imported torch (a figure or table job does not,
-    and is not made to pay for it)."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(max(1, int(threads)))
