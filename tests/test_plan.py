@@ -5,7 +5,6 @@ Snakemake itself, through every status it produces."""
 import json
 import subprocess
 import sys
-from base64 import urlsafe_b64encode
 from pathlib import Path
 
 import pytest
@@ -141,33 +140,46 @@ def test_a_plan_that_does_not_finish_is_one_error(monkeypatch, tmp_path):
         plan.snakemake_plan(tmp_path, tmp_path / "Snakefile")
 
 
-def test_changed_libraries_are_named_from_what_snakemake_recorded(tmp_path):
+def test_what_changed_is_named_from_the_params_the_job_noted_by_name(tmp_path):
     root = tmp_path / "checkout"
     (root / "src/inputspace").mkdir(parents=True)
     (root / "src/inputspace/__init__.py").write_text("")
     (root / "scripts").mkdir()
     script = root / "scripts/fig.py"
     script.write_text("import yaml\n")
-    from inputspace.provenance import code_digest
+    (root / "src/inputspace/provenance").mkdir()
+    (root / "src/inputspace/provenance/__init__.py").write_text("")
+    (root / "src/inputspace/provenance/stamp.py").write_text("S = 1\n")
+    from inputspace.provenance import code_digest, history
+    from inputspace.workflow import snakemake_internals
 
     code = code_digest.identity(script, root / "src/inputspace", root)
     now = code_digest.libraries(script, root / "src/inputspace", code_digest.Environment())
-    before = {**now, "pyyaml": "5.0", "gone": "1.0"}
-    record = {"params": [repr(code), repr(before), "'a config value'"]}
-    key = urlsafe_b64encode(b"results/fig.png").decode()
-    (tmp_path / ".snakemake/metadata").mkdir(parents=True)
-    (tmp_path / ".snakemake/metadata" / key).write_text(json.dumps(record))
-    recorded = plan.recorded_params(tmp_path, "results/fig.png")
+
+    def ran_with(**params):
+        """A job that made results/fig.csv, its log's note and Snakemake's record."""
+        log = tmp_path / "results/logs/fig.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(history.note_line({"rule": "fig", "params": params}) + "\n")
+        record = snakemake_internals.metadata_path(tmp_path, "results/fig.csv")
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"log": ["results/logs/fig.log"], "params": ["'unnamed'"]}))
+        return plan.recorded_params(tmp_path, "results/fig.csv")
+
+    recorded = ran_with(code=code, libraries={**now, "pyyaml": "5.0", "gone": "1.0"}, alpha=1)
     assert plan.params_changes(recorded, root, tmp_path) == [
         f"its libraries: -gone 1.0, pyyaml 5.0 -> {now['pyyaml']}"
     ]
     script.write_text("import yaml\nX = 1\n")
     assert plan.params_changes(recorded, root, tmp_path)[1].startswith("its code (scripts/fig.py")
-    record["params"][1] = repr(now)
     script.write_text("import yaml\n")
-    (tmp_path / ".snakemake/metadata" / key).write_text(json.dumps(record))
-    recorded = plan.recorded_params(tmp_path, "results/fig.png")
-    assert plan.params_changes(recorded, root, tmp_path) == ["the config it reads"]
+    recorded = ran_with(code=code, libraries=now, alpha=1, beta=[2])
+    assert plan.params_changes(recorded, root, tmp_path) == [
+        "one of its params alpha, beta (the config it reads)"
+    ]
+    recorded = ran_with(code=code, libraries=now, outputs_are_figures=True)
+    figure = plan.params_changes(recorded, root, tmp_path, ["results/fig.png"])
+    assert figure[0].startswith("its code")  # the stamping counts for a figure's job
     assert plan.recorded_params(tmp_path, "results/never-made.png") is None
 
 

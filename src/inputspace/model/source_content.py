@@ -18,7 +18,6 @@ from inputspace.errors import ModelUnavailable
 from inputspace.hashing import sha256_file
 
 COMMIT = re.compile(r"[0-9a-f]{40}")
-CONTENT_KEYS = frozenset({"sha256", "files", "commit", "unavailable"})  # what identity() holds
 
 
 def package_folder(name: str, package: str) -> Path:

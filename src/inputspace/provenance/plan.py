@@ -13,7 +13,6 @@ a status it does not know) is an error, never a guess: a figure is never called 
 "not made", on a plan that was not understood.
 """
 
-import ast
 import contextlib
 import json
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from inputspace.errors import InputspaceError
 from inputspace.model import source_content
-from inputspace.provenance import code_digest
+from inputspace.provenance import code_digest, history
 from inputspace.workflow import snakemake_internals
 
 HEADER = "output_file\tdate\trule\tlog-file(s)\tinput-file(s)\tshellcmd\tstatus\tplan"
@@ -154,47 +153,48 @@ def causes(path: str, plan: Plan) -> list[str]:
 def own_cause(output: Output, plan: Plan) -> str:
     if output.status != "params changed":
         return OWN_CAUSES[output.status]
-    changes = params_changes(recorded_params(plan.workdir, output.path), plan.root, plan.workdir)
+    siblings = [
+        o.path for o in plan.outputs.values() if (o.rule, o.inputs) == (output.rule, output.inputs)
+    ]
+    recorded = recorded_params(plan.workdir, output.path)
+    changes = params_changes(recorded, plan.root, plan.workdir, siblings)
     return "its params changed: " + "; ".join(changes) if changes else OWN_CAUSES[output.status]
 
 
-def params_changes(recorded: list[object] | None, root: Path, workdir: Path) -> list[str]:
-    """Which of a rule's params that Snakemake recorded differ now: its model source's
-    content, its libraries (each version that changed), its code; else the config it
-    reads; [] when nothing was recorded."""
+def params_changes(
+    recorded: dict[str, object] | None, root: Path, workdir: Path, outputs: Sequence[str] = ()
+) -> list[str]:
+    """Which of the params a job ran with (by name, as its harness noted them) differ now:
+    its model source's content, its libraries (each version that changed), its code (the
+    job's `outputs` tell which of the harness's effects count); else which params it has
+    beside those, one of which changed; [] when nothing was noted."""
     if not recorded:
         return []
-    code = next(
-        (v for v in recorded if isinstance(v, dict) and set(v) == {"script", "digest"}), None
-    )
-    libraries = next((v for v in recorded if isinstance(v, dict) and "python" in v), None)
-    script = root / code["script"] if code else None
+    code, libraries = recorded.get("code"), recorded.get("libraries")
+    script = root / code["script"] if isinstance(code, dict) and "script" in code else None
     if script is None or not script.is_file():
         return []
     package = root / "src" / code_digest.PACKAGE
     environment = code_digest.Environment(workdir / ".snakemake/inputspace-environment.json")
     found = source_changes(recorded, workdir)
-    if libraries is not None:
+    if isinstance(libraries, dict):
         moved = version_changes(libraries, code_digest.libraries(script, package, environment))
         if moved:
             found.append("its libraries: " + ", ".join(moved))
-    if code_digest.digest(script, package) != code["digest"]:
+    if code_digest.identity(script, package, root, outputs)["digest"] != code.get("digest"):
         found.append(f"its code ({code['script']} or a package module it imports)")
-    return found or ["the config it reads"]
+    others = sorted(set(recorded) - {"code", "libraries", "source_content"})
+    return found or [f"one of its params {', '.join(others)} (the config it reads)"]
 
 
-def source_changes(recorded: list[object], workdir: Path) -> list[str]:
+def source_changes(recorded: dict[str, object], workdir: Path) -> list[str]:
     """For prepare_model: whether its model source holds other content now (which files)."""
-    source = next((v for v in recorded if isinstance(v, dict) and "kind" in v), None)
-    contents = [
-        v for v in recorded if isinstance(v, dict) and set(v) <= source_content.CONTENT_KEYS
-    ]
-    if source is None or len(contents) != 1:
+    source, before = recorded.get("source"), recorded.get("source_content")
+    if not isinstance(source, dict) or not isinstance(before, dict):
         return []
     digests = source_content.DigestCache(Path(workdir) / ".snakemake/inputspace-digests.json")
     with _in(workdir):
         now = source_content.identity(source, digests)
-    before = contents[0]
     if now == before:
         return []
     files = before.get("files"), now.get("files")
@@ -233,17 +233,14 @@ def version_changes(before: dict[str, str], now: dict[str, str]) -> list[str]:
     return changes
 
 
-def recorded_params(workdir: Path, output: str) -> list[object] | None:
-    """The params Snakemake recorded when it last made `output` (each as Python data), from
-    its metadata in `workdir`; None if none were."""
+def recorded_params(workdir: Path, output: str) -> dict[str, object] | None:
+    """The params by name of the job that last made `output`, as its harness noted them in
+    the first line of its log (Snakemake records their values only, sorted); None if it
+    noted none."""
     try:
         stored = json.loads(snakemake_internals.metadata_path(workdir, output).read_text())
     except (OSError, ValueError):
         return None
-    values = []
-    for text in stored.get("params") or []:
-        try:
-            values.append(ast.literal_eval(text))
-        except (ValueError, SyntaxError):
-            continue  # a param Snakemake could only record as text
-    return values
+    note = history.read_note(Path(workdir), stored.get("log") or [])
+    params = (note or {}).get("params")
+    return params if isinstance(params, dict) else None
