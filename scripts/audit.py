@@ -26,9 +26,9 @@ def main(snakemake):
         digests.sha256,
         leftovers_under=Path(snakemake.params.leftovers_under),
     )
-    files.write_csv(table, snakemake.output.table, sep="\t")
+    files.write_csv(table, snakemake.params.table, sep="\t")
     print(table.status.value_counts().to_string())
-    print(f"wrote {snakemake.output.table}: {len(table)} figures")
+    print(f"wrote {snakemake.params.table}: {len(table)} figures")
 
 
 scripting.run(main, snakemake)  # noqa: F821 (injected by Snakemake)

@@ -8,7 +8,7 @@ from inputspace.workflow import scripting
 
 def main(snakemake):
     params = snakemake.params
-    destination = Path(snakemake.output.metadata).parent
+    destination = Path(snakemake.params.crate)
     unchecked = destination.with_name(destination.name + ".unchecked")
     workflow = crate.Workflow(
         root=Path(snakemake.scriptdir).parent,
