@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from test_provenance import stamped  # noqa: F401 (a fixture)
+from test_stamp import stamped  # noqa: F401 (a fixture)
 
 from inputspace.provenance import figure_check, plan, record, stamp
 from inputspace.provenance.audit import Verdict
