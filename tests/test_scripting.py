@@ -100,6 +100,26 @@ def test_run_sends_output_to_the_log(tmp_path, capsys):
     assert "hello from main" not in captured.out
 
 
+def test_the_log_ends_with_what_the_job_cost(tmp_path):
+    import time
+
+    from inputspace.workflow import job_cost
+
+    log = tmp_path / "x.log"
+
+    def main(snakemake):
+        held = bytearray(64 * 1024 * 1024)  # 64 MiB, touched
+        held[::4096] = b"x" * len(held[::4096])
+        time.sleep(0.3)
+
+    scripting.run(main, fake_snakemake(log))
+    cost = job_cost.read_cost(log)
+    assert log.read_text().splitlines()[-1].startswith(job_cost.PREFIX)
+    assert 0.3 <= cost["work_s"] < 5 and cost["peak_rss_mb"] >= 64
+    assert 0 < cost["start_up_s"] < 3600  # this test process's age
+    assert job_cost.read_cost(tmp_path / "none.log") is None
+
+
 def test_run_turns_inputspace_errors_into_exit_1(tmp_path):
     log = tmp_path / "x.log"
 

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 import warnings
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from inputspace.errors import InputspaceError, InputspaceWarning
 from inputspace.optimisation import termination
 from inputspace.provenance import history, record, stamp
 from inputspace.provenance.place import where_made
-from inputspace.workflow import threads
+from inputspace.workflow import job_cost, threads
 
 LOADED_MODULES = "INPUTSPACE_LOADED_MODULES"
 
@@ -29,6 +30,7 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
     every `finally` has run (no half-written output stays); anything else is a bug and
     keeps its traceback in the log.
     """
+    start_up_s = _process_age_s()
     log_path = Path(snakemake.log[0])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with (
@@ -41,9 +43,11 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
             try:
                 print(history.note_line(_note(snakemake)), file=log)
                 threads.limit_threads(snakemake.threads)
+                working = time.monotonic()
                 main(snakemake)
                 _stamp_figures(snakemake)
                 _note_loaded_modules(snakemake.rule)
+                print(job_cost.cost_line(start_up_s, time.monotonic() - working), file=log)
             except InputspaceError as error:
                 print(f"ERROR: {error}", file=log)
                 print(f"inputspace [{snakemake.rule}]: {error}", file=sys.__stderr__)
@@ -127,3 +131,10 @@ def _warn_on_console_and_in(log: TextIO, rule: str) -> Callable[..., None]:
             )
 
     return show
+
+
+def _process_age_s() -> float:
+    try:
+        return job_cost.process_age_s()
+    except (OSError, ValueError, StopIteration):  # no /proc: the cost line says 0
+        return 0.0
