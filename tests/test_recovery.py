@@ -103,7 +103,7 @@ def test_a_killed_runs_slurm_jobs_are_cancelled_before_its_locks_go(state, slurm
     calls = asked.read_text().splitlines()
     assert calls[0] == "squeue -h --me --name uuid-of-the-killed-run -o %i"
     assert calls[1] == "scancel 41 42" and calls[2].startswith("squeue -h -j 41,42")
-    assert said[0] == f"cancelled SLURM jobs 41, 42, left by killed run {run.name}"
+    assert said[0] == f"cancelled SLURM jobs 41, 42, left by {run.name}"
     assert not list((state / "locks").glob("*.lock")) and run not in recovery.noted(state)
 
 

@@ -131,7 +131,7 @@ def recover(state: Path, others: list[Run]) -> list[str]:
         jobs = slurm_jobs(run)
         if jobs:
             cancel(jobs, run)
-            said.append(f"cancelled SLURM jobs {', '.join(jobs)}, left by killed run {run.name}")
+            said.append(f"cancelled SLURM jobs {', '.join(jobs)}, left by {run.name}")
     if locked and not live:
         snakemake_internals.unlock(state.parent)
         said.append(f"removed the locks of killed Snakemake runs ({_names(dead)})")
