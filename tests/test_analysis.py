@@ -445,3 +445,18 @@ def test_table_keys_name_each_table_of_each_experiment_and_model_apart():
     }
     assert len(keys) == 6
     assert table_key("path", "e", "m") == "path/e/m" and table_key("model", model="m") == "model//m"
+
+
+def test_replicates_notes_that_differ_only_in_numbers_read_as_one_with_ranges():
+    notes = [
+        "cosine 0.15 against a random direction's typical 0.04: beyond chance",
+        "cosine 0.16 against a random direction's typical 0.04: beyond chance",
+        "cosine 0.146 against a random direction's typical 0.04: beyond chance",
+    ]
+    assert claims.merged_notes(notes) == (
+        "cosine 0.146–0.16 against a random direction's typical 0.04: beyond chance"
+    )
+    assert claims.merged_notes(["within chance at 1e-3", "beyond chance at 2e-3"]) == (
+        "within chance at 1e-3; beyond chance at 2e-3"  # not one shape: both kept
+    )
+    assert claims.merged_notes(["on configs/paper.yaml 2 of 3"]) == "on configs/paper.yaml 2 of 3"

@@ -6,6 +6,7 @@ independent draw of its sequences) and its verdict says in how many it held.
 Every threshold a verdict uses is named here; docs/science.md says which were fixed before
 any run was seen."""
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -463,8 +464,24 @@ def judge(claim: Claim, evidence: list[Evidence], replicates: int) -> Verdict:
         len(judged),
         replicates,
         claim.contradicted_by,
-        "; ".join(notes),
+        merged_notes(notes),
     )
+
+
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.])")
+
+
+def merged_notes(notes: list[str]) -> str:
+    """The replicates' notes on one claim as one: where they differ only in their numbers,
+    one sentence with each such number given as its range over the replicates."""
+    if len(notes) <= 1 or len({NUMBER.sub("#", note) for note in notes}) != 1:
+        return "; ".join(notes)
+    columns = zip(*(NUMBER.findall(note) for note in notes))
+    ranges = iter(
+        low if low == high else f"{low}–{high}"
+        for low, high in ((min(c, key=float), max(c, key=float)) for c in columns)
+    )
+    return NUMBER.sub(lambda _: next(ranges), notes[0])
 
 
 def study_verdicts(
