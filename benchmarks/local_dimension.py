@@ -1,7 +1,7 @@
 """What the exact Jacobian behind the zero-loss set's local dimension costs: one point of
 the default config's landscape (SmolLM2, a random start of `--length` sampled tokens: n =
 length x 576 coordinates), the Jacobian's d rows in batches of `--batch` backward passes,
-its rounding measured on the first batch in float64, and the head's metric; the seconds of
+its rounding measured on its first 64 rows in float64, and the head's metric; the seconds of
 each run, the rank, the gap at the cutoff. The landscape takes one such Jacobian per
 converged solution and one at a random start. Needs results/models/smollm2 and
 results/smollm2/ellipse.safetensors (`.venv/bin/snakemake --cores all
@@ -32,7 +32,7 @@ def main() -> None:
     )
     parser.add_argument("--target", default="The animal that says 'neigh' is a [MASK].")
     parser.add_argument("--length", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=64, help="Jacobian rows per backward pass")
+    parser.add_argument("--batch", type=int, default=16, help="Jacobian rows per backward pass")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -25,6 +25,7 @@ try:
     from inputspace.workflow import recovery, snakemake_internals
     from inputspace.analysis.run_measures import replicates_for
     from inputspace.model.manifest import damage
+    from inputspace.provenance.record import FIGURE_SUFFIXES
     from inputspace.workflow.config import checked, load_schema, without_notes
     from inputspace.errors import InputspaceError
     from inputspace.workflow.table_names import (
@@ -342,9 +343,6 @@ EXPERIMENT_TABLES = {
 
 # ------------------------------------------------------------------ the crate (snakemake crate)
 
-FIGURE_FILES = (".png", ".gif", ".pdf", ".svg")
-
-
 def figure_files():
     """Every figure file of this config (PNG, GIF and their print copies), each with the
     caption file (relative to the workflow folder) of the figure it shows: a print copy
@@ -354,7 +352,7 @@ def figure_files():
         for name in names:
             outputs = getattr(rules, name).rule.output
             captions = {str(f): caption_of(f) for f in figures_of(name)}
-            for f in (f for f in outputs if f.endswith(FIGURE_FILES)):
+            for f in (f for f in outputs if f.endswith(FIGURE_SUFFIXES)):
                 caption = captions.get(str(f)) or captions.get(str(f).rsplit(".", 1)[0] + ".png")
                 for wildcards in requests:
                     found[apply_wildcards(f, wildcards)] = caption

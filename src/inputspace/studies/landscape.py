@@ -185,18 +185,25 @@ def _batch_at(lm: LanguageModel, point: Point, flats: Tensor) -> tuple[Tensor, T
     )
 
 
+ROUNDING_ROWS = 64  # rows of the Jacobian recomputed in float64 to measure its rounding
+
+
 def local_dimension_at(
     lm: LanguageModel, lm64: LanguageModel, point: Point, batch: int, label: str
 ) -> tuple[LocalDimension, np.ndarray]:
     """The zero-loss set's local dimension at `point` from the exact Jacobian of the
-    prediction in `lm`'s precision, its rounding measured on its first `batch` rows
-    recomputed by the float64 model `lm64`; and its singular values."""
+    prediction in `lm`'s precision (`batch` rows per backward pass), its rounding measured
+    on its first ROUNDING_ROWS rows recomputed by the float64 model `lm64`; and its
+    singular values."""
     flat = point.flat().to(lm.device)
     hidden = lm.model.config.hidden_size
     state_rows = jacobian(lambda f: states(lm, point, f), flat, range(hidden), batch, label)
     wide = dataclasses.replace(point, embeddings=point.embeddings.double())
-    exact_rows = jacobian(
-        lambda f: states(lm64, wide, f), flat.double(), range(min(batch, hidden)), batch
+    exact_rows = jacobian(  # float64 activations are twice as wide: half the rows per pass
+        lambda f: states(lm64, wide, f),
+        flat.double(),
+        range(min(ROUNDING_ROWS, hidden)),
+        max(1, batch // 2),
     )
     with torch.no_grad():
         state = states(lm64, wide, flat.double().unsqueeze(0))[0]
