@@ -22,7 +22,8 @@ try:
     from inputspace.provenance import code_digest
     from inputspace.workflow import diagnoses
     from inputspace.model import source_content
-    from inputspace.workflow import recovery, snakemake_internals
+    from inputspace.workflow import recovery
+    from inputspace.provenance import snakemake_internals
     from inputspace.analysis.run_measures import replicates_for
     from inputspace.model.manifest import damage
     from inputspace.provenance.record import FIGURE_SUFFIXES

@@ -1,5 +1,5 @@
 """Each piece of Snakemake that inputspace uses beyond its public interface
-(inputspace.workflow.snakemake_internals), exercised against the installed Snakemake on a
+(inputspace.provenance.snakemake_internals), exercised against the installed Snakemake on a
 two-rule workflow: these fail on the release that changes one, naming which."""
 
 import inspect
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from inputspace.workflow import snakemake_internals
+from inputspace.provenance import snakemake_internals
 
 SNAKEFILE = """
 import sys
 sys.path.insert(0, {src!r})
-from inputspace.workflow import snakemake_internals
+from inputspace.provenance import snakemake_internals
 
 rule made:
     output: "out/" + "deep-folder/" * 20 + "made.txt"
@@ -49,7 +49,7 @@ def workdir(tmp_path):
 
 def test_the_tested_release_is_the_installed_one():
     assert version("snakemake") == snakemake_internals.TESTED, (
-        "Snakemake is not the release inputspace.workflow.snakemake_internals was tested "
+        "Snakemake is not the release inputspace.provenance.snakemake_internals was tested "
         "with: run this file's tests, then set TESTED"
     )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from inputspace.errors import InputspaceError
-from inputspace.workflow import snakemake_internals
+from inputspace.provenance import snakemake_internals
 
 METADATA = snakemake_internals.METADATA
 NOTE = "inputspace job: "  # how the harness's note starts in a job's log

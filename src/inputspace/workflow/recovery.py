@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from inputspace.errors import InputspaceError
-from inputspace.workflow import snakemake_internals
+from inputspace.provenance import snakemake_internals
 
 NOTES = "inputspace-runs"  # in .snakemake/
 SLURM_TIMEOUT_S = 60
