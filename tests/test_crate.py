@@ -22,8 +22,7 @@ from rocrate.rocrate import ROCrate
 
 from inputspace.hashing import sha256_file
 from inputspace.model import source_content
-from inputspace.provenance import crate, crate_check, history, record
-from inputspace.provenance import snakemake_internals
+from inputspace.provenance import crate, crate_check, history, record, snakemake_internals
 
 # ------------------------------------------------------------------ a made-up run
 

@@ -150,8 +150,7 @@ def test_what_changed_is_named_from_the_params_the_job_noted_by_name(tmp_path):
     (root / "src/inputspace/provenance").mkdir()
     (root / "src/inputspace/provenance/__init__.py").write_text("")
     (root / "src/inputspace/provenance/stamp.py").write_text("S = 1\n")
-    from inputspace.provenance import code_digest, history
-    from inputspace.provenance import snakemake_internals
+    from inputspace.provenance import code_digest, history, snakemake_internals
 
     code = code_digest.identity(script, root / "src/inputspace", root)
     now = code_digest.libraries(script, root / "src/inputspace", code_digest.Environment())

@@ -24,8 +24,7 @@ from pathlib import Path
 
 from inputspace.errors import InputspaceError
 from inputspace.model import source_content
-from inputspace.provenance import code_digest, history
-from inputspace.provenance import snakemake_internals
+from inputspace.provenance import code_digest, history, snakemake_internals
 
 HEADER = "output_file\tdate\trule\tlog-file(s)\tinput-file(s)\tshellcmd\tstatus\tplan"
 TIMEOUT_S = 600
