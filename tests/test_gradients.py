@@ -185,3 +185,18 @@ def test_follow_path_matches_brute_force(tiny_models, name):
     named = run_measures.name_tokens(path, table.token.to_numpy())
     assert (named[named.step == 0].heading_token == "").all()
     assert set(named.toward_token) == {table.token[i] for i in toward_ids}
+
+
+def test_a_token_against_itself_is_nan_however_large_its_norm():
+    """|v - e|^2 expanded as |v|^2 - 2 v.e + |e|^2 rounds to about eps |v|^2, not 0: the
+    gap near e is taken from the difference itself."""
+    generator = torch.Generator().manual_seed(2)
+    matrix = torch.randn(20, 64, generator=generator) * 1000
+    index = VocabIndex(matrix, torch.arange(20))
+    g = torch.randn(1, 64, generator=generator)
+    near = matrix[7] + 1e-2 * torch.randn(64, generator=generator)  # close, not equal
+    _, itself = case_study.gradient_cosines(g, matrix[7:8], index)
+    _, close = case_study.gradient_cosines(g, near.unsqueeze(0), index)
+    assert torch.isnan(itself[0, 7]) and torch.isnan(itself[0]).sum() == 1
+    expected = F.cosine_similarity(g[0], matrix[7] - near, dim=0)
+    assert float(close[0, 7]) == pytest.approx(float(expected), abs=1e-4)

@@ -104,6 +104,10 @@ def gradient_cosines(
     toward_v = dots / (g_norm * index.norms)
     gap_squared = index.squared - 2 * (e @ index.vectors.T) + (e * e).sum(dim=1, keepdim=True)
     gap = gap_squared.clamp_min(0).sqrt()
+    # The expansion loses the gap to rounding (about sqrt(eps) of the norm) where v_j is
+    # near e: there, the difference itself
+    rows, columns = torch.nonzero(gap_squared <= 1e-4 * index.squared, as_tuple=True)
+    gap[rows, columns] = (index.vectors[columns] - e[rows]).norm(dim=1)
     toward_gap = (dots - (g * e).sum(dim=1, keepdim=True)) / (g_norm * gap)
     toward_gap[gap <= 1e-6 * index.norms] = float("nan")
     return toward_v, toward_gap
