@@ -338,6 +338,21 @@ REBUILT = [
             '"made_on": where_made(),',
             '"made_on": where_made(),\n        "edited": True,',
         ),
+        # the stamping writes every figure's record: it counts for the rules that make
+        # figures (inputspace.provenance.code_digest.STAMP), and for no other
+        reaches=(ELLIPSE, BARK_KL, PAIRS_KL, TOPK),
+        spared_rules=(
+            "prepare_model",
+            "extract_vocab",
+            "vocab_distances",
+            "fit_ellipse",
+            "sample_sequences",
+            "optimize",
+            "gradient_case_study",
+            "landscape",
+            "token_tables",
+        ),
+        says="its params changed: its code (scripts/",
     ),
     Edit(
         "the engine, rebuilt",

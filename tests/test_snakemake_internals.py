@@ -80,6 +80,8 @@ def test_locks_are_where_lock_files_looks_and_unlock_frees_them(workdir):
     assert refused.wait(60) != 0 and "cannot be locked" in refused.communicate()[1]
     snakemake_internals.unlock(workdir)
     assert snakemake_internals.lock_files(workdir) == []
+    # a run unlocks while it builds its jobs, after Snakemake made the folder it locks in
+    assert (workdir / snakemake_internals.LOCKS).is_dir()
     real = snakemake(workdir, "out/slow.txt", "--touch")
     assert real.wait(60) == 0, real.communicate()[1][-2000:]
 

@@ -261,7 +261,7 @@ def test_recovery_after_a_killed_run_leaves_a_live_run_alone(undisturbed, tmp_pa
         live_untouched()
     # a real run while the live run holds the lock folder leaves every lock, and says why
     third = snakemake(workdir, *other_targets(), config=two_experiments())
-    assert third.returncode != 0 and f"killed runs (pid {killed.pid} on " in third.stderr
+    assert f"killed runs (pid {killed.pid} on " in third.stderr
     assert f"stay while pid {live.pid} on " in third.stderr
     live_untouched()
 

@@ -17,7 +17,6 @@ fails on the release that breaks it (the workflow is tested with TESTED, require
 """
 
 import os
-import shutil
 from base64 import urlsafe_b64decode, urlsafe_b64encode
 from pathlib import Path
 from typing import Any
@@ -57,8 +56,10 @@ def lock_files(workdir: Path) -> list[Path]:
 
 
 def unlock(workdir: Path) -> None:
-    """Remove every lock of `workdir`, as `snakemake --unlock` does."""
-    shutil.rmtree(Path(workdir) / LOCKS, ignore_errors=True)
+    """Remove every lock of `workdir`, as `snakemake --unlock` does (the folder stays: a
+    run that has started writes its locks into it)."""
+    for path in lock_files(workdir):
+        path.unlink(missing_ok=True)
 
 
 def slurm_run_id(workflow: Any) -> str | None:
