@@ -344,6 +344,7 @@ EXPERIMENT_TABLES = {
 
 # ------------------------------------------------------------------ the crate (snakemake crate)
 
+
 def figure_files():
     """Every figure file of this config (PNG, GIF and their print copies), each with the
     caption file (relative to the workflow folder) of the figure it shows: a print copy
