@@ -15,7 +15,6 @@ from typing import Any
 from inputspace.errors import InputspaceError
 from inputspace.provenance import snakemake_internals
 
-METADATA = snakemake_internals.METADATA
 NOTE = "inputspace job: "  # how the harness's note starts in a job's log
 
 
