@@ -14,13 +14,17 @@ PREFIX = "inputspace job cost: "
 
 
 def process_age_s() -> float:
-    """Seconds since this process started (by the kernel's clock, not Python's)."""
-    ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-    boot = next(
-        float(line.split()[1])
-        for line in Path("/proc/stat").read_text().splitlines()
-        if line.startswith("btime ")
-    )
+    """Seconds since this process started (by the kernel's clock, not Python's); 0 where
+    /proc does not tell."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, ValueError, IndexError, StopIteration):
+        return 0.0
     return time.time() - (boot + ticks / os.sysconf("SC_CLK_TCK"))
 
 

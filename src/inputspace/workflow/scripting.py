@@ -30,7 +30,7 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
     every `finally` has run (no half-written output stays); anything else is a bug and
     keeps its traceback in the log.
     """
-    start_up_s = _process_age_s()
+    start_up_s = job_cost.process_age_s()
     log_path = Path(snakemake.log[0])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with (
@@ -131,10 +131,3 @@ def _warn_on_console_and_in(log: TextIO, rule: str) -> Callable[..., None]:
             )
 
     return show
-
-
-def _process_age_s() -> float:
-    try:
-        return job_cost.process_age_s()
-    except (OSError, ValueError, StopIteration):  # no /proc: the cost line says 0
-        return 0.0
