@@ -21,6 +21,7 @@ the rule; and the time of an exact Hessian spectrum of one 6-token solution.
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import resource
@@ -135,11 +136,10 @@ def landscape_timings(lm, study: dict, steps: int, precision: str, vocab) -> dic
 
     other = flat + 0.1 * torch.randn_like(flat)
     bend_steps = max(steps, 1)
-    bending = timed(
-        lambda: landscape.bend(
-            lm, point, flat, other, bend_steps, study["bend_lr"], study["bend_midpoints"]
-        )
+    search = dataclasses.replace(
+        landscape.PathSearch.of(study), steps=bend_steps, patience=bend_steps + 1, goal=0.0
     )
+    bending = timed(lambda: landscape.string_path(lm, point, flat, other, search))
     return {
         "solve": seconds_per_step(lm, starts, steps, precision, vocab),
         "hvp_slq": products(study["slq_probes"]),

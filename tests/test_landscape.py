@@ -146,45 +146,60 @@ def test_loss_along_starts_and_ends_at_the_endpoints(tiny_models):
         assert values[-1] == pytest.approx(float(landscape.loss(lm, point, b)), rel=1e-6)
 
 
-def bending(**overrides) -> landscape.Bending:
-    settings = dict(samples=5, above=-1.0, steps=30, lr=0.05, midpoints=3, patience=1000)
-    return landscape.Bending(**{**settings, **overrides})
+def path_search(**overrides) -> landscape.PathSearch:
+    settings = dict(samples=5, above=-1.0, images=4, steps=30, lr=0.05, goal=1e-9, patience=1000)
+    return landscape.PathSearch(**{**settings, **overrides})
 
 
-def test_bending_lowers_the_path_from_independent_control_points(tiny_models):
+def test_the_string_method_lowers_the_path_and_keeps_its_points_evenly_spaced(tiny_models):
     lm = tiny_models["modernbert"]
     point = point_of(lm)
     a = point.flat()
     b = a + 1.0 * torch.randn(a.shape, generator=torch.Generator().manual_seed(2))
     straight = landscape.loss_along(lm, point, [a, b], samples=9)
-    bent = landscape.bend(lm, point, a, b, bending())
-    controls = bent.controls
-    assert controls.shape == (3, a.numel()) and not torch.allclose(controls[0], controls[1])
-    for control in controls:
-        assert landscape.loss_on_curve(lm, point, a, control, b, 9).mean() < straight.mean()
-    # the trace holds every step of every path; the highest loss falls over the optimisation
-    assert len(bent.trace) == 3 * 31 and not bent.converged
-    first = bent.trace[bent.trace.path == 0]
-    assert first.highest.iloc[-1] < first.highest.iloc[0]
-    # each control point moves on its own: the first one's path is the same when bent alone
-    alone = landscape.bend(lm, point, a, b, bending(midpoints=1))
-    torch.testing.assert_close(alone.controls[0], controls[0], rtol=1e-4, atol=1e-5)
+    strung = landscape.string_path(lm, point, a, b, path_search())
+    corners = torch.cat([a.unsqueeze(0), strung.images, b.unsqueeze(0)])
+    lengths = (corners[1:] - corners[:-1]).norm(dim=1)
+    # equal on the polyline before the last step cut its corners: nearly equal after it
+    torch.testing.assert_close(lengths, lengths.mean().expand(5), rtol=1e-2, atol=0)
+    found = landscape.loss_along(lm, point, list(corners), samples=5)
+    assert found.max() < straight.max() and found.mean() < straight.mean()
+    # the trace holds every step; the highest loss falls over the optimisation
+    assert len(strung.trace) == 31 and not strung.converged
+    assert strung.trace.highest.iloc[-1] < strung.trace.highest.iloc[0]
 
 
-def test_a_bend_stops_once_its_highest_loss_stops_falling(tiny_models):
+def test_a_path_search_stops_once_its_highest_loss_stops_falling(tiny_models):
     lm = tiny_models["llama"]
     point = point_of(lm)
     a = point.flat()
     b = a + 0.5 * torch.randn(a.shape, generator=torch.Generator().manual_seed(7))
-    bent = landscape.bend(lm, point, a, b, bending(steps=400, lr=0.05, patience=5, tolerance=0.5))
-    assert bent.converged and bent.trace.step.max() < 400
+    search = path_search(steps=400, lr=0.05, patience=5, tolerance=0.5)
+    strung = landscape.string_path(lm, point, a, b, search)
+    assert strung.converged and strung.trace.step.max() < 400
 
 
-def test_a_bezier_curve_runs_from_one_end_to_the_other_through_its_pull():
-    a, control, b = torch.zeros(2), torch.tensor([[0.0, 2.0]]), torch.tensor([2.0, 0.0])
-    points = landscape.bezier(a, control, b, torch.tensor([0.0, 0.5, 1.0]))[0]
-    expected = torch.tensor([[0.0, 0.0], [0.5, 1.0], [2.0, 0.0]])  # at 1/2: a/4 + c/2 + b/4
-    torch.testing.assert_close(points, expected)
+def test_a_path_search_stops_once_the_whole_path_is_at_the_goal(tiny_models):
+    """Two nearby points of low loss: the straight path is already below a generous goal,
+    so the search stops at its first check; with a goal below the ends it runs on."""
+    lm = tiny_models["llama"]
+    point = point_of(lm)
+    a = point.flat()
+    b = a + 1e-3 * torch.randn(a.shape, generator=torch.Generator().manual_seed(7))
+    along = landscape.loss_along(lm, point, [a, b], samples=9)
+    reached = landscape.string_path(lm, point, a, b, path_search(goal=2 * along.max()))
+    assert reached.converged and reached.trace.step.max() == 0
+    unreachable = path_search(goal=along.min() / 1e6, steps=3)
+    assert not landscape.string_path(lm, point, a, b, unreachable).converged
+
+
+def test_even_spacing_moves_points_along_the_polyline_to_equal_arc_lengths():
+    """An L-shaped polyline of length 4 (0,0) -> (2,0) -> (2,2) with its interior points
+    bunched: three points at equal arc length 1, 2, 3 lie at (1,0), (2,0), (2,1)."""
+    a, b = torch.zeros(2), torch.tensor([2.0, 2.0])
+    bunched = torch.tensor([[0.1, 0.0], [2.0, 0.0], [2.0, 0.2]])
+    spaced = landscape.evenly_spaced(a, bunched, b)
+    torch.testing.assert_close(spaced, torch.tensor([[1.0, 0.0], [2.0, 0.0], [2.0, 1.0]]))
 
 
 def test_losses_in_one_batch_equal_one_point_at_a_time(tiny_models):
@@ -247,7 +262,7 @@ def test_connectivity_leaves_out_pairs_with_an_unconverged_end(tiny_models):
         points,
         [True, True, True, False],
         [2.0, 2.0, 2.0, 2.0],
-        bending(steps=3, lr=0.01),
+        path_search(steps=3, lr=0.01),
     )
     assert list(barriers.both_converged) == [True, False]
     assert set(traces.pair) == {0} and traces.step.max() == 3
@@ -255,9 +270,9 @@ def test_connectivity_leaves_out_pairs_with_an_unconverged_end(tiny_models):
     assert np.isnan(barriers.straight_barrier[1])
     row = barriers.iloc[0]
     assert row.straight_relative == pytest.approx(row.straight_barrier / 2.0)
-    assert len(row.bent_barriers.split()) == 3 and row.bent_barrier == min(
-        map(float, row.bent_barriers.split())
-    )
+    bent = paths[paths.path == "bent"]
+    assert len(bent) == 5 * 4 + 1  # 4 images: 5 segments of 4 steps each (3 checks inside)
+    assert row.bent_barrier == pytest.approx(landscape.barrier(bent.loss.to_numpy()))
     assert row.highest_end == max(row.loss_a, row.loss_b)
     assert row.best_over_ends == pytest.approx(row.bent_barrier / row.highest_end)
 

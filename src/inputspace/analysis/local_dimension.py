@@ -34,18 +34,20 @@ BatchedMap = Callable[[Tensor], Tensor]  # [k, n_in] -> [k, n_out]
 
 def jacobian(outputs: BatchedMap, flat: Tensor, rows: range, batch: int, label: str = "") -> Tensor:
     """Rows `rows` of the Jacobian of `outputs` at `flat` [n], as float64 [len(rows), n]:
-    `batch` rows per backward pass, through `batch` copies of the point whose i-th output
-    is contracted with the i-th basis vector."""
+    one forward pass, then `batch` rows per (vectorised) backward pass, each contracting
+    the output with one basis vector."""
+    x = flat.detach().unsqueeze(0).clone().requires_grad_(True)
+    out = outputs(x)  # [1, n_out]
     found = []
     starts = range(rows.start, rows.stop, batch)
     for start in tqdm(starts, desc=f"Jacobian {label}".strip(), file=sys.stderr, mininterval=5.0):
         k = min(batch, rows.stop - start)
-        x = flat.detach().expand(k, -1).clone().requires_grad_(True)
-        out = outputs(x)
-        basis = torch.zeros_like(out)
-        basis[torch.arange(k), start + torch.arange(k)] = 1
-        (grads,) = torch.autograd.grad(out, x, grad_outputs=basis)
-        found.append(grads.detach().cpu().double())
+        basis = torch.zeros((k, *out.shape), dtype=out.dtype, device=out.device)
+        basis[torch.arange(k), 0, start + torch.arange(k)] = 1
+        (grads,) = torch.autograd.grad(
+            out, x, grad_outputs=basis, retain_graph=True, is_grads_batched=True
+        )
+        found.append(grads[:, 0].detach().cpu().double())
     return torch.cat(found)
 
 

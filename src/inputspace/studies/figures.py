@@ -603,9 +603,9 @@ def barrier_paths(
     paths: pd.DataFrame, barriers: pd.DataFrame, traces: pd.DataFrame, title: str, path: Path
 ) -> None:
     """Left: KL along the straight segment between two converged solutions (solid) and
-    along the best optimised Bezier path (dashed), one colour per pair; pairs with an
-    unconverged end are named and left out. Right: each bent path's highest sampled KL
-    over its optimisation."""
+    along the path the string method found (dashed), one colour per pair; pairs with an
+    unconverged end are named and left out. Right: the highest (solid) and mean (dotted)
+    KL at the path's points over its optimisation."""
     with figure(path, size=two_column(3.2), ncols=2) as (fig, (ax, trace_ax)):
         for row in barriers.itertuples():
             for kind, style, height in (
@@ -621,15 +621,12 @@ def barrier_paths(
                         color=f"C{row.pair % 10}",
                         label=f"pair {row.pair} ({kind}): barrier {height:.2g}",
                     )
-        for (pair, number), rows in traces.groupby(["pair", "path"]):
+        for pair, rows in traces.groupby("pair"):
+            colour = f"C{int(pair) % 10}"
             trace_ax.plot(
-                rows.step,
-                rows.highest,
-                color=f"C{int(pair) % 10}",
-                linewidth=0.9,
-                linestyle="-" if number == 0 else ":",
-                label=f"pair {pair}, start {number}",
+                rows.step, rows.highest, color=colour, linewidth=0.9, label=f"pair {pair}"
             )
+            trace_ax.plot(rows.step, rows["mean"], color=colour, linewidth=0.7, linestyle=":")
         left_out = barriers[~barriers.both_converged.astype(bool)]
         if len(left_out):
             ax.text(
@@ -645,11 +642,13 @@ def barrier_paths(
         ax.legend(fontsize=6)
         trace_ax.set_yscale("log")
         trace_ax.set_xlabel("path optimisation step")
-        trace_ax.set_ylabel("highest KL sampled on the path")
+        trace_ax.set_ylabel("KL at the path's points (solid: highest, dotted: mean)")
         if len(traces):
             trace_ax.legend(fontsize=6)
         else:
-            trace_ax.text(0.5, 0.5, "no path was bent", ha="center", transform=trace_ax.transAxes)
+            trace_ax.text(
+                0.5, 0.5, "no path was searched", ha="center", transform=trace_ax.transAxes
+            )
         fig.suptitle(title, fontsize=9)
 
 

@@ -12,7 +12,7 @@ its Hessian is block-diagonal by sequence):
   hidden state there (d numbers), so at a zero-loss point the Hessian is J^T F J with
   J of rank at most d: at least n*d - d flat directions. The spectrum says whether it is.
 - connectivity: the loss along the straight segment between two solutions of the same
-  target from different starts, and along paths bent through optimised midpoints;
+  target from different starts, and along the low path the string method finds;
 - nearness: how far a start is from its own solution, from the nearest vocabulary token
   and from the solution of another start.
 
@@ -322,97 +322,93 @@ def barrier(values: np.ndarray) -> float:
     return float(values.max() - max(values[0], values[-1]))
 
 
-def bezier(a: Tensor, control: Tensor, b: Tensor, ts: Tensor) -> Tensor:
-    """Points of the quadratic Bezier curves from `a` to `b` through each control point
-    [m, size] at parameters `ts` [p]: [m, p, size]."""
-    t = ts.view(1, -1, 1)
-    middle = control.unsqueeze(1)
-    return (1 - t) ** 2 * a + 2 * t * (1 - t) * middle + t**2 * b
+def evenly_spaced(a: Tensor, images: Tensor, b: Tensor) -> Tensor:
+    """The interior points [k, size] of the polyline a -> images -> b, moved along it so
+    that the k + 1 segments are of equal length (the string method's reparametrisation)."""
+    corners = torch.cat([a.unsqueeze(0), images, b.unsqueeze(0)])
+    lengths = (corners[1:] - corners[:-1]).norm(dim=1)
+    arc = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
+    wanted = torch.linspace(0, 1, len(images) + 2, dtype=arc.dtype, device=arc.device)[1:-1]
+    wanted = wanted * arc[-1]
+    segment = torch.searchsorted(arc, wanted, right=True).clamp(1, len(lengths)) - 1
+    share = ((wanted - arc[segment]) / lengths[segment].clamp_min(1e-30)).unsqueeze(1)
+    return corners[segment] + share * (corners[segment + 1] - corners[segment])
 
 
 @dataclass
-class Bent:
-    """The optimised control points of Bezier paths between two solutions, and the trace of
-    their optimisation (the highest sampled loss on each path, step by step)."""
+class Strung:
+    """A path between two solutions found by the string method: its interior points, and
+    the trace of its optimisation (the highest and mean loss at those points, step by
+    step)."""
 
-    controls: Tensor  # [m, size]
-    trace: pd.DataFrame  # step, path, highest, mean
-    converged: bool  # the highest loss stopped falling before the step cap
+    images: Tensor  # [k, size]
+    trace: pd.DataFrame  # step, highest, mean
+    converged: bool  # the path reached the solved level, or its points' loss stopped falling
 
 
-def bend(
-    lm: LanguageModel, point: Point, a: Tensor, b: Tensor, bending: "Bending", seed: int = 0
-) -> Bent:
-    """Quadratic Bezier paths a -> b, their control points moved by Adam (model frozen) to
-    lower the loss sampled at `bending.probes` interior points. The first control point
-    starts at (a + b) / 2 (the straight segment), the others there plus a random offset
-    of norm `spread` x |a - b|; all move at once, in one batch. Stops once no path's
-    highest sampled loss has fallen by more than `bending.tolerance` (relative) over
-    `bending.patience` steps, or after `bending.steps`."""
+def string_path(
+    lm: LanguageModel, point: Point, a: Tensor, b: Tensor, search: "PathSearch"
+) -> Strung:
+    """A low path a -> b by the string method (E, Ren and Vanden-Eijnden): `search.images`
+    points start evenly on the straight segment; each step moves all of them by one Adam
+    step on their loss (model frozen, one batch) and then spaces them evenly along the
+    polyline again, so that they slide neither into the ends nor together. Stops once the
+    path checked between the points (`loss_along`, `search.checks` samples a segment)
+    stays at most `search.goal` everywhere, or once the mean loss at the points (what is
+    minimised) has not fallen by `search.tolerance` (relative) over `search.patience`
+    steps; else after `search.steps`."""
     a, b = a.to(lm.device), b.to(lm.device)
-    generator = torch.Generator().manual_seed(seed)
-    offsets = torch.randn((bending.midpoints, a.numel()), generator=generator, dtype=a.dtype)
-    offsets[0] = 0
-    scale = bending.spread * (a - b).norm().cpu()
-    offsets *= scale / offsets.norm(dim=1, keepdim=True).clamp_min(1e-30)
-    control = ((a + b) / 2 + offsets.to(lm.device)).detach().requires_grad_(True)
-    optimizer = torch.optim.Adam([control], lr=bending.lr)
-    ts = torch.linspace(0, 1, bending.probes + 2, dtype=a.dtype, device=a.device)[1:-1]
-    rows, best, since = [], np.inf, 0
-    for step in range(bending.steps + 1):
-        along = bezier(a, control, b, ts).reshape(-1, a.numel())
-        values = losses(lm, point, along).view(bending.midpoints, -1)
-        highest = values.detach().max(dim=1).values.cpu().double().numpy()
-        for number, (top, mean) in enumerate(zip(highest, values.detach().mean(dim=1).tolist())):
-            rows.append({"step": step, "path": number, "highest": top, "mean": mean})
-        if highest.min() < best * (1 - bending.tolerance):
-            best, since = float(highest.min()), 0
+    ts = torch.linspace(0, 1, search.images + 2, dtype=a.dtype, device=a.device)[1:-1]
+    images = (a + ts.unsqueeze(1) * (b - a)).requires_grad_(True)
+    optimizer = torch.optim.Adam([images], lr=search.lr)
+    rows, best, since, reached = [], np.inf, 0, False
+    for step in range(search.steps + 1):
+        values = losses(lm, point, images)
+        highest, mean = float(values.detach().max()), float(values.detach().mean())
+        rows.append({"step": step, "highest": highest, "mean": mean})
+        if highest <= search.goal:
+            corners = [a, *images.detach(), b]
+            reached = loss_along(lm, point, corners, search.checks + 2).max() <= search.goal
+        if mean < best * (1 - search.tolerance):  # the mean: what is minimised, and less noisy
+            best, since = mean, 0
         else:
             since += 1
-        if since >= bending.patience or step == bending.steps:
+        if reached or since >= search.patience or step == search.steps:
             break
         optimizer.zero_grad(set_to_none=True)
-        values.mean(dim=1).sum().backward()
+        values.sum().backward()
         optimizer.step()
-    return Bent(control.detach(), pd.DataFrame(rows), since >= bending.patience)
+        with torch.no_grad():
+            images.copy_(evenly_spaced(a, images, b))
+    return Strung(images.detach(), pd.DataFrame(rows), reached or since >= search.patience)
 
 
 @dataclass(frozen=True)
-class Bending:
-    """How the paths between two solutions are sampled and, where they rise, bent."""
+class PathSearch:
+    """How the paths between two solutions are sampled and, where they rise, searched."""
 
-    samples: int  # loss samples along a path
-    above: float  # a straight barrier above this is bent
-    steps: int  # the step cap of a bend
+    samples: int  # loss samples along the straight segment
+    above: float  # a straight barrier above this is searched for a lower path
+    images: int  # interior points of the string
+    steps: int  # the step cap of a search
     lr: float
-    midpoints: int  # independently started control points; the lowest bent barrier counts
-    probes: int = 5  # loss samples inside a path while it is optimised
-    patience: int = 25  # steps without improvement after which a bend has converged
+    goal: float  # the loss a path must stay under everywhere (the solved level)
+    patience: int = 25  # steps without improvement after which a search has converged
     tolerance: float = 0.01  # relative fall of the highest loss that counts as improvement
-    spread: float = 0.25  # the other control points' offset, a share of |a - b|
+    checks: int = 3  # loss samples inside each segment when the path is checked
 
     @classmethod
-    def of(cls, study: dict) -> "Bending":
+    def of(cls, study: dict) -> "PathSearch":
         return cls(
             study["line_points"],
             study["bend_above"],
+            study["path_images"],
             study["bend_steps"],
             study["bend_lr"],
-            study["bend_midpoints"],
-            study["bend_probes"],
+            study["solve_below"],
             study["bend_patience"],
             study["bend_tolerance"],
         )
-
-
-@torch.no_grad()
-def loss_on_curve(
-    lm: LanguageModel, point: Point, a: Tensor, control: Tensor, b: Tensor, samples: int
-) -> np.ndarray:
-    """The loss at `samples` evenly spaced parameters of one Bezier path."""
-    ts = torch.linspace(0, 1, samples, dtype=a.dtype, device=lm.device)
-    along = bezier(a.to(lm.device), control.unsqueeze(0), b.to(lm.device), ts)[0]
-    return losses(lm, point, along).cpu().double().numpy()
 
 
 def connectivity(
@@ -420,14 +416,13 @@ def connectivity(
     solutions: list[Point],
     converged: list[bool],
     start_losses: list[float],
-    bending: Bending,
+    search: PathSearch,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Solutions 2p and 2p+1 share a target and a frame: the loss between them, for the
     pairs whose two ends both converged (the others are listed and left out): along the
-    straight segment and, where it rises above `bending.above`, along optimised Bezier
-    paths; the optimisation's trace. Barriers are given relative to the higher end's loss
+    straight segment and, where it rises above `search.above`, along the path the string
+    method finds; the search's trace. Barriers are given relative to the higher end's loss
     and to the mean loss at the pair's two starts."""
-    samples = bending.samples
     path_rows, barrier_rows, traces = [], [], []
     for pair in tqdm(range(len(solutions) // 2), desc="paths between solutions", file=sys.stderr):
         first, second = solutions[2 * pair], solutions[2 * pair + 1]
@@ -442,21 +437,19 @@ def connectivity(
         if not row["both_converged"]:
             barrier_rows.append(row)
             continue
-        straight = loss_along(lm, first, [a, b], samples)
+        straight = loss_along(lm, first, [a, b], search.samples)
         path_rows.append(_path_rows(pair, "straight", straight))
         row.update(loss_a=straight[0], loss_b=straight[-1], straight_barrier=barrier(straight))
-        if row["straight_barrier"] > bending.above:
-            bent = bend(lm, first, a, b, bending, seed=pair)
-            curves = [loss_on_curve(lm, first, a, c, b, samples) for c in bent.controls]
-            heights = [barrier(curve) for curve in curves]
-            best = int(np.argmin(heights))
-            path_rows.append(_path_rows(pair, "bent", curves[best]))
-            traces.append(bent.trace.assign(pair=pair))
+        if row["straight_barrier"] > search.above:
+            strung = string_path(lm, first, a, b, search)
+            corners = [a, *strung.images.cpu(), b]
+            found = loss_along(lm, first, corners, search.checks + 2)
+            path_rows.append(_path_rows(pair, "bent", found))
+            traces.append(strung.trace.assign(pair=pair))
             row.update(
-                bent_barrier=heights[best],
-                bent_barriers=" ".join(f"{h:.4g}" for h in heights),
-                bend_steps=int(bent.trace.step.max()),
-                bend_converged=bent.converged,
+                bent_barrier=barrier(found),
+                bend_steps=int(strung.trace.step.max()),
+                bend_converged=strung.converged,
             )
         barrier_rows.append(row)
     frame = pd.DataFrame(barrier_rows, columns=BARRIER_COLUMNS)
@@ -473,7 +466,7 @@ def connectivity(
     return paths, frame, trace[TRACE_COLUMNS]
 
 
-TRACE_COLUMNS = ["pair", "path", "step", "highest", "mean"]
+TRACE_COLUMNS = ["pair", "step", "highest", "mean"]
 BARRIER_COLUMNS = [
     "pair",
     "both_converged",
@@ -483,7 +476,6 @@ BARRIER_COLUMNS = [
     "loss_b",
     "straight_barrier",
     "bent_barrier",
-    "bent_barriers",
     "bend_steps",
     "bend_converged",
 ]
@@ -617,7 +609,7 @@ def run_study(
     spectrum_table, flatness_table = spectra(lm, lm64, probes, study)
     converged, start_losses = solved.converged.tolist(), solved.start_kl.tolist()
     paths, barriers, traces = connectivity(
-        lm, solutions, converged, start_losses, Bending.of(study)
+        lm, solutions, converged, start_losses, PathSearch.of(study)
     )
     matrix, candidates = vocabulary
     near = nearness(starts, solved.end, matrix, candidates, converged)
