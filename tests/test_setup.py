@@ -29,8 +29,7 @@ def an_environment_made_at(checkout) -> None:
     (venv / "bin/snakemake").write_text(f"#!{venv}/bin/python\nimport snakemake\n")
     (venv / "bin/snakemake").chmod(0o755)
     wanted = b"".join(
-        (checkout / name).read_bytes()
-        for name in ("requirements.txt", "requirements.lock", "pyproject.toml")
+        (checkout / name).read_bytes() for name in ("requirements.lock", "pyproject.toml")
     )
     wanted += f"{checkout.resolve()}/.venv\n".encode()
     (venv / ".inputspace-setup").write_text(hashlib.sha256(wanted).hexdigest() + "\n")

@@ -75,6 +75,7 @@ def test_the_record_holds_the_jobs_params_code_and_inputs(stamped):
     # the versions installed where the job ran, of the libraries Snakemake planned with
     assert data["libraries"] == {"python": platform.python_version(), "numpy": numpy.__version__}
     assert data["libraries_planned"] == LIBRARIES
+    assert data["environment_lock"] is None  # this workflow folder has no lock file
     assert data["outputs"] == [
         {
             "path": str(made[0].parent / "table.csv"),
@@ -89,6 +90,16 @@ def test_the_record_holds_the_jobs_params_code_and_inputs(stamped):
     }
     listed = data["inputs"][1]
     assert listed["kind"] == "folder" and len(listed["manifest_sha256"]) == 64
+
+
+def test_the_record_names_the_lock_the_environment_came_from(tmp_path):
+    (tmp_path / "requirements.lock").write_text("numpy==2.4.6 --hash=sha256:00\n")
+    made_by = stamp.Job("fig", {}, {}, [])
+    held = stamp.record(made_by, tmp_path)["environment_lock"]
+    digest = hashlib.sha256(b"numpy==2.4.6 --hash=sha256:00\n").hexdigest()
+    assert held == {"path": "requirements.lock", "sha256": digest}
+    (tmp_path / "requirements.lock").write_text("numpy==2.4.7 --hash=sha256:00\n")
+    assert stamp.record(made_by, tmp_path)["environment_lock"]["sha256"] != digest
 
 
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["png", "pdf", "svg"])

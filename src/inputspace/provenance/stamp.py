@@ -59,6 +59,16 @@ def runtime_libraries(
     return {"python": platform.python_version(), **installed_versions(names)}
 
 
+LOCK = "requirements.lock"  # every library setup.sh installs, with versions and hashes
+
+
+def lock_record(root: Path) -> dict[str, str] | None:
+    """The lock file the environment was installed from, by its sha256 (None where the
+    workflow folder has none)."""
+    lock = Path(root) / LOCK
+    return {"path": LOCK, "sha256": sha256_file(lock)} if lock.is_file() else None
+
+
 # ------------------------------------------------------------------ inputs and models
 
 
@@ -153,6 +163,7 @@ def record(job: Job, root: Path) -> dict[str, Any]:
         "code": code,
         "libraries": libraries,
         **({"libraries_planned": planned} if planned and planned != libraries else {}),
+        "environment_lock": lock_record(root),
         "inputs": [input_record(Path(p)) for p in job.inputs],
         "outputs": [
             {"path": str(p), "sha256": sha256_file(p)} for p in job.outputs if Path(p).is_file()
