@@ -599,13 +599,16 @@ def _estimated_spectra(ax, spectra, estimated, colours, threshold: float) -> Non
     ax.set_title("density by stochastic Lanczos quadrature", fontsize=8.5)
 
 
+PATH_NAMES = {"straight": "straight", "bent": "string method"}
+
+
 def barrier_paths(
     paths: pd.DataFrame, barriers: pd.DataFrame, traces: pd.DataFrame, title: str, path: Path
 ) -> None:
     """Left: KL along the straight segment between two converged solutions (solid) and
     along the path the string method found (dashed), one colour per pair; pairs with an
-    unconverged end are named and left out. Right: the highest (solid) and mean (dotted)
-    KL at the path's points over its optimisation."""
+    unconverged end are named and left out. Right: over the search, the highest KL on the
+    whole path at each check (solid) and the mean KL at the points it moves (dotted)."""
     with figure(path, size=two_column(3.2), ncols=2) as (fig, (ax, trace_ax)):
         for row in barriers.itertuples():
             for kind, style, height in (
@@ -619,12 +622,17 @@ def barrier_paths(
                         line.loss,
                         linestyle=style,
                         color=f"C{row.pair % 10}",
-                        label=f"pair {row.pair} ({kind}): barrier {height:.2g}",
+                        label=f"pair {row.pair} ({PATH_NAMES[kind]}): barrier {height:.2g}",
                     )
         for pair, rows in traces.groupby("pair"):
-            colour = f"C{int(pair) % 10}"
+            colour, checked = f"C{int(pair) % 10}", rows.dropna(subset=["path_highest"])
             trace_ax.plot(
-                rows.step, rows.highest, color=colour, linewidth=0.9, label=f"pair {pair}"
+                checked.step,
+                checked.path_highest,
+                color=colour,
+                linewidth=0.9,
+                marker=".",
+                label=f"pair {pair}: highest on the path",
             )
             trace_ax.plot(rows.step, rows["mean"], color=colour, linewidth=0.7, linestyle=":")
         left_out = barriers[~barriers.both_converged.astype(bool)]
@@ -642,7 +650,7 @@ def barrier_paths(
         ax.legend(fontsize=6)
         trace_ax.set_yscale("log")
         trace_ax.set_xlabel("path optimisation step")
-        trace_ax.set_ylabel("KL at the path's points (solid: highest, dotted: mean)")
+        trace_ax.set_ylabel("KL (dotted: mean at the moved points)")
         if len(traces):
             trace_ax.legend(fontsize=6)
         else:
