@@ -38,7 +38,6 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lm = models.load(args.model, "cpu", "eager")
-    lm64 = lm.in_float64()
     ellipse = geometry.load_ellipse(args.ellipse)
     starts = landscape.random_starts(lm, ellipse, {"pairs": 1, "length": args.length}, 0)
     targets = target_logprobs(lm, [args.target]).expand(len(starts), -1)
@@ -47,7 +46,7 @@ def main() -> None:
         found = []
         seconds = timed(
             lambda found=found: found.append(
-                landscape.local_dimension_at(lm, lm64, point, args.batch, "bench")[0]
+                landscape.local_dimension_at(lm, point, args.batch, "bench")[0]
             )
         )
         d = found[0]

@@ -174,6 +174,28 @@ def test_a_float64_copy_computes_every_value_and_derivative_in_float64(loaded, n
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
+def test_float64_for_now_computes_in_float64_and_leaves_the_weights_bit_identical(loaded, name):
+    """One copy of the weights, converted in place: inside the block every value is float64
+    (as in the float64 copy), and after it the model is the same to the bit."""
+    lm = loaded[name]
+    before = {key: value.clone() for key, value in lm.model.state_dict().items()}
+    batch = from_prompts(lm, PROMPTS[:1])
+    target = experiments.target_logprobs(lm, PROMPTS[2:]).double()
+    point = landscape.points_of(batch, batch.embeddings.double(), target)[0]
+    probes = torch.eye(point.size, dtype=torch.float64)[:2]
+    with lm.float64_for_now() as double, _Narrowing() as guarded:
+        assert double.model is lm.model and lm.model.dtype == torch.float64
+        products = spectrum.hessian_vector_products(
+            landscape.surface(double, point), point.flat(), probes
+        )
+    assert guarded.found == set() and products.dtype == torch.float64
+    after = lm.model.state_dict()
+    assert lm.model.dtype == torch.float32
+    assert all(torch.equal(before[key], after[key]) for key in before)
+    assert all(before[key].dtype == after[key].dtype for key in before)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
 def test_engine_lowers_the_kl_and_keeps_frozen_positions(loaded, name, repo_root, monkeypatch):
     lm = loaded[name]
     problem, _ = make_problem(lm, repo_root, PAIRS)

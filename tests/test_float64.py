@@ -54,7 +54,7 @@ def zero_loss_ranks(folder, prompts=PROMPTS) -> dict[str, dict[str, list]]:
     found = {}
     for prompt in prompts:
         control = landscape.prompt_controls(lm, prompt, TARGET)[1]
-        _, float64 = landscape.spectra(lm, lm.in_float64(), [control], STUDY)
+        _, float64 = landscape.spectra(lm, [control], STUDY)
         around = landscape.surface(lm, control.point)
         exact32 = spectrum.exact_spectrum(around, control.point.flat())
         float32 = spectrum.flatness(exact32, control.point.size, hidden, 1e-3, 1e-14)
@@ -128,7 +128,7 @@ def test_the_float64_path_leaves_the_runs_model_as_it_was(peaked):
     lm = models.load(peaked, attention="eager")
     before = {k: v.clone() for k, v in lm.model.state_dict().items()}
     control = landscape.prompt_controls(lm, PROMPTS[3], TARGET)[1]
-    landscape.spectra(lm, lm.in_float64(), [control], STUDY)
+    landscape.spectra(lm, [control], STUDY)
     after = lm.model.state_dict()
     assert all(v.dtype == torch.float32 and torch.equal(v, after[k]) for k, v in before.items())
     assert not lm.float64 and np.isfinite(float(control.point.target_logprobs.sum()))
@@ -142,5 +142,5 @@ def test_the_float64_path_runs_on_models_with_layer_norms(architecture, tmp_path
     sources.prepare("m", {"kind": "random", "architecture": architecture, "seed": 0}, tmp_path)
     lm = models.load(tmp_path, attention="eager")
     control = landscape.prompt_controls(lm, "One plus one is [MASK].", TARGET)[1]
-    _, flat = landscape.spectra(lm, lm.in_float64(), [control], STUDY)
+    _, flat = landscape.spectra(lm, [control], STUDY)
     assert str(flat.precision[0]) == "float64" and flat.numerical_rank[0] >= 1

@@ -94,7 +94,7 @@ def test_on_a_tiny_model_the_rank_stays_below_d_by_what_its_final_norm_removes(t
     ModernBERT's head ends in a LayerNorm, which removes the mean and the scale: d - 2."""
     lm = models.load(tiny_folders[name], attention="eager")
     point = point_of(lm)
-    found, values = landscape.local_dimension_at(lm, lm.in_float64(), point, 32, name)
+    found, values = landscape.local_dimension_at(lm, point, 32, name)
     d = lm.model.config.hidden_size
     expected = {"llama": d - 1, "modernbert": d - 2}[name]
     assert found.hidden == d and found.dimensions == point.size
@@ -110,13 +110,13 @@ def test_a_model_whose_head_ignores_hidden_directions_reads_a_lower_rank(tiny_fo
     head's blind space), and the zero-loss set is 5 dimensions larger than the bound."""
     lm = models.load(tiny_folders["llama"], attention="eager")
     point = point_of(lm)
-    before, _ = landscape.local_dimension_at(lm, lm.in_float64(), point, 32, "before")
+    before, _ = landscape.local_dimension_at(lm, point, 32, "before")
     head = lm.model.get_output_embeddings()
     if head.weight is lm.model.get_input_embeddings().weight:  # tied: untie first
         head.weight = torch.nn.Parameter(head.weight.detach().clone())
     with torch.no_grad():
         head.weight[:, :5] = 0
-    after, _ = landscape.local_dimension_at(lm, lm.in_float64(), point, 32, "after")
+    after, _ = landscape.local_dimension_at(lm, point, 32, "after")
     d = lm.model.config.hidden_size
     assert before.rank == d - 1 and after.rank == d - 5 and after.head_rank == d - 5
     assert after.set_dimension == after.bound + 5

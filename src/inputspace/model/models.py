@@ -12,6 +12,7 @@ sites' final hidden states only.
 import contextlib
 import copy
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,18 @@ class LanguageModel:
         """A float64 copy: the same weights exactly, its forward (and derivatives) rounded
         to about 1e-16 of each value instead of float32's 1e-7."""
         return dataclasses.replace(self, model=copy.deepcopy(self.model).double(), float64=True)
+
+    @contextlib.contextmanager
+    def float64_for_now(self) -> Iterator["LanguageModel"]:
+        """This model in float64 inside the block: its weights converted in place and back
+        after (float32 -> float64 -> float32 is exact), so that one copy of the weights is
+        in memory, not two as with `in_float64`. Inside, use only the model it yields."""
+        dtype = next(self.model.parameters()).dtype
+        self.model.double()
+        try:
+            yield dataclasses.replace(self, float64=True)
+        finally:
+            self.model.to(dtype)
 
     def arithmetic(self) -> contextlib.AbstractContextManager:
         """Where the model runs: float64 throughout for a float64 copy."""

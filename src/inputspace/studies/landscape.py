@@ -189,26 +189,27 @@ ROUNDING_ROWS = 64  # rows of the Jacobian recomputed in float64 to measure its 
 
 
 def local_dimension_at(
-    lm: LanguageModel, lm64: LanguageModel, point: Point, batch: int, label: str
+    lm: LanguageModel, point: Point, batch: int, label: str
 ) -> tuple[LocalDimension, np.ndarray]:
     """The zero-loss set's local dimension at `point` from the exact Jacobian of the
     prediction in `lm`'s precision (`batch` rows per backward pass), its rounding measured
-    on its first ROUNDING_ROWS rows recomputed by the float64 model `lm64`; and its
+    on its first ROUNDING_ROWS rows recomputed with the model in float64; and its
     singular values."""
     flat = point.flat().to(lm.device)
     hidden = lm.model.config.hidden_size
     state_rows = jacobian(lambda f: states(lm, point, f), flat, range(hidden), batch, label)
     wide = dataclasses.replace(point, embeddings=point.embeddings.double())
-    exact_rows = jacobian(  # float64 activations are twice as wide: half the rows per pass
-        lambda f: states(lm64, wide, f),
-        flat.double(),
-        range(min(ROUNDING_ROWS, hidden)),
-        max(1, batch // 2),
-    )
-    with torch.no_grad():
-        state = states(lm64, wide, flat.double().unsqueeze(0))[0]
-    with lm64.arithmetic():
-        head_rows = forward_jacobian(lm64.head, state)
+    with lm.float64_for_now() as lm64:
+        exact_rows = jacobian(  # float64 activations are twice as wide: half the rows per pass
+            lambda f: states(lm64, wide, f),
+            flat.double(),
+            range(min(ROUNDING_ROWS, hidden)),
+            max(1, batch // 2),
+        )
+        with torch.no_grad():
+            state = states(lm64, wide, flat.double().unsqueeze(0))[0]
+        with lm64.arithmetic():
+            head_rows = forward_jacobian(lm64.head, state)
     metric = prediction_metric(head_rows)
     return local_dimension(state_rows, metric, rounding(state_rows, exact_rows, metric))
 
@@ -259,19 +260,20 @@ def prompt_controls(lm: LanguageModel, prompt: str, target_prompt: str) -> list[
 
 
 def spectra(
-    lm: LanguageModel, lm64: LanguageModel, probes: list[Probe], study: dict
+    lm: LanguageModel, probes: list[Probe], study: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The Hessian spectrum at each probe: exact up to `exact_up_to` coordinates, with the
-    model (`lm64`, its float64 copy) and the point in float64 (so that rounding lies far
-    below the spectrum's structure); else by stochastic Lanczos quadrature in the run's
-    float32; and how flat each is. No probes: empty tables."""
+    model and the point in float64 (so that rounding lies far below the spectrum's
+    structure); else by stochastic Lanczos quadrature in the run's float32; and how flat
+    each is. No probes: empty tables."""
     spectrum_rows, flat_rows = [], []
     hidden = lm.model.config.hidden_size
     for probe in probes:
         if probe.point.size <= study["exact_up_to"]:
-            point = point_in_float64(lm64, probe)
-            around, flat = surface(lm64, point), point.flat()
-            found = exact_spectrum(around, flat, study["hessian_batch"], probe.label)
+            with lm.float64_for_now() as lm64:
+                point = point_in_float64(lm64, probe)
+                around, flat = surface(lm64, point), point.flat()
+                found = exact_spectrum(around, flat, study["hessian_batch"], probe.label)
         else:
             around, flat = surface(lm, probe.point), probe.point.flat()
             found = slq_spectrum(around, flat, study["slq_probes"], study["slq_steps"])
@@ -544,13 +546,13 @@ def random_starts(lm: LanguageModel, ellipse: Ellipse, study: dict, seed: int) -
 
 
 def dimensions(
-    lm: LanguageModel, lm64: LanguageModel, probes: list[Probe], batch: int
+    lm: LanguageModel, probes: list[Probe], batch: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The local dimension of the prediction's level set at each probe (exact Jacobian):
     one row per probe, and every singular value."""
     rows, values = [], []
     for probe in probes:
-        found, singular = local_dimension_at(lm, lm64, probe.point, batch, probe.label)
+        found, singular = local_dimension_at(lm, probe.point, batch, probe.label)
         rows.append({"point": probe.label, "kind": probe.kind, "kl": probe.kl, **found.as_dict()})
         values.append(
             pd.DataFrame(
@@ -605,12 +607,9 @@ def run_study(
     control = Probe(
         "random start 0", "random start", start, float(solved.start_kl[0]), target_prompt
     )
-    lm64 = lm.in_float64()
-    dimension_table, singular = dimensions(
-        lm, lm64, [*solved_probes, control], study["jacobian_batch"]
-    )
+    dimension_table, singular = dimensions(lm, [*solved_probes, control], study["jacobian_batch"])
     probes = hessian_probes(lm, solved_probes, control, study, target_prompt)
-    spectrum_table, flatness_table = spectra(lm, lm64, probes, study)
+    spectrum_table, flatness_table = spectra(lm, probes, study)
     converged, start_losses = solved.converged.tolist(), solved.start_kl.tolist()
     paths, barriers, traces = connectivity(
         lm, solutions, converged, start_losses, PathSearch.of(study)
