@@ -344,6 +344,7 @@ class Strung:
     step, and the whole path's highest loss at each check)."""
 
     images: Tensor  # [k, size]
+    along: np.ndarray  # the loss along the final path, as its last check sampled it
     trace: pd.DataFrame  # step, highest, mean, path_highest (NaN between checks)
     converged: bool  # the path reached the solved level, or its highest loss stopped falling
 
@@ -365,13 +366,14 @@ def string_path(
     images = (a + ts.unsqueeze(1) * (b - a)).requires_grad_(True)
     optimizer = torch.optim.Adam([images], lr=search.lr)
     rows, best, since, reached = [], np.inf, 0, False
-    for step in range(search.steps + 1):
+    for step in range(search.steps + 1):  # every step it stops at is a check
         values = losses(lm, point, images)
         row = {"step": step, "highest": float(values.detach().max())}
         row.update(mean=float(values.detach().mean()), path_highest=np.nan)
         if step % search.check_every == 0 or step == search.steps:
             corners = [a, *images.detach(), b]
-            row["path_highest"] = float(loss_along(lm, point, corners, search.checks + 2).max())
+            along = loss_along(lm, point, corners, search.checks + 2)
+            row["path_highest"] = float(along.max())
             reached = row["path_highest"] <= search.goal
             if row["path_highest"] < best * (1 - search.tolerance):
                 best, since = row["path_highest"], 0
@@ -385,7 +387,8 @@ def string_path(
         optimizer.step()
         with torch.no_grad():
             images.copy_(evenly_spaced(a, images, b))
-    return Strung(images.detach(), pd.DataFrame(rows), reached or since >= search.patience)
+    converged = reached or since >= search.patience
+    return Strung(images.detach(), along, pd.DataFrame(rows), converged)
 
 
 @dataclass(frozen=True)
@@ -448,8 +451,7 @@ def connectivity(
         row.update(loss_a=straight[0], loss_b=straight[-1], straight_barrier=barrier(straight))
         if row["straight_barrier"] > search.above:
             strung = string_path(lm, first, a, b, search)
-            corners = [a, *strung.images.cpu(), b]
-            found = loss_along(lm, first, corners, search.checks + 2)
+            found = strung.along
             path_rows.append(_path_rows(pair, "bent", found))
             traces.append(strung.trace.assign(pair=pair))
             row.update(
