@@ -132,6 +132,13 @@ def test_barrier_by_hand():
     assert landscape.barrier(np.array([0.3, 0.2, 0.1])) == 0.0
 
 
+def test_the_jacobian_is_taken_at_the_first_converged_ends_of_every_pair():
+    # pairs (0, 1), (2, 3), (4, 5); solution 2 did not converge
+    assert landscape.jacobian_ends([0, 1, 3, 4, 5], 1) == [0, 3, 4]
+    assert landscape.jacobian_ends([0, 1, 3, 4, 5], 2) == [0, 1, 3, 4, 5]
+    assert landscape.jacobian_ends([], 1) == []
+
+
 def test_loss_along_starts_and_ends_at_the_endpoints(tiny_models):
     lm = tiny_models["llama"]
     point = point_of(lm)

@@ -185,7 +185,7 @@ def _batch_at(lm: LanguageModel, point: Point, flats: Tensor) -> tuple[Tensor, T
     )
 
 
-ROUNDING_ROWS = 64  # rows of the Jacobian recomputed in float64 to measure its rounding
+ROUNDING_ROWS = 32  # rows of the Jacobian recomputed in float64 to measure its rounding
 
 
 def local_dimension_at(
@@ -209,7 +209,7 @@ def local_dimension_at(
         with torch.no_grad():
             state = states(lm64, wide, flat.double().unsqueeze(0))[0]
         with lm64.arithmetic():
-            head_rows = forward_jacobian(lm64.head, state)
+            head_rows = forward_jacobian(lm64.head, state, batch=64)
     metric = prediction_metric(head_rows)
     return local_dimension(state_rows, metric, rounding(state_rows, exact_rows, metric))
 
@@ -571,6 +571,17 @@ def dimensions(
     return pd.DataFrame(rows), pd.concat(values, ignore_index=True)
 
 
+def jacobian_ends(converged: list[int], ends: int) -> list[int]:
+    """Which converged solutions the exact Jacobian is taken at: the first `ends` of each
+    pair's (solutions 2i and 2i+1 are pair i's), so that every pair, an independent draw,
+    is measured."""
+    return [
+        index
+        for n, index in enumerate(converged)
+        if sum(earlier // 2 == index // 2 for earlier in converged[:n]) < ends
+    ]
+
+
 def hessian_probes(
     lm: LanguageModel, solutions: list[Probe], start: Probe, study: dict, target_prompt: str
 ) -> list[Probe]:
@@ -593,24 +604,29 @@ def run_study(
     label: str,
 ) -> Findings:
     """Solve the starts toward the target prompt's prediction; the local dimension of the
-    zero-loss set at every solution (and, as a control of the same size, at a random
-    start) from the exact Jacobian; Hessian spectra where asked for; the loss between the
-    solutions of each pair; and how near each start's solution lies. `vocabulary`: the
-    embedding matrix and the candidate token ids nearness measures against."""
+    zero-loss set at `jacobian_ends` solutions of each pair (and, as a control of the same
+    size, at a random start) from the exact Jacobian; Hessian spectra where asked for; the
+    loss between the solutions of each pair; and how near each start's solution lies.
+    `vocabulary`: the embedding matrix and the candidate token ids nearness measures against."""
     targets = target_logprobs(lm, [target_prompt]).expand(len(starts), -1).contiguous()
     solved = solve(lm, starts, targets, solver, label)
     print(solved.describe(study["solve_below"]), file=sys.stderr)
     solutions = points_of(starts, solved.end, targets)
-    solved_probes = [
-        Probe(f"solution {i}", "solution", solutions[i], float(solved.final_kl[i]), target_prompt)
+    solved_probes = {
+        i: Probe(
+            f"solution {i}", "solution", solutions[i], float(solved.final_kl[i]), target_prompt
+        )
         for i in solved.converged_indices()
-    ]
+    }
     start = points_of(starts, starts.embeddings, targets)[0]
     control = Probe(
         "random start 0", "random start", start, float(solved.start_kl[0]), target_prompt
     )
-    dimension_table, singular = dimensions(lm, [*solved_probes, control], study["jacobian_batch"])
-    probes = hessian_probes(lm, solved_probes, control, study, target_prompt)
+    measured = [
+        solved_probes[i] for i in jacobian_ends(list(solved_probes), study["jacobian_ends"])
+    ]
+    dimension_table, singular = dimensions(lm, [*measured, control], study["jacobian_batch"])
+    probes = hessian_probes(lm, list(solved_probes.values()), control, study, target_prompt)
     spectrum_table, flatness_table = spectra(lm, probes, study)
     converged, start_losses = solved.converged.tolist(), solved.start_kl.tolist()
     paths, barriers, traces = connectivity(
