@@ -3,6 +3,7 @@ the tiny local model of tests/configs/small.yaml, a Hugging Face cache laid out 
 the fault-injection runs' config and targets, and engine runs on tiny models."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,16 @@ from inputspace.workflow.table_names import RUN_FILES
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CONFIG = "tests/configs/small.yaml"
 SMALL_MODEL = "tiny_model"  # the folder small.yaml's one model is read from
+
+
+def rule_blocks() -> dict[str, str]:
+    """Every rule of rules/*.smk: name -> its text, as the rule file states it."""
+    blocks = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=rule )", smk.read_text(), flags=re.MULTILINE)[1:]:
+            blocks[re.match(r"rule (\w+):", block)[1]] = block
+    return blocks
+
 
 # The rules whose jobs go to SLURM (each reads a model or its vocabulary matrix; every
 # one runs for tests/configs/small.yaml), and those that run on the submitting machine

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import LOCAL_RULES, REPO, SLURM_RULES, snakemake_command
+from helpers import LOCAL_RULES, REPO, SLURM_RULES, rule_blocks, snakemake_command
 
 HEAVY = ("torch", "transformers")
 
@@ -19,13 +19,11 @@ HEAVY = ("torch", "transformers")
 def rule_scripts() -> dict[str, tuple[str, bool]]:
     """Every rule with a script: rule -> (script path, whether it is a local rule)."""
     found = {}
-    for smk in sorted((REPO / "rules").glob("*.smk")):
-        for block in re.split(r"^(?=rule )", smk.read_text(), flags=re.MULTILINE)[1:]:
-            name = re.match(r"rule (\w+):", block)[1]
-            script = re.search(r'^    script:\n\s+"\.\./(scripts/\w+\.py)"', block, re.MULTILINE)
-            local = re.search(r"^    localrule: True$", block, re.MULTILINE) is not None
-            if script:
-                found[name] = (script[1], local)
+    for name, block in rule_blocks().items():
+        script = re.search(r'^    script:\n\s+"\.\./(scripts/\w+\.py)"', block, re.MULTILINE)
+        local = re.search(r"^    localrule: True$", block, re.MULTILINE) is not None
+        if script:
+            found[name] = (script[1], local)
     return found
 
 

@@ -52,11 +52,12 @@ def jacobian(outputs: BatchedMap, flat: Tensor, rows: range, batch: int, label: 
 
 
 def forward_jacobian(outputs: BatchedMap, point: Tensor, batch: int = 256) -> Tensor:
-    """The transposed Jacobian [n_in, n_out] of `outputs` at `point` [n_in]: row i is the
-    derivative along the i-th basis vector, `batch` of them at a time (a forward-mode
-    product by two backward passes, which every differentiable module supports; batches
-    keep a head of 128k outputs within memory)."""
-    n, rows = point.numel(), []
+    """The transposed Jacobian [n_in, n_out] of `outputs` at `point` [n_in], as float64:
+    row i is the derivative along the i-th basis vector, `batch` of them at a time (a
+    forward-mode product by two backward passes, which every differentiable module
+    supports; batches keep a head of 128k outputs within memory), each written into the
+    one result (no second copy of it)."""
+    n, found = point.numel(), None
     for start in range(0, n, batch):
         k = min(batch, n - start)
         x = point.detach().expand(k, -1).clone().requires_grad_(True)
@@ -65,17 +66,27 @@ def forward_jacobian(outputs: BatchedMap, point: Tensor, batch: int = 256) -> Te
         (pulled,) = torch.autograd.grad(out, x, grad_outputs=dual, create_graph=True)
         basis = torch.zeros_like(pulled)
         basis[torch.arange(k), start + torch.arange(k)] = 1
-        (found,) = torch.autograd.grad(pulled, dual, grad_outputs=basis)
-        rows.append(found.detach().cpu().double())
-    return torch.cat(rows)
+        (rows,) = torch.autograd.grad(pulled, dual, grad_outputs=basis)
+        if found is None:
+            found = torch.empty((n, rows.shape[1]), dtype=torch.float64)
+        found[start : start + k] = rows.detach()
+    assert found is not None, "a point has at least one coordinate"
+    return found
+
+
+METRIC_BLOCK = 8192  # vocabulary columns centred at a time: no centred copy of the whole head
 
 
 def prediction_metric(head_rows: Tensor) -> Tensor:
     """R [d, d] with R^T R = (C J_head)^T (C J_head), from the head's transposed Jacobian
     [d, vocab]: how far a change of the final hidden state moves the logits, up to a
     constant (the only change a prediction sees)."""
-    centred = head_rows - head_rows.mean(dim=1, keepdim=True)
-    values, vectors = torch.linalg.eigh(centred @ centred.T)
+    mean = head_rows.mean(dim=1, keepdim=True)
+    gram = head_rows.new_zeros((len(head_rows), len(head_rows)))
+    for start in range(0, head_rows.shape[1], METRIC_BLOCK):
+        centred = head_rows[:, start : start + METRIC_BLOCK] - mean
+        gram += centred @ centred.T
+    values, vectors = torch.linalg.eigh(gram)
     return values.clamp_min(0).sqrt().unsqueeze(1) * vectors.T
 
 
