@@ -21,7 +21,7 @@ rule convergence_figures:
         ENV
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=450,
         runtime=10,
     params:
         style=config["figures"],
@@ -48,7 +48,7 @@ rule displacement_figures:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=450,
         runtime=10,
     params:
         style=config["figures"],
@@ -75,7 +75,7 @@ rule travel_density:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=530,
         runtime=10,
     params:
         style=config["figures"],
@@ -110,7 +110,7 @@ rule token_tables:
         ENV
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=350,
         runtime=10,
     params:
         models=experiment_models_of,
@@ -136,7 +136,7 @@ rule topk_figures:
         ENV
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=480,
         runtime=10,
     params:
         style=config["figures"],
@@ -160,7 +160,7 @@ rule summary:
         ENV
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=350,
         runtime=5,
     params:
         experiments={name: without_notes(spec) for name, spec in EXPERIMENTS.items()},

@@ -13,7 +13,7 @@ rule gradient_case_study:
         ENV
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=2400,
         runtime=20,
     params:
         experiment=experiment_keys("sequences", "target", "case_study"),
@@ -45,7 +45,7 @@ rule gradient_figure:
         ENV
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=420,
         runtime=10,
     params:
         style=config["figures"],
@@ -79,7 +79,7 @@ rule case_study_path:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=1800,
         runtime=20,
     params:
         style=config["figures"],

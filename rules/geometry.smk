@@ -12,7 +12,7 @@ rule fit_ellipse:
         ENV
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=2400,
         runtime=10,
     script:
         "../scripts/fit_ellipse.py"
@@ -41,7 +41,7 @@ rule ellipse_figure:
         ENV
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=400,
         runtime=10,
     params:
         style=config["figures"],
@@ -66,7 +66,7 @@ rule sample_sequences:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=1200,
         runtime=10,
     params:
         spec=lambda wildcards: EXPERIMENTS[wildcards.experiment]["sequences"],
@@ -101,7 +101,7 @@ rule sample_norms_figure:
         ENV
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=420,
         runtime=10,
     params:
         style=config["figures"],
@@ -123,7 +123,7 @@ rule vocab_distances:
         ENV
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=1700,
         runtime=60,
     params:
         pairs=config["geometry"]["distance_pairs"],

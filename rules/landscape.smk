@@ -13,7 +13,7 @@ rule landscape:
         ENV
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=5000,
         runtime=120,
     params:
         experiment=experiment_keys("landscape", "optimize", "seed", "target"),
@@ -50,7 +50,7 @@ rule landscape_figures:
         ENV
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=420,
         runtime=10,
     params:
         style=config["figures"],

@@ -10,7 +10,7 @@ rule prepare_model:
         ENV
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=3300,
         runtime=30,
     params:
         source=lambda wildcards: config["models"][wildcards.model]["source"],

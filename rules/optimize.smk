@@ -14,7 +14,7 @@ rule optimize:
         ENV
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=3600,
         runtime=120,
     params:
         experiment=lambda wildcards: optimisation_spec(wildcards.experiment),

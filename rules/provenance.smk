@@ -15,7 +15,7 @@ rule provenance_report:
         ENV
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=350,
         runtime=5,
     script:
         "../scripts/provenance_report.py"

@@ -11,7 +11,7 @@ rule extract_vocab:
         ENV
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=1700,
         runtime=20,
     params:
         chunk_size=config["vocab"]["chunk_size"],

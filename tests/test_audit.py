@@ -304,7 +304,7 @@ EDITS = [
     ),
     Edit(
         "a rule file: resources",
-        files=replace_in("rules/analysis.smk", "mem_mb=2000", "mem_mb=2100"),
+        files=replace_in("rules/analysis.smk", "mem_mb=530", "mem_mb=560"),
     ),
     Edit(
         "a rule file: a param",
