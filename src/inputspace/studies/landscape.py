@@ -22,6 +22,7 @@ its Hessian is block-diagonal by sequence):
 
 import dataclasses
 import sys
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -575,11 +576,13 @@ def jacobian_ends(converged: list[int], ends: int) -> list[int]:
     """Which converged solutions the exact Jacobian is taken at: the first `ends` of each
     pair's (solutions 2i and 2i+1 are pair i's), so that every pair, an independent draw,
     is measured."""
-    return [
-        index
-        for n, index in enumerate(converged)
-        if sum(earlier // 2 == index // 2 for earlier in converged[:n]) < ends
-    ]
+    taken: Counter[int] = Counter()
+    chosen = []
+    for index in converged:
+        taken[index // 2] += 1
+        if taken[index // 2] <= ends:
+            chosen.append(index)
+    return chosen
 
 
 def hessian_probes(

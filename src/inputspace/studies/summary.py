@@ -295,7 +295,7 @@ HYPOTHESIS = (
     "loss lies close to almost every starting point, so descent reaches it after a short "
     "trip; (3) that set is itself high-dimensional, and only a tiny fraction of its points "
     "are near real words. This run measures (1) and (2) directly over pairs of random "
-    "starts (each pair a replicate), and the dimension of the set in (3) at a solution of "
+    "starts (each pair a replicate), and the dimension of the set in (3) at solutions of "
     "every pair."
 )
 
