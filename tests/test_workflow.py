@@ -170,16 +170,25 @@ def test_tiny_workflow_measures_the_zero_loss_set(tiny_run):
         assert set(traces.pair) == set(barriers.pair[barriers.bent_barrier.notna()])
 
 
-def test_tiny_workflow_measures_the_local_dimension_at_every_solution(tiny_run):
-    """The exact Jacobian's rank at each converged solution and at the random start, the
-    set's dimension n - r and its bound n - d beside it, every singular value kept."""
+def test_tiny_workflow_measures_the_local_dimension_at_every_pair(tiny_run):
+    """The exact Jacobian's rank at `jacobian_ends` converged ends of every pair (solutions
+    2i and 2i+1 are pair i's) and at the random start, the set's dimension n - r and its
+    bound n - d beside it, every singular value kept."""
     folder = tiny_run / "results/figures/random_sentences"
+    study = tiny_config()["experiments"]["random_sentences"]["landscape"]
+    ends = study.get("jacobian_ends", 1)
     for model in tiny_models():
         solutions = pd.read_csv(folder / f"{model}_solutions.csv")
         dims = pd.read_csv(folder / f"{model}_local_dimension.csv")
         singular = pd.read_parquet(folder / f"{model}_singular_values.parquet")
-        measured = {int(p.split()[-1]) for p in dims.point[dims.kind == "solution"]}
-        assert measured == set(solutions.seq[solutions.converged])
+        measured = pd.Series(
+            sorted(int(p.split()[-1]) for p in dims.point[dims.kind == "solution"])
+        )
+        converged = pd.Series(solutions.seq[solutions.converged])
+        assert set(measured) <= set(converged)
+        per_pair = measured.groupby(measured // 2).size()
+        available = converged.groupby(converged // 2).size()
+        assert per_pair.to_dict() == available.clip(upper=ends).to_dict()
         assert "random start" in set(dims.kind)
         assert (dims["rank"] <= dims.hidden).all()
         assert (dims.set_dimension == dims.dimensions - dims["rank"]).all()

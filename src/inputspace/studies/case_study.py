@@ -104,11 +104,14 @@ def gradient_cosines(
     toward_v = dots / (g_norm * index.norms)
     gap_squared = index.squared - 2 * (e @ index.vectors.T) + (e * e).sum(dim=1, keepdim=True)
     gap = gap_squared.clamp_min(0).sqrt()
-    # The expansion loses the gap to rounding (about sqrt(eps) of the norm) where v_j is
-    # near e: there, the difference itself
+    along_gap = dots - (g * e).sum(dim=1, keepdim=True)
+    # Both expansions lose the difference to rounding (about sqrt(eps) of the norm) where
+    # v_j is near e: there, from the difference itself
     rows, columns = torch.nonzero(gap_squared <= 1e-4 * index.squared, as_tuple=True)
-    gap[rows, columns] = (index.vectors[columns] - e[rows]).norm(dim=1)
-    toward_gap = (dots - (g * e).sum(dim=1, keepdim=True)) / (g_norm * gap)
+    difference = index.vectors[columns] - e[rows]
+    gap[rows, columns] = difference.norm(dim=1)
+    along_gap[rows, columns] = (g[rows] * difference).sum(dim=1)
+    toward_gap = along_gap / (g_norm * gap)
     toward_gap[gap <= 1e-6 * index.norms] = float("nan")
     return toward_v, toward_gap
 
