@@ -12,7 +12,7 @@ from helpers import loss_gradient, make_problem
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from inputspace.analysis import spectrum
+from inputspace.analysis import local_dimension, spectrum
 from inputspace.errors import InputspaceError
 from inputspace.model import models, random_model, sources
 from inputspace.optimisation import engine, experiments
@@ -193,6 +193,30 @@ def test_float64_for_now_computes_in_float64_and_leaves_the_weights_bit_identica
     assert lm.model.dtype == torch.float32
     assert all(torch.equal(before[key], after[key]) for key in before)
     assert all(before[key].dtype == after[key].dtype for key in before)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_head_in_float64_for_now_gives_the_float64_models_head_and_leaves_the_body(loaded, name):
+    """Only the head is widened: its logits and their Jacobian at a float64 state are the
+    float64 copy's to the bit, the body stays float32 inside the block, and after it the
+    model is the same to the bit."""
+    lm = loaded[name]
+    double = lm.in_float64()
+    before = {key: value.clone() for key, value in lm.model.state_dict().items()}
+    state = torch.randn(lm.model.config.hidden_size, dtype=torch.float64)
+    with double.arithmetic():
+        expected = local_dimension.forward_jacobian(double.head, state, batch=7)
+    with lm.head_in_float64_for_now() as head64, head64.arithmetic(), _Narrowing() as guarded:
+        body = {p.dtype for p in lm.model.base_model.parameters()}
+        found = local_dimension.forward_jacobian(head64.head, state, batch=7)
+    assert guarded.found == set()
+    tied = lm.model.get_output_embeddings().weight is lm.model.get_input_embeddings().weight
+    assert torch.float32 in body and (tied or body == {torch.float32})
+    assert torch.equal(found, expected)
+    after = lm.model.state_dict()
+    assert all(
+        torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before
+    )
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)

@@ -11,6 +11,7 @@ sites' final hidden states only.
 
 import contextlib
 import copy
+import ctypes
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,11 +75,27 @@ class LanguageModel:
         after (float32 -> float64 -> float32 is exact), so that one copy of the weights is
         in memory, not two as with `in_float64`. Inside, use only the model it yields."""
         dtype = next(self.model.parameters()).dtype
-        self.model.double()
+        convert_in_place(self.model, torch.float64)
         try:
             yield dataclasses.replace(self, float64=True)
         finally:
-            self.model.to(dtype)
+            convert_in_place(self.model, dtype)
+
+    @contextlib.contextmanager
+    def head_in_float64_for_now(self) -> Iterator["LanguageModel"]:
+        """Only the head in float64 inside the block (the modules outside the body, with
+        the weights tied to them), converted in place and back like `float64_for_now`: a
+        head's Jacobian at a float64 state needs no float64 body, and the body is most of a
+        model's weights. Inside, use only the yielded model's `head`."""
+        dtype = next(self.model.parameters()).dtype
+        head = [m for m in self.model.children() if m is not self.model.base_model]
+        for module in head:
+            convert_in_place(module, torch.float64)
+        try:
+            yield dataclasses.replace(self, float64=True)
+        finally:
+            for module in head:
+                convert_in_place(module, dtype)
 
     def arithmetic(self) -> contextlib.AbstractContextManager:
         """Where the model runs: float64 throughout for a float64 copy."""
@@ -219,6 +236,26 @@ class _BodyOutput:
 
     def __getitem__(self, key: int | slice | str):
         return getattr(self, key) if isinstance(key, str) else (self.last_hidden_state,)[key]
+
+
+def convert_in_place(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """`model.to(dtype)`, handing what it frees back to the system: glibc keeps freed
+    blocks of a weight's size in its heap, where later allocations fit only in part, so
+    that on SmolLM2 0.5 GB more stayed resident after each float64 block (measured,
+    docs/costs.md)."""
+    model.to(dtype)
+    release_freed_memory()
+
+
+def release_freed_memory() -> None:
+    """Hand the memory the process freed back to the system (glibc's malloc_trim);
+    elsewhere, nothing to do."""
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+_LIBC = ctypes.CDLL(None)  # the C library this process runs on
 
 
 def own_output_path(model: PreTrainedModel, hidden: Tensor) -> Tensor:

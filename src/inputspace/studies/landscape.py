@@ -209,8 +209,8 @@ def local_dimension_at(
         )
         with torch.no_grad():
             state = states(lm64, wide, flat.double().unsqueeze(0))[0]
-        with lm64.arithmetic():
-            head_rows = forward_jacobian(lm64.head, state, batch=64)
+    with lm.head_in_float64_for_now() as head64, head64.arithmetic():
+        head_rows = forward_jacobian(head64.head, state, batch=64)
     metric = prediction_metric(head_rows)
     return local_dimension(state_rows, metric, rounding(state_rows, exact_rows, metric))
 
