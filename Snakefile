@@ -86,3 +86,6 @@ rule all:
         all_figures(),
         "results/summary.md",
         "results/provenance.html",
+
+
+CRATE_TARGETS = crate_selection(rules.all.input)

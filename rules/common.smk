@@ -367,11 +367,12 @@ def caption_of(figure):
     return path.relative_to(Path(workflow.basedir).resolve()).as_posix()
 
 
-def crate_targets(wildcards):
-    """What the crate describes: everything rule all makes, or the figures crate_figures
-    names (one line if an entry names none)."""
+def crate_selection(everything):
+    """What the crate describes: `everything` (what rule all makes), or the figures
+    crate_figures names. Called once rule all is parsed, so that an entry naming no
+    figure stops any run at parse time, with one line."""
     if not config["crate_figures"]:
-        return list(rules.all.input)
+        return list(everything)
     # imported here: it loads rocrate, which only the crate needs
     from inputspace.provenance.crate import chosen
 
@@ -379,6 +380,13 @@ def crate_targets(wildcards):
         return chosen(config["crate_figures"], figure_files())
     except InputspaceError as error:
         sys.exit(f"inputspace: {error}")
+
+
+CRATE_TARGETS = []  # crate_selection's answer, set at the end of the Snakefile
+
+
+def crate_targets(wildcards):
+    return CRATE_TARGETS
 
 
 def rule_descriptions():
