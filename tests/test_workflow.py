@@ -14,6 +14,7 @@ from helpers import snakemake_command
 
 from inputspace.model import random_model
 from inputspace.provenance import record, stamp
+from inputspace.workflow.config import load_schema, validated
 
 pytestmark = pytest.mark.slow  # runs Snakemake: minutes
 
@@ -175,8 +176,9 @@ def test_tiny_workflow_measures_the_local_dimension_at_every_pair(tiny_run):
     2i and 2i+1 are pair i's) and at the random start, the set's dimension n - r and its
     bound n - d beside it, every singular value kept."""
     folder = tiny_run / "results/figures/random_sentences"
-    study = tiny_config()["experiments"]["random_sentences"]["landscape"]
-    ends = study.get("jacobian_ends", 1)
+    schema = load_schema(REPO / "schemas/config.schema.yaml")
+    study = validated(tiny_config(), schema)["experiments"]["random_sentences"]["landscape"]
+    ends = study["jacobian_ends"]  # as the run reads it: the schema's default if unset
     for model in tiny_models():
         solutions = pd.read_csv(folder / f"{model}_solutions.csv")
         dims = pd.read_csv(folder / f"{model}_local_dimension.csv")
