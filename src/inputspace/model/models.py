@@ -69,32 +69,29 @@ class LanguageModel:
         to about 1e-16 of each value instead of float32's 1e-7."""
         return dataclasses.replace(self, model=copy.deepcopy(self.model).double(), float64=True)
 
-    @contextlib.contextmanager
-    def float64_for_now(self) -> Iterator["LanguageModel"]:
+    def float64_for_now(self) -> contextlib.AbstractContextManager["LanguageModel"]:
         """This model in float64 inside the block: its weights converted in place and back
         after (float32 -> float64 -> float32 is exact), so that one copy of the weights is
         in memory, not two as with `in_float64`. Inside, use only the model it yields."""
-        dtype = next(self.model.parameters()).dtype
-        convert_in_place(self.model, torch.float64)
-        try:
-            yield dataclasses.replace(self, float64=True)
-        finally:
-            convert_in_place(self.model, dtype)
+        return self._in_float64_for_now([self.model])
 
-    @contextlib.contextmanager
-    def head_in_float64_for_now(self) -> Iterator["LanguageModel"]:
+    def head_in_float64_for_now(self) -> contextlib.AbstractContextManager["LanguageModel"]:
         """Only the head in float64 inside the block (the modules outside the body, with
         the weights tied to them), converted in place and back like `float64_for_now`: a
         head's Jacobian at a float64 state needs no float64 body, and the body is most of a
         model's weights. Inside, use only the yielded model's `head`."""
+        body = self.model.base_model
+        return self._in_float64_for_now([m for m in self.model.children() if m is not body])
+
+    @contextlib.contextmanager
+    def _in_float64_for_now(self, modules: list[torch.nn.Module]) -> Iterator["LanguageModel"]:
         dtype = next(self.model.parameters()).dtype
-        head = [m for m in self.model.children() if m is not self.model.base_model]
-        for module in head:
+        for module in modules:
             convert_in_place(module, torch.float64)
         try:
             yield dataclasses.replace(self, float64=True)
         finally:
-            for module in head:
+            for module in modules:
                 convert_in_place(module, dtype)
 
     def arithmetic(self) -> contextlib.AbstractContextManager:
